@@ -1,0 +1,8 @@
+//! The account domain: model, validation, passwords, tokens and the operations the endpoints run.
+
+pub mod accounts;
+pub mod fields;
+pub mod model;
+pub mod password;
+pub mod tokens;
+pub mod user;

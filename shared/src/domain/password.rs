@@ -1,0 +1,200 @@
+//! Passwords: argon2id hashing and Django's four validators with the old service's messages.
+
+use std::collections::HashSet;
+use std::sync::LazyLock;
+
+use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+
+/// OWASP's argon2id recommendation: m = 19 MiB, t = 2, p = 1.
+pub const ARGON2_MEMORY_KIB: u32 = 19 * 1024;
+pub const ARGON2_ITERATIONS: u32 = 2;
+pub const ARGON2_PARALLELISM: u32 = 1;
+
+pub const MIN_LENGTH: usize = 8;
+pub const TOO_SHORT: &str = "This password is too short. It must contain at least 8 characters.";
+pub const TOO_COMMON: &str = "This password is too common.";
+pub const ENTIRELY_NUMERIC: &str = "This password is entirely numeric.";
+
+fn argon2() -> Argon2<'static> {
+    let params = Params::new(ARGON2_MEMORY_KIB, ARGON2_ITERATIONS, ARGON2_PARALLELISM, None)
+        .expect("constant argon2 parameters are valid");
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+}
+
+/// A fresh argon2id PHC string for `password`. CPU-heavy: call it off the async runtime.
+pub fn hash(password: &str) -> String {
+    let salt = SaltString::generate(&mut OsRng);
+    argon2()
+        .hash_password(password.as_bytes(), &salt)
+        .expect("argon2 hashing with valid parameters cannot fail")
+        .to_string()
+}
+
+/// Whether `password` matches `stored`, in constant time for a given hash. A hash this service
+/// cannot read never matches. `argon2$...` hashes imported from Django are read as well.
+pub fn verify(password: &str, stored: &str) -> bool {
+    let phc = stored.strip_prefix("argon2").filter(|rest| rest.starts_with("$argon2")).unwrap_or(stored);
+    match PasswordHash::new(phc) {
+        Ok(parsed) => Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// Whether a stored hash should be replaced by a fresh one at the next successful login.
+pub fn needs_rehash(stored: &str) -> bool {
+    let Ok(parsed) = PasswordHash::new(stored) else { return true };
+    let current = argon2();
+    let params = current.params();
+    parsed.algorithm.as_str() != "argon2id"
+        || Params::try_from(&parsed).map_or(true, |p| {
+            p.m_cost() < params.m_cost() || p.t_cost() < params.t_cost()
+        })
+}
+
+/// A hash that no password matches, with the same cost as a real one: logins for unknown users
+/// verify against it so they take as long as a wrong password (no enumeration by timing).
+pub fn dummy_hash() -> &'static str {
+    static DUMMY: LazyLock<String> = LazyLock::new(|| hash(&uuid::Uuid::new_v4().to_string()));
+    &DUMMY
+}
+
+static COMMON_PASSWORDS: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
+    include_str!("../../data/common-passwords.txt").lines().map(str::trim).collect()
+});
+
+/// The user attributes the similarity validator compares with (name, human label).
+pub struct Attributes<'a> {
+    pub username: &'a str,
+    pub email: &'a str,
+    pub first_name: &'a str,
+    pub last_name: &'a str,
+}
+
+/// Django's `MinimumLengthValidator`, `CommonPasswordValidator` and `NumericPasswordValidator`,
+/// in settings order; every failing one adds its message.
+pub fn field_problems(password: &str) -> Vec<&'static str> {
+    let mut problems = Vec::new();
+    if password.chars().count() < MIN_LENGTH {
+        problems.push(TOO_SHORT);
+    }
+    if COMMON_PASSWORDS.contains(password.to_lowercase().trim()) {
+        problems.push(TOO_COMMON);
+    }
+    if !password.is_empty() && password.chars().all(|c| c.is_numeric()) {
+        problems.push(ENTIRELY_NUMERIC);
+    }
+    problems
+}
+
+/// Django's `UserAttributeSimilarityValidator` (max similarity 0.7): the message, if too similar.
+pub fn similarity_problem(password: &str, user: &Attributes<'_>) -> Option<String> {
+    const MAX_SIMILARITY: f64 = 0.7;
+    let password = password.to_lowercase();
+    let attributes = [
+        (user.username, "username"),
+        (user.first_name, "first name"),
+        (user.last_name, "last name"),
+        (user.email, "email address"),
+    ];
+    for (value, label) in attributes {
+        if value.is_empty() {
+            continue;
+        }
+        let value = value.to_lowercase();
+        let mut parts: Vec<&str> = value.split(|c: char| !(c.is_alphanumeric() || c == '_')).filter(|p| !p.is_empty()).collect();
+        parts.push(&value);
+        for part in parts {
+            if exceeds_maximum_length_ratio(&password, MAX_SIMILARITY, part) {
+                continue;
+            }
+            if quick_ratio(&password, part) >= MAX_SIMILARITY {
+                return Some(format!("The password is too similar to the {label}."));
+            }
+        }
+    }
+    None
+}
+
+fn exceeds_maximum_length_ratio(password: &str, max_similarity: f64, value: &str) -> bool {
+    let pwd_len = password.chars().count();
+    let value_len = value.chars().count();
+    let length_bound_similarity = max_similarity / 2.0 * pwd_len as f64;
+    pwd_len >= 10 * value_len && (value_len as f64) < length_bound_similarity
+}
+
+/// `difflib.SequenceMatcher(a, b).quick_ratio()`: twice the multiset overlap over the total length.
+fn quick_ratio(a: &str, b: &str) -> f64 {
+    use std::collections::HashMap;
+    let total = a.chars().count() + b.chars().count();
+    if total == 0 {
+        return 1.0;
+    }
+    let mut available: HashMap<char, i64> = HashMap::new();
+    for c in b.chars() {
+        *available.entry(c).or_default() += 1;
+    }
+    let mut matches = 0;
+    for c in a.chars() {
+        let n = available.entry(c).or_default();
+        if *n > 0 {
+            matches += 1;
+        }
+        *n -= 1;
+    }
+    2.0 * matches as f64 / total as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attrs(username: &str) -> Attributes<'_> {
+        Attributes { username, email: "", first_name: "", last_name: "" }
+    }
+
+    #[test]
+    fn validators_match_the_contract() {
+        assert_eq!(field_problems("short"), vec![TOO_SHORT]);
+        assert_eq!(field_problems("password"), vec![TOO_COMMON]);
+        assert_eq!(field_problems("QWERTY123"), vec![TOO_COMMON]);
+        assert_eq!(field_problems("48261937"), vec![ENTIRELY_NUMERIC]);
+        assert_eq!(field_problems("12345678"), vec![TOO_COMMON, ENTIRELY_NUMERIC]);
+        assert_eq!(field_problems("123"), vec![TOO_SHORT, TOO_COMMON, ENTIRELY_NUMERIC]);
+        assert!(field_problems("xk29!pLm#q").is_empty());
+    }
+
+    #[test]
+    fn similarity_like_django() {
+        assert_eq!(
+            similarity_problem("probe3xyz", &attrs("probe3")).as_deref(),
+            Some("The password is too similar to the username.")
+        );
+        assert_eq!(similarity_problem("xk29!pLm#q", &attrs("probe3")), None);
+        let with_email = Attributes { username: "zz", email: "jordansmith@example.com", first_name: "", last_name: "" };
+        assert_eq!(
+            similarity_problem("JordanSmith1", &with_email).as_deref(),
+            Some("The password is too similar to the email address.")
+        );
+        // A long password is not "similar" to a very short attribute.
+        assert_eq!(similarity_problem("a-very-long-passphrase-indeed", &attrs("ab")), None);
+    }
+
+    #[test]
+    fn hashes_are_argon2id_with_owasp_parameters_and_verify() {
+        let h = hash("correct horse");
+        assert!(h.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{h}");
+        assert!(verify("correct horse", &h));
+        assert!(!verify("wrong horse", &h));
+        assert!(!verify("correct horse", "not a hash"));
+        assert!(!needs_rehash(&h));
+        assert!(needs_rehash("pbkdf2_sha256$1000000$salt$hash"));
+        assert!(!verify("anything", dummy_hash()));
+    }
+
+    #[test]
+    fn django_argon2_prefix_is_understood() {
+        let h = hash("imported pw");
+        assert!(verify("imported pw", &format!("argon2{h}")));
+    }
+}

@@ -1,0 +1,169 @@
+//! The one error type of the service and its mapping to HTTP: every failure a client can see,
+//! with the old service's status codes, keys and messages (see CONTRACT.md).
+
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Value};
+
+use crate::domain::fields::{FieldErrors, NON_FIELD};
+use crate::domain::tokens::TokenProblem;
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// 400 with a field → messages map.
+    #[error("validation failed")]
+    Validation(FieldErrors),
+    /// A body that could not be parsed: 400 with the parser's message as `detail`.
+    #[error("unparseable body: {0}")]
+    ParseError(String),
+    /// No (Bearer) credentials where they are needed.
+    #[error("not authenticated")]
+    NotAuthenticated,
+    /// `Bearer` with no token, or with more than one value.
+    #[error("bad authorization header")]
+    BadAuthorizationHeader,
+    /// A Bearer token that is not a usable access token (the authentication layer's shape).
+    #[error("access token rejected: {0:?}")]
+    AccessTokenRejected(TokenProblem),
+    #[error("user not found")]
+    UserNotFound,
+    #[error("user inactive")]
+    UserInactive,
+    /// A token in a request body rejected by refresh or verify.
+    #[error("token rejected: {0:?}")]
+    TokenRejected(TokenProblem),
+    /// Refresh for an inactive or deleted user.
+    #[error("no active account")]
+    NoActiveAccount,
+    /// The library refresh route without a `refresh` field.
+    #[error("no valid refresh token")]
+    NoValidRefreshToken,
+    /// Logout's own 401s: just a detail, no code, no `WWW-Authenticate`.
+    #[error("logout rejected: {0:?}")]
+    LogoutTokenRejected(TokenProblem),
+    #[error("logout without refresh token")]
+    LogoutMissingRefresh,
+    /// token/verify with a blacklisted refresh token: a 400, as in the old service.
+    #[error("verified token is blacklisted")]
+    VerifyBlacklisted,
+    #[error("not found")]
+    NotFound,
+    #[error("method not allowed")]
+    MethodNotAllowed(Method),
+    #[error("unsupported media type")]
+    UnsupportedMediaType(String),
+    #[error("request body too large")]
+    PayloadTooLarge,
+    /// Storage did not answer in time: worth retrying.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    /// A bug or corrupt data; the details go to the log, not to the client.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<FieldErrors> for Error {
+    fn from(errors: FieldErrors) -> Self {
+        Error::Validation(errors)
+    }
+}
+
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(msg) => Error::Unavailable(msg),
+            other => Error::Internal(other.to_string()),
+        }
+    }
+}
+
+impl Error {
+    pub fn field(field: &str, message: impl Into<String>) -> Self {
+        Error::Validation(FieldErrors::single(field, message))
+    }
+
+    pub fn non_field(message: impl Into<String>) -> Self {
+        Self::field(NON_FIELD, message)
+    }
+
+    /// Status, JSON body, and whether the 401 carries `WWW-Authenticate`.
+    fn parts(&self) -> (StatusCode, Value, bool) {
+        use StatusCode as S;
+        match self {
+            Error::Validation(errors) => (S::BAD_REQUEST, errors.to_json(), false),
+            Error::ParseError(detail) => (S::BAD_REQUEST, json!({"detail": detail}), false),
+            Error::NotAuthenticated => {
+                (S::UNAUTHORIZED, json!({"detail": "Authentication credentials were not provided."}), true)
+            }
+            Error::BadAuthorizationHeader => (
+                S::UNAUTHORIZED,
+                json!({"detail": "Authorization header must contain two space-delimited values", "code": "bad_authorization_header"}),
+                true,
+            ),
+            Error::AccessTokenRejected(problem) => (
+                S::UNAUTHORIZED,
+                json!({
+                    "detail": "Given token not valid for any token type",
+                    "code": "token_not_valid",
+                    "messages": [{"token_class": "AccessToken", "token_type": "access", "message": problem.message()}],
+                }),
+                true,
+            ),
+            Error::UserNotFound => (S::UNAUTHORIZED, json!({"detail": "User not found", "code": "user_not_found"}), true),
+            Error::UserInactive => (S::UNAUTHORIZED, json!({"detail": "User is inactive", "code": "user_inactive"}), true),
+            Error::TokenRejected(problem) => {
+                (S::UNAUTHORIZED, json!({"detail": problem.message(), "code": "token_not_valid"}), true)
+            }
+            Error::NoActiveAccount => {
+                (S::UNAUTHORIZED, json!({"detail": "No active account found for the given token."}), true)
+            }
+            Error::NoValidRefreshToken => {
+                (S::UNAUTHORIZED, json!({"detail": "No valid refresh token found.", "code": "token_not_valid"}), true)
+            }
+            Error::LogoutTokenRejected(problem) => (S::UNAUTHORIZED, json!({"detail": problem.message()}), false),
+            Error::LogoutMissingRefresh => {
+                (S::UNAUTHORIZED, json!({"detail": "Refresh token was not included in request data."}), false)
+            }
+            Error::VerifyBlacklisted => (S::BAD_REQUEST, json!({NON_FIELD: ["Token is blacklisted"]}), false),
+            Error::NotFound => (S::NOT_FOUND, json!({"detail": "Not found."}), false),
+            Error::MethodNotAllowed(method) => {
+                (S::METHOD_NOT_ALLOWED, json!({"detail": format!("Method \"{method}\" not allowed.")}), false)
+            }
+            Error::UnsupportedMediaType(ct) => (
+                S::UNSUPPORTED_MEDIA_TYPE,
+                json!({"detail": format!("Unsupported media type \"{ct}\" in request.")}),
+                false,
+            ),
+            Error::PayloadTooLarge => (S::PAYLOAD_TOO_LARGE, json!({"detail": "Request body is too large."}), false),
+            Error::Unavailable(_) => (
+                S::SERVICE_UNAVAILABLE,
+                json!({"detail": "Service temporarily unavailable, try again later."}),
+                false,
+            ),
+            Error::Internal(_) => (S::INTERNAL_SERVER_ERROR, json!({"detail": "A server error occurred."}), false),
+        }
+    }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        match &self {
+            Error::Internal(msg) => tracing::error!(error = %msg, "internal error"),
+            Error::Unavailable(msg) => tracing::warn!(error = %msg, "storage unavailable"),
+            _ => {}
+        }
+        let (status, body, www_authenticate) = self.parts();
+        let mut response = (status, Json(body)).into_response();
+        if www_authenticate {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"api\""));
+        }
+        if matches!(self, Error::Unavailable(_)) {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
+    }
+}

@@ -1,0 +1,119 @@
+//! The handlers: parse, call the domain, shape the JSON of the contract.
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::Json;
+use chrono::{TimeZone, Utc};
+use serde_json::{json, Value};
+
+use crate::domain::accounts::{self, Authenticated, MissingRefresh};
+use crate::domain::model::User;
+use crate::domain::tokens::TokenPair;
+use crate::error::Error;
+use crate::http::body::Payload;
+use crate::state::AppState;
+
+type JsonResult = Result<Json<Value>, Error>;
+
+/// dj-rest-auth's `UserDetailsSerializer`.
+fn user_details(user: &User) -> Value {
+    json!({
+        "pk": user.id,
+        "username": user.username,
+        "email": user.email,
+        "first_name": user.first_name,
+        "last_name": user.last_name,
+    })
+}
+
+/// The profile: exactly the old service's six keys; `avatar` an absolute URL or null.
+fn profile(user: &User, headers: &HeaderMap) -> Value {
+    json!({
+        "id": user.id,
+        "username": user.username,
+        "email": user.email,
+        "nickname": user.nickname,
+        "signature": user.signature,
+        "avatar": user.avatar.as_ref().map(|key| format!("{}/media/{key}", request_origin(headers))),
+    })
+}
+
+/// `scheme://host` of the request, as Django's `build_absolute_uri` derives it.
+fn request_origin(headers: &HeaderMap) -> String {
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
+    let scheme = headers.get("x-forwarded-proto").and_then(|h| h.to_str().ok()).unwrap_or("http");
+    format!("{scheme}://{host}")
+}
+
+fn login_body(user: &User, pair: &TokenPair) -> Value {
+    json!({"access": pair.access, "refresh": pair.refresh, "user": user_details(user)})
+}
+
+/// ISO-8601 UTC with microseconds, as dj-rest-auth prints expirations.
+fn iso_timestamp(unix: i64) -> String {
+    Utc.timestamp_opt(unix, 0).single().unwrap_or_default().format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+}
+
+pub async fn registration(State(state): State<AppState>, payload: Payload) -> Result<(StatusCode, Json<Value>), Error> {
+    let (user, pair) = accounts::register(&*state.store, &state.tokens, &payload.data).await?;
+    Ok((StatusCode::CREATED, Json(login_body(&user, &pair))))
+}
+
+pub async fn login(State(state): State<AppState>, payload: Payload) -> JsonResult {
+    let (user, pair) = accounts::login(&*state.store, &state.tokens, &payload.data).await?;
+    Ok(Json(login_body(&user, &pair)))
+}
+
+pub async fn refresh(State(state): State<AppState>, payload: Payload) -> JsonResult {
+    let pair = accounts::refresh(&*state.store, &state.tokens, &payload.data, MissingRefresh::FieldError).await?;
+    Ok(Json(json!({"access": pair.access, "refresh": pair.refresh})))
+}
+
+pub async fn token_refresh(State(state): State<AppState>, payload: Payload) -> JsonResult {
+    let pair = accounts::refresh(&*state.store, &state.tokens, &payload.data, MissingRefresh::Unauthorized).await?;
+    Ok(Json(json!({
+        "access": pair.access,
+        "refresh": pair.refresh,
+        "access_expiration": iso_timestamp(pair.access_claims.exp),
+        "refresh_expiration": iso_timestamp(pair.refresh_claims.exp),
+    })))
+}
+
+pub async fn token_verify(State(state): State<AppState>, payload: Payload) -> JsonResult {
+    accounts::verify(&*state.store, &state.tokens, &payload.data).await?;
+    Ok(Json(json!({})))
+}
+
+pub async fn logout(State(state): State<AppState>, payload: Payload) -> JsonResult {
+    accounts::logout(&*state.store, &state.tokens, &payload.data).await?;
+    Ok(Json(json!({"detail": "Successfully logged out."})))
+}
+
+pub async fn user_details_get(me: Authenticated) -> JsonResult {
+    Ok(Json(user_details(&me.user)))
+}
+
+pub async fn user_details_put(State(state): State<AppState>, me: Authenticated, payload: Payload) -> JsonResult {
+    let user = accounts::update_user_details(&*state.store, &me.user, &payload.data, false).await?;
+    Ok(Json(user_details(&user)))
+}
+
+pub async fn user_details_patch(State(state): State<AppState>, me: Authenticated, payload: Payload) -> JsonResult {
+    let user = accounts::update_user_details(&*state.store, &me.user, &payload.data, true).await?;
+    Ok(Json(user_details(&user)))
+}
+
+pub async fn profile_get(me: Authenticated, headers: HeaderMap) -> JsonResult {
+    Ok(Json(profile(&me.user, &headers)))
+}
+
+/// PUT and PATCH alike: every profile field is optional.
+pub async fn profile_update(
+    State(state): State<AppState>,
+    me: Authenticated,
+    headers: HeaderMap,
+    payload: Payload,
+) -> JsonResult {
+    let user = accounts::update_profile(&*state.store, &me.user, &payload.data).await?;
+    Ok(Json(profile(&user, &headers)))
+}

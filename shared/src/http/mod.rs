@@ -1,0 +1,9 @@
+//! HTTP: the route table, request parsing, authentication and the handlers, as axum routers.
+//! Each Lambda serves the router of its one endpoint; the local server merges them all.
+
+pub mod auth;
+pub mod body;
+pub mod handlers;
+pub mod routes;
+
+pub use routes::{app, router, Endpoint};

@@ -1,0 +1,141 @@
+//! The route table: every endpoint, its Lambda function, its path and its methods, in one place.
+//! The Lambdas, the local server and the checks of `template.yaml` all read it.
+
+use axum::extract::Request;
+use axum::http::Method;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, MethodRouter};
+use axum::{middleware, Router};
+
+use crate::domain::accounts::Authenticated;
+use crate::error::Error;
+use crate::http::{auth, handlers};
+use crate::state::AppState;
+
+/// One endpoint = one Lambda function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Endpoint {
+    Registration,
+    Login,
+    Refresh,
+    TokenRefresh,
+    TokenVerify,
+    Logout,
+    UserDetails,
+    Profile,
+}
+
+impl Endpoint {
+    pub const ALL: &'static [Endpoint] = &[
+        Endpoint::Registration,
+        Endpoint::Login,
+        Endpoint::Refresh,
+        Endpoint::TokenRefresh,
+        Endpoint::TokenVerify,
+        Endpoint::Logout,
+        Endpoint::UserDetails,
+        Endpoint::Profile,
+    ];
+
+    /// The function's crate and binary name under `functions/`.
+    pub const fn function(self) -> &'static str {
+        match self {
+            Endpoint::Registration => "registration",
+            Endpoint::Login => "login",
+            Endpoint::Refresh => "refresh",
+            Endpoint::TokenRefresh => "token-refresh",
+            Endpoint::TokenVerify => "token-verify",
+            Endpoint::Logout => "logout",
+            Endpoint::UserDetails => "user-details",
+            Endpoint::Profile => "profile",
+        }
+    }
+
+    /// The canonical path (with the trailing slash; the path without it answers too).
+    pub const fn path(self) -> &'static str {
+        match self {
+            Endpoint::Registration => "/api/auth/registration/",
+            Endpoint::Login => "/api/auth/login/",
+            Endpoint::Refresh => "/api/auth/refresh/",
+            Endpoint::TokenRefresh => "/api/auth/token/refresh/",
+            Endpoint::TokenVerify => "/api/auth/token/verify/",
+            Endpoint::Logout => "/api/auth/logout/",
+            Endpoint::UserDetails => "/api/auth/user/",
+            Endpoint::Profile => "/api/accounts/profile/",
+        }
+    }
+
+    /// Both spellings of the path: with and without the trailing slash.
+    pub fn paths(self) -> [&'static str; 2] {
+        let path = self.path();
+        [path, path.trim_end_matches('/')]
+    }
+
+    /// The methods the endpoint answers (HEAD goes with GET).
+    pub fn methods(self) -> &'static [Method] {
+        const POST: &[Method] = &[Method::POST];
+        const READ_WRITE: &[Method] = &[Method::GET, Method::PUT, Method::PATCH];
+        match self {
+            Endpoint::UserDetails | Endpoint::Profile => READ_WRITE,
+            _ => POST,
+        }
+    }
+
+    /// Whether every method needs a valid access token.
+    pub const fn requires_auth(self) -> bool {
+        matches!(self, Endpoint::UserDetails | Endpoint::Profile)
+    }
+
+    pub fn from_function(name: &str) -> Option<Endpoint> {
+        Endpoint::ALL.iter().copied().find(|e| e.function() == name)
+    }
+
+    fn handlers(self) -> MethodRouter<AppState> {
+        use handlers as h;
+        match self {
+            Endpoint::Registration => post(h::registration),
+            Endpoint::Login => post(h::login),
+            Endpoint::Refresh => post(h::refresh),
+            Endpoint::TokenRefresh => post(h::token_refresh),
+            Endpoint::TokenVerify => post(h::token_verify),
+            Endpoint::Logout => post(h::logout),
+            Endpoint::UserDetails => {
+                get(h::user_details_get).put(h::user_details_put).patch(h::user_details_patch)
+            }
+            Endpoint::Profile => get(h::profile_get).put(h::profile_update).patch(h::profile_update),
+        }
+    }
+
+    fn method_router(self) -> MethodRouter<AppState> {
+        let requires_auth = self.requires_auth();
+        self.handlers().fallback(move |req: Request| async move { method_not_allowed(requires_auth, req) })
+    }
+}
+
+/// 405 JSON; on a protected endpoint an anonymous caller hears 401 first, as in the old service.
+fn method_not_allowed(requires_auth: bool, req: Request) -> Response {
+    if requires_auth && req.extensions().get::<Authenticated>().is_none() {
+        return Error::NotAuthenticated.into_response();
+    }
+    Error::MethodNotAllowed(req.method().clone()).into_response()
+}
+
+/// The router of some endpoints: what one Lambda serves (one endpoint) or the local server (all).
+pub fn router(endpoints: &[Endpoint], state: AppState) -> Router {
+    let mut router = Router::new();
+    for endpoint in endpoints {
+        for path in endpoint.paths() {
+            router = router.route(path, endpoint.method_router());
+        }
+    }
+    router
+        .route_layer(middleware::from_fn_with_state(state.clone(), auth::authenticate))
+        .fallback(|| async { Error::NotFound })
+        .layer(axum::extract::DefaultBodyLimit::max(state.config.max_body_bytes))
+        .with_state(state)
+}
+
+/// The whole API, as the local server serves it.
+pub fn app(state: AppState) -> Router {
+    router(Endpoint::ALL, state)
+}

@@ -1,0 +1,15 @@
+//! The account service: everything the Lambdas and the local server share.
+//!
+//! - [`domain`]: the model and the account operations, plain functions over the store traits;
+//! - [`store`]: the store traits and their two backends (SQLite embedded, DynamoDB);
+//! - [`http`]: the axum handlers, the route table, request parsing and the one error mapping;
+//! - [`config`]: every environment variable;
+//! - [`lambda`]: what each function's `main` calls.
+
+pub mod config;
+pub mod error;
+pub mod state;
+pub mod domain;
+pub mod http;
+pub mod lambda;
+pub mod store;

@@ -1,0 +1,441 @@
+//! The embedded backend: one SQLite file (WAL mode, so several local processes can share it),
+//! behind a small pool of connections used from blocking threads.
+//!
+//! Every multi-row change runs in one `BEGIN IMMEDIATE` transaction, which takes SQLite's write
+//! lock up front: of two processes rotating the same token, the second sees the first's result.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rusqlite::{params, Connection, ErrorCode, OptionalExtension, Row, TransactionBehavior};
+use tokio::sync::Semaphore;
+
+use super::{BlacklistStore, SessionStore, StoreError, StoreResult, UserStore};
+use crate::domain::model::{
+    username_key, BlacklistEntry, LogoutOutcome, NewUser, RotateOutcome, Rotation, Session, SpentToken, User,
+    UserUpdate,
+};
+
+const SCHEMA_VERSION: i64 = 1;
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS users (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    username      TEXT NOT NULL,
+    username_key  TEXT NOT NULL UNIQUE,
+    email         TEXT NOT NULL DEFAULT '',
+    email_key     TEXT UNIQUE,             -- NULL when there is no e-mail
+    password      TEXT NOT NULL,
+    first_name    TEXT NOT NULL DEFAULT '',
+    last_name     TEXT NOT NULL DEFAULT '',
+    nickname      TEXT NOT NULL DEFAULT '',
+    signature     TEXT NOT NULL DEFAULT '',
+    avatar        TEXT,
+    is_active     INTEGER NOT NULL DEFAULT 1,
+    date_joined   INTEGER NOT NULL,
+    last_login    INTEGER
+);
+CREATE TABLE IF NOT EXISTS sessions (
+    id            TEXT PRIMARY KEY,
+    user_id       INTEGER NOT NULL,
+    refresh_jti   TEXT NOT NULL,
+    created_at    INTEGER NOT NULL,
+    expires_at    INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS sessions_by_user ON sessions(user_id);
+CREATE INDEX IF NOT EXISTS sessions_by_expiry ON sessions(expires_at);
+CREATE TABLE IF NOT EXISTS blacklist (
+    jti            TEXT PRIMARY KEY,
+    user_id        INTEGER NOT NULL,
+    session_id     TEXT NOT NULL,
+    expires_at     INTEGER NOT NULL,
+    blacklisted_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS blacklist_by_expiry ON blacklist(expires_at);
+";
+
+const USER_COLUMNS: &str = "id, username, email, password, first_name, last_name, nickname, signature, avatar, is_active, date_joined, last_login";
+
+/// How many connections (and so blocking threads) one process uses at most.
+const POOL_SIZE: usize = 4;
+
+pub struct SqliteStore {
+    path: PathBuf,
+    pool: Arc<Mutex<Vec<Connection>>>,
+    permits: Semaphore,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) `<data_dir>/accounts.sqlite3`.
+    pub fn open(data_dir: &Path) -> StoreResult<Self> {
+        std::fs::create_dir_all(data_dir)
+            .map_err(|e| StoreError::Backend(format!("cannot create {}: {e}", data_dir.display())))?;
+        Self::open_file(&data_dir.join("accounts.sqlite3"))
+    }
+
+    pub fn open_file(path: &Path) -> StoreResult<Self> {
+        let first = connect(path)?;
+        migrate(&first)?;
+        let mut pool = vec![first];
+        for _ in 1..POOL_SIZE {
+            pool.push(connect(path)?);
+        }
+        Ok(Self { path: path.to_path_buf(), pool: Arc::new(Mutex::new(pool)), permits: Semaphore::new(POOL_SIZE) })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` on a pooled connection in a blocking thread.
+    async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> StoreResult<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        let _permit = self.permits.acquire().await.map_err(|e| StoreError::Backend(e.to_string()))?;
+        let pool = self.pool.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = pool
+                .lock()
+                .map_err(|_| StoreError::Backend("connection pool poisoned".into()))?
+                .pop()
+                .ok_or_else(|| StoreError::Backend("connection pool empty".into()))?;
+            let result = f(&mut conn);
+            if let Ok(mut pool) = pool.lock() {
+                pool.push(conn);
+            }
+            result
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("store task failed: {e}")))?
+    }
+
+    /// Runs `f` inside one write transaction.
+    async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> StoreResult<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        self.run(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db_error)?;
+            let value = f(&tx)?;
+            tx.commit().map_err(db_error)?;
+            Ok(value)
+        })
+        .await
+    }
+}
+
+fn connect(path: &Path) -> StoreResult<Connection> {
+    let conn = Connection::open(path).map_err(db_error)?;
+    conn.busy_timeout(Duration::from_secs(5)).map_err(db_error)?;
+    conn.pragma_update(None, "journal_mode", "WAL").map_err(db_error)?;
+    // In WAL mode NORMAL loses no data on a process crash, only possibly the last commits on power loss.
+    conn.pragma_update(None, "synchronous", "NORMAL").map_err(db_error)?;
+    Ok(conn)
+}
+
+fn migrate(conn: &Connection) -> StoreResult<()> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(db_error)?;
+    if version > SCHEMA_VERSION {
+        return Err(StoreError::Backend(format!("database schema {version} is newer than this program ({SCHEMA_VERSION})")));
+    }
+    conn.execute_batch(SCHEMA).map_err(db_error)?;
+    conn.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(db_error)?;
+    Ok(())
+}
+
+fn db_error(e: rusqlite::Error) -> StoreError {
+    match e.sqlite_error_code() {
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => StoreError::Unavailable(e.to_string()),
+        Some(ErrorCode::ConstraintViolation) => {
+            let text = e.to_string();
+            if text.contains("email_key") {
+                StoreError::EmailTaken
+            } else if text.contains("username_key") || text.contains("users.id") {
+                StoreError::UsernameTaken
+            } else {
+                StoreError::Backend(text)
+            }
+        }
+        _ => StoreError::Backend(e.to_string()),
+    }
+}
+
+fn user_from_row(row: &Row<'_>) -> rusqlite::Result<User> {
+    Ok(User {
+        id: row.get::<_, i64>(0)? as u64,
+        username: row.get(1)?,
+        email: row.get(2)?,
+        password_hash: row.get(3)?,
+        first_name: row.get(4)?,
+        last_name: row.get(5)?,
+        nickname: row.get(6)?,
+        signature: row.get(7)?,
+        avatar: row.get(8)?,
+        is_active: row.get(9)?,
+        date_joined: row.get(10)?,
+        last_login: row.get(11)?,
+    })
+}
+
+fn session_from_row(row: &Row<'_>) -> rusqlite::Result<Session> {
+    Ok(Session {
+        id: row.get(0)?,
+        user_id: row.get::<_, i64>(1)? as u64,
+        refresh_jti: row.get(2)?,
+        created_at: row.get(3)?,
+        expires_at: row.get(4)?,
+    })
+}
+
+fn email_key(email: &str) -> Option<String> {
+    (!email.is_empty()).then(|| email.to_lowercase())
+}
+
+fn get_user(conn: &Connection, id: u64) -> StoreResult<Option<User>> {
+    conn.query_row(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1"), [id as i64], user_from_row)
+        .optional()
+        .map_err(db_error)
+}
+
+fn insert_session(conn: &Connection, s: &Session) -> StoreResult<()> {
+    conn.execute(
+        "INSERT INTO sessions (id, user_id, refresh_jti, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![s.id, s.user_id as i64, s.refresh_jti, s.created_at, s.expires_at],
+    )
+    .map_err(db_error)?;
+    Ok(())
+}
+
+fn live_blacklist_entry(conn: &Connection, jti: &str, now: i64) -> StoreResult<Option<BlacklistEntry>> {
+    conn.query_row(
+        "SELECT jti, user_id, session_id, expires_at, blacklisted_at FROM blacklist WHERE jti = ?1 AND expires_at > ?2",
+        params![jti, now],
+        |row| {
+            Ok(BlacklistEntry {
+                jti: row.get(0)?,
+                user_id: row.get::<_, i64>(1)? as u64,
+                session_id: row.get(2)?,
+                expires_at: row.get(3)?,
+                blacklisted_at: row.get(4)?,
+            })
+        },
+    )
+    .optional()
+    .map_err(db_error)
+}
+
+fn put_blacklist(conn: &Connection, jti: &str, user_id: u64, session_id: &str, expires_at: i64, now: i64) -> StoreResult<()> {
+    // REPLACE: an expired entry still on disk (not yet purged) is simply overwritten.
+    conn.execute(
+        "INSERT OR REPLACE INTO blacklist (jti, user_id, session_id, expires_at, blacklisted_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![jti, user_id as i64, session_id, expires_at, now],
+    )
+    .map_err(db_error)?;
+    Ok(())
+}
+
+#[async_trait]
+impl UserStore for SqliteStore {
+    async fn create_user(&self, user: NewUser, first_session: Session) -> StoreResult<User> {
+        self.write(move |tx| {
+            tx.execute(
+                "INSERT INTO users (username, username_key, email, email_key, password, date_joined) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![user.username, username_key(&user.username), user.email, email_key(&user.email), user.password_hash, user.date_joined],
+            )
+            .map_err(db_error)?;
+            let id = tx.last_insert_rowid() as u64;
+            insert_session(tx, &Session { user_id: id, ..first_session })?;
+            get_user(tx, id)?.ok_or_else(|| StoreError::Backend("user vanished inside its own transaction".into()))
+        })
+        .await
+    }
+
+    async fn insert_user(&self, user: User) -> StoreResult<()> {
+        self.write(move |tx| {
+            tx.execute(
+                &format!("INSERT INTO users ({USER_COLUMNS}, username_key, email_key) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"),
+                params![
+                    user.id as i64, user.username, user.email, user.password_hash, user.first_name, user.last_name,
+                    user.nickname, user.signature, user.avatar, user.is_active, user.date_joined, user.last_login,
+                    username_key(&user.username), email_key(&user.email)
+                ],
+            )
+            .map_err(db_error)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_user(&self, id: u64) -> StoreResult<Option<User>> {
+        self.run(move |conn| get_user(conn, id)).await
+    }
+
+    async fn find_user_by_username(&self, username: &str) -> StoreResult<Option<User>> {
+        let key = username_key(username);
+        self.run(move |conn| {
+            conn.query_row(&format!("SELECT {USER_COLUMNS} FROM users WHERE username_key = ?1"), [key], user_from_row)
+                .optional()
+                .map_err(db_error)
+        })
+        .await
+    }
+
+    async fn email_in_use(&self, email: &str) -> StoreResult<bool> {
+        let Some(key) = email_key(email) else { return Ok(false) };
+        self.run(move |conn| {
+            conn.query_row("SELECT 1 FROM users WHERE email_key = ?1", [key], |_| Ok(()))
+                .optional()
+                .map(|found| found.is_some())
+                .map_err(db_error)
+        })
+        .await
+    }
+
+    async fn update_user(&self, id: u64, update: UserUpdate) -> StoreResult<User> {
+        self.write(move |tx| {
+            let mut user = get_user(tx, id)?.ok_or(StoreError::UserNotFound)?;
+            if let Some(username) = update.username {
+                user.username = username;
+            }
+            if let Some(v) = update.first_name {
+                user.first_name = v;
+            }
+            if let Some(v) = update.last_name {
+                user.last_name = v;
+            }
+            if let Some(v) = update.nickname {
+                user.nickname = v;
+            }
+            if let Some(v) = update.signature {
+                user.signature = v;
+            }
+            if let Some(v) = update.avatar {
+                user.avatar = v;
+            }
+            tx.execute(
+                "UPDATE users SET username = ?2, username_key = ?3, first_name = ?4, last_name = ?5, nickname = ?6, signature = ?7, avatar = ?8 WHERE id = ?1",
+                params![id as i64, user.username, username_key(&user.username), user.first_name, user.last_name, user.nickname, user.signature, user.avatar],
+            )
+            .map_err(db_error)?;
+            Ok(user)
+        })
+        .await
+    }
+
+    async fn set_password_hash(&self, id: u64, password_hash: &str) -> StoreResult<()> {
+        let hash = password_hash.to_string();
+        self.write(move |tx| {
+            match tx.execute("UPDATE users SET password = ?2 WHERE id = ?1", params![id as i64, hash]).map_err(db_error)? {
+                0 => Err(StoreError::UserNotFound),
+                _ => Ok(()),
+            }
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl SessionStore for SqliteStore {
+    async fn start_session(&self, session: Session, login_at: i64) -> StoreResult<()> {
+        self.write(move |tx| {
+            let updated = tx
+                .execute("UPDATE users SET last_login = ?2 WHERE id = ?1", params![session.user_id as i64, login_at])
+                .map_err(db_error)?;
+            if updated == 0 {
+                return Err(StoreError::UserNotFound);
+            }
+            insert_session(tx, &session)
+        })
+        .await
+    }
+
+    async fn session_with_user(&self, user_id: u64, session_id: &str, now: i64) -> StoreResult<(Option<User>, Option<Session>)> {
+        let session_id = session_id.to_string();
+        self.run(move |conn| {
+            let user = get_user(conn, user_id)?;
+            let session = conn
+                .query_row(
+                    "SELECT id, user_id, refresh_jti, created_at, expires_at FROM sessions WHERE id = ?1 AND user_id = ?2 AND expires_at > ?3",
+                    params![session_id, user_id as i64, now],
+                    session_from_row,
+                )
+                .optional()
+                .map_err(db_error)?;
+            Ok((user, session))
+        })
+        .await
+    }
+
+    async fn rotate_refresh(&self, r: Rotation) -> StoreResult<RotateOutcome> {
+        self.write(move |tx| {
+            if live_blacklist_entry(tx, &r.old_jti, r.now)?.is_some() {
+                return Ok(RotateOutcome::Blacklisted);
+            }
+            let active: Option<bool> = tx
+                .query_row("SELECT is_active FROM users WHERE id = ?1", [r.user_id as i64], |row| row.get(0))
+                .optional()
+                .map_err(db_error)?;
+            match active {
+                None => return Ok(RotateOutcome::UserMissing),
+                Some(false) => return Ok(RotateOutcome::UserInactive),
+                Some(true) => {}
+            }
+            let rotated = tx
+                .execute(
+                    "UPDATE sessions SET refresh_jti = ?4, expires_at = ?5
+                     WHERE id = ?1 AND user_id = ?2 AND refresh_jti = ?3 AND expires_at > ?6",
+                    params![r.session_id, r.user_id as i64, r.old_jti, r.new_jti, r.new_exp, r.now],
+                )
+                .map_err(db_error)?;
+            if rotated == 0 {
+                return Ok(RotateOutcome::SessionEnded);
+            }
+            put_blacklist(tx, &r.old_jti, r.user_id, &r.session_id, r.old_exp, r.now)?;
+            Ok(RotateOutcome::Rotated)
+        })
+        .await
+    }
+
+    async fn logout(&self, token: SpentToken, now: i64) -> StoreResult<LogoutOutcome> {
+        self.write(move |tx| {
+            if live_blacklist_entry(tx, &token.jti, now)?.is_some() {
+                return Ok(LogoutOutcome::AlreadyBlacklisted);
+            }
+            tx.execute("DELETE FROM sessions WHERE id = ?1 AND refresh_jti = ?2", params![token.session_id, token.jti])
+                .map_err(db_error)?;
+            put_blacklist(tx, &token.jti, token.user_id, &token.session_id, token.exp, now)?;
+            Ok(LogoutOutcome::LoggedOut)
+        })
+        .await
+    }
+
+    async fn end_sessions(&self, user_id: u64, keep: Option<&str>) -> StoreResult<u64> {
+        let keep = keep.unwrap_or("").to_string();
+        self.write(move |tx| {
+            let n = tx
+                .execute("DELETE FROM sessions WHERE user_id = ?1 AND id != ?2", params![user_id as i64, keep])
+                .map_err(db_error)?;
+            Ok(n as u64)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl BlacklistStore for SqliteStore {
+    async fn blacklisted(&self, jti: &str, now: i64) -> StoreResult<Option<BlacklistEntry>> {
+        let jti = jti.to_string();
+        self.run(move |conn| live_blacklist_entry(conn, &jti, now)).await
+    }
+
+    async fn purge_expired(&self, now: i64) -> StoreResult<u64> {
+        self.write(move |tx| {
+            let blacklist = tx.execute("DELETE FROM blacklist WHERE expires_at <= ?1", [now]).map_err(db_error)?;
+            let sessions = tx.execute("DELETE FROM sessions WHERE expires_at <= ?1", [now]).map_err(db_error)?;
+            Ok((blacklist + sessions) as u64)
+        })
+        .await
+    }
+}

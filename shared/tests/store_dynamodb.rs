@@ -1,0 +1,153 @@
+//! The store conformance suite against `DynamoStore`, on fresh tables per test in the DynamoDB
+//! emulator at `DYNAMODB_ENDPOINT` (moto; `scripts/test` starts it and sets the variable).
+//! Without the variable every test fails: a skipped backend must never look like a passing one.
+
+#[macro_use]
+mod common;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Once};
+use std::time::{Duration, Instant};
+
+use accounts::config::DynamoTables;
+use accounts::store::dynamodb::{self, DynamoStore};
+use accounts::store::{SharedStore, StoreError, UserStore};
+use aws_sdk_dynamodb::types::AttributeValue;
+
+fn endpoint() -> String {
+    match std::env::var("DYNAMODB_ENDPOINT") {
+        Ok(endpoint) if !endpoint.trim().is_empty() => endpoint,
+        _ => panic!(
+            "DYNAMODB_ENDPOINT is not set: the DynamoDB store tests need an emulator. \
+             Run `scripts/test`, which starts moto and sets it (or start `moto_server -p 5055` \
+             yourself and set DYNAMODB_ENDPOINT=http://127.0.0.1:5055)."
+        ),
+    }
+}
+
+/// Fake credentials and region for the emulator, unless the environment has its own. Set once,
+/// before any client is built, so no thread reads the environment while it changes.
+fn fake_aws_environment() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        for (name, value) in [
+            ("AWS_ACCESS_KEY_ID", "test"),
+            ("AWS_SECRET_ACCESS_KEY", "test"),
+            ("AWS_REGION", "us-east-1"),
+        ] {
+            if std::env::var_os(name).is_none() {
+                std::env::set_var(name, value);
+            }
+        }
+    });
+}
+
+fn unique_tables() -> DynamoTables {
+    let prefix = format!("t{}", uuid::Uuid::new_v4().simple());
+    DynamoTables {
+        users: format!("{prefix}-users"),
+        sessions: format!("{prefix}-sessions"),
+        blacklist: format!("{prefix}-blacklist"),
+    }
+}
+
+async fn fresh_client() -> aws_sdk_dynamodb::Client {
+    let endpoint = endpoint();
+    fake_aws_environment();
+    dynamodb::client(Some(&endpoint)).await
+}
+
+/// A `DynamoStore` on three new, empty tables; also the raw client, to look behind its back.
+async fn fresh_dynamo() -> (DynamoStore, aws_sdk_dynamodb::Client) {
+    let client = fresh_client().await;
+    let store = DynamoStore::new(client.clone(), unique_tables());
+    store
+        .create_tables()
+        .await
+        .unwrap_or_else(|e| panic!("creating tables at {}: {e}", endpoint()));
+    (store, client)
+}
+
+async fn fresh_store() -> SharedStore {
+    Arc::new(fresh_dynamo().await.0)
+}
+
+store_conformance_tests!(fresh_store());
+
+// ----- DynamoDB specifics --------------------------------------------------------------------
+
+#[tokio::test]
+async fn create_tables_is_idempotent_and_sets_up_index_and_ttl() {
+    let (store, client) = fresh_dynamo().await;
+    store.create_tables().await.expect("second create_tables");
+    let tables = store.tables().clone();
+
+    let sessions = client.describe_table().table_name(&tables.sessions).send().await.unwrap();
+    let indexes = sessions.table().unwrap().global_secondary_indexes();
+    assert!(
+        indexes.iter().any(|i| i.index_name() == Some(dynamodb::BY_USER_INDEX)),
+        "sessions table has the by_user index"
+    );
+    for table in [&tables.sessions, &tables.blacklist] {
+        let ttl = client.describe_time_to_live().table_name(table).send().await.unwrap();
+        let description = ttl.time_to_live_description().unwrap();
+        assert_eq!(description.attribute_name(), Some(dynamodb::TTL_ATTRIBUTE), "{table}");
+    }
+}
+
+#[tokio::test]
+async fn unreachable_backend_is_unavailable_quickly() {
+    fake_aws_environment();
+    // Nothing listens on the discard port: connections are refused.
+    let client = dynamodb::client(Some("http://127.0.0.1:9")).await;
+    let store = DynamoStore::new(client, unique_tables());
+    let started = Instant::now();
+    let err = store.get_user(1).await.unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+    assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn missing_table_is_a_backend_error() {
+    let client = fresh_client().await;
+    let store = DynamoStore::new(client, unique_tables());
+    let err = store.get_user(1).await.unwrap_err();
+    assert!(matches!(err, StoreError::Backend(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn odd_items_are_backend_errors_not_panics() {
+    let (store, client) = fresh_dynamo().await;
+    let users = store.tables().users.clone();
+    let put = |item: HashMap<String, AttributeValue>| {
+        client.put_item().table_name(&users).set_item(Some(item)).send()
+    };
+    // A user item without most attributes.
+    put(HashMap::from([
+        ("pk".to_string(), AttributeValue::S("USER#1".into())),
+        ("id".to_string(), AttributeValue::N("1".into())),
+    ]))
+    .await
+    .unwrap();
+    // A user item with a wrongly typed id, and a claim pointing at it.
+    put(HashMap::from([
+        ("pk".to_string(), AttributeValue::S("USER#2".into())),
+        ("id".to_string(), AttributeValue::S("two".into())),
+    ]))
+    .await
+    .unwrap();
+    put(HashMap::from([
+        ("pk".to_string(), AttributeValue::S("USERNAME#broken".into())),
+        ("user_id".to_string(), AttributeValue::S("2".into())),
+    ]))
+    .await
+    .unwrap();
+
+    for err in [
+        store.get_user(1).await.unwrap_err(),
+        store.get_user(2).await.unwrap_err(),
+        store.find_user_by_username("broken").await.unwrap_err(),
+    ] {
+        assert!(matches!(err, StoreError::Backend(_)), "{err:?}");
+    }
+}
