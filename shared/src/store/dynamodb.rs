@@ -483,7 +483,7 @@ impl UserStore for DynamoStore {
                     .update_expression(update_expression.trim())
                     .condition_expression(format!("attribute_exists({pk_name})"))
                     .set_expression_attribute_names(Some(expr.names))
-                    .set_expression_attribute_values(Some(expr.values))
+                    .set_expression_attribute_values(non_empty(expr.values))
                     .return_values(ReturnValue::AllNew)
                     .send()
                     .await;
@@ -536,7 +536,7 @@ impl UserStore for DynamoStore {
                             .update_expression(update_expression.trim())
                             .condition_expression(condition)
                             .set_expression_attribute_names(Some(expr.names))
-                            .set_expression_attribute_values(Some(expr.values))
+                            .set_expression_attribute_values(non_empty(expr.values))
                             .build(),
                     )?)
                     .build(),
@@ -882,6 +882,10 @@ impl Expr {
     }
 }
 
+fn non_empty(values: Item) -> Option<Item> {
+    (!values.is_empty()).then_some(values)
+}
+
 fn put_if_absent(table: &str, item: Item) -> StoreResult<TransactWriteItem> {
     Ok(TransactWriteItem::builder()
         .put(built(
@@ -1095,7 +1099,14 @@ where
         }
         _ => false,
     };
-    let message = format!("DynamoDB: {}", DisplayErrorContext(&err));
+    let message = match &err {
+        SdkError::ServiceError(e) => format!(
+            "DynamoDB {}: {}",
+            e.err().code().unwrap_or("error"),
+            e.err().message().unwrap_or("(no message)")
+        ),
+        _ => format!("DynamoDB: {}", DisplayErrorContext(&err)),
+    };
     if transient {
         StoreError::Unavailable(message)
     } else {

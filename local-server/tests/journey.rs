@@ -1,0 +1,134 @@
+//! End to end over real HTTP: the local server binary, started as a user would start it.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+const STRONG: &str = "xk29!pLm#q";
+
+/// A running `local-server` on a free port; killed on drop.
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Server {
+    fn start(data_dir: &std::path::Path) -> Server {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = Command::new(env!("CARGO_BIN_EXE_local-server"))
+            .env("BIND", format!("127.0.0.1:{port}"))
+            .env("DATA_DIR", data_dir)
+            .env_remove("JWT_SECRET")
+            .env_remove("STORAGE")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("local-server starts");
+        let server = Server { child, base: format!("http://127.0.0.1:{port}") };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "local-server did not listen within 30 s");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        server
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn call(client: &reqwest::Client, method: &str, url: String, body: Option<Value>, bearer: Option<&str>) -> (u16, Value) {
+    let mut request = client.request(method.parse().unwrap(), url);
+    if let Some(token) = bearer {
+        request = request.bearer_auth(token);
+    }
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    assert_eq!(response.headers()["content-type"], "application/json");
+    (status, response.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn the_whole_journey_over_http() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let c = reqwest::Client::new();
+    let url = |path: &str| format!("{}{path}", server.base);
+
+    let (status, body) = call(&c, "POST", url("/api/auth/registration/"), Some(json!({"username": "15313988692", "password1": STRONG, "password2": STRONG})), None).await;
+    assert_eq!(status, 201, "{body}");
+    let (status, login) = call(&c, "POST", url("/api/auth/login/"), Some(json!({"username": "15313988692", "password": STRONG})), None).await;
+    assert_eq!(status, 200);
+    let access = login["access"].as_str().unwrap().to_string();
+    let refresh = login["refresh"].as_str().unwrap().to_string();
+    assert_eq!(login["user"]["pk"], body["user"]["pk"]);
+
+    let (status, profile) = call(&c, "GET", url("/api/accounts/profile/"), None, Some(&access)).await;
+    assert_eq!((status, profile["avatar"].clone()), (200, Value::Null));
+    let patch = json!({"nickname": "小明同学", "signature": "你好，世界！🌏 签名"});
+    let (status, profile) = call(&c, "PATCH", url("/api/accounts/profile/"), Some(patch), Some(&access)).await;
+    assert_eq!(status, 200);
+    assert_eq!((profile["nickname"].as_str(), profile["signature"].as_str()), (Some("小明同学"), Some("你好，世界！🌏 签名")));
+    let (_, again) = call(&c, "GET", url("/api/accounts/profile"), None, Some(&access)).await;
+    assert_eq!(again, profile);
+
+    let (status, rotated) = call(&c, "POST", url("/api/auth/refresh/"), Some(json!({"refresh": refresh})), None).await;
+    assert_eq!(status, 200);
+    let new_access = rotated["access"].as_str().unwrap().to_string();
+    let new_refresh = rotated["refresh"].as_str().unwrap().to_string();
+    let (status, body) = call(&c, "POST", url("/api/auth/refresh/"), Some(json!({"refresh": refresh})), None).await;
+    assert_eq!((status, body["detail"].as_str()), (401, Some("Token is blacklisted")));
+
+    let (status, _) = call(&c, "POST", url("/api/auth/token/verify/"), Some(json!({"token": new_access})), None).await;
+    assert_eq!(status, 200);
+
+    let (status, body) = call(&c, "POST", url("/api/auth/logout/"), Some(json!({"refresh": new_refresh})), None).await;
+    assert_eq!((status, body), (200, json!({"detail": "Successfully logged out."})));
+    let (status, _) = call(&c, "POST", url("/api/auth/refresh/"), Some(json!({"refresh": new_refresh})), None).await;
+    assert_eq!(status, 401);
+    let (status, body) = call(&c, "GET", url("/api/accounts/profile/"), None, Some(&new_access)).await;
+    assert_eq!((status, body["code"].as_str()), (401, Some("token_not_valid")));
+    let (status, _) = call(&c, "POST", url("/api/auth/token/verify/"), Some(json!({"token": new_access})), None).await;
+    assert_eq!(status, 401);
+    let (status, body) = call(&c, "GET", url("/nowhere"), None, None).await;
+    assert_eq!((status, body), (404, json!({"detail": "Not found."})));
+}
+
+/// Two server processes on one data folder (WAL): they share users, keys and the blacklist, and
+/// of many simultaneous refreshes of one token across both, exactly one succeeds.
+#[tokio::test]
+async fn two_processes_share_one_embedded_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (Server::start(dir.path()), Server::start(dir.path()));
+    let c = reqwest::Client::new();
+    let (status, reg) = call(&c, "POST", format!("{}/api/auth/registration/", a.base), Some(json!({"username": "shared", "password1": STRONG, "password2": STRONG})), None).await;
+    assert_eq!(status, 201);
+    let (status, _) = call(&c, "GET", format!("{}/api/accounts/profile/", b.base), None, reg["access"].as_str()).await;
+    assert_eq!(status, 200, "a token from one process is good at the other");
+
+    let refresh = reg["refresh"].as_str().unwrap().to_string();
+    let mut attempts = Vec::new();
+    for i in 0..16 {
+        let base = if i % 2 == 0 { a.base.clone() } else { b.base.clone() };
+        let (c, refresh) = (c.clone(), refresh.clone());
+        attempts.push(tokio::spawn(async move {
+            call(&c, "POST", format!("{base}/api/auth/refresh/"), Some(json!({"refresh": refresh})), None).await.0
+        }));
+    }
+    let mut statuses = Vec::new();
+    for attempt in attempts {
+        statuses.push(attempt.await.unwrap());
+    }
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "{statuses:?}");
+    assert!(statuses.iter().all(|s| *s == 200 || *s == 401), "{statuses:?}");
+}
