@@ -190,6 +190,8 @@ mod tests {
         assert!(!needs_rehash(&h));
         assert!(needs_rehash("pbkdf2_sha256$1000000$salt$hash"));
         assert!(!verify("anything", dummy_hash()));
+        // The dummy costs what a real hash costs: same algorithm and parameters.
+        assert_eq!(dummy_hash()[..31], h[..31]);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod body;
 pub mod handlers;
+pub mod logging;
 pub mod routes;
 
 pub use routes::{app, router, Endpoint};

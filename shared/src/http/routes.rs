@@ -9,7 +9,7 @@ use axum::{middleware, Router};
 
 use crate::domain::accounts::Authenticated;
 use crate::error::Error;
-use crate::http::{auth, handlers};
+use crate::http::{auth, handlers, logging};
 use crate::state::AppState;
 
 /// One endpoint = one Lambda function.
@@ -130,6 +130,8 @@ pub fn router(endpoints: &[Endpoint], state: AppState) -> Router {
     }
     router
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::authenticate))
+        // Outside the authentication layer, so refused credentials are logged too.
+        .route_layer(middleware::from_fn(logging::log_request))
         .fallback(|| async { Error::NotFound })
         .layer(axum::extract::DefaultBodyLimit::max(state.config.max_body_bytes))
         .with_state(state)

@@ -1,0 +1,152 @@
+//! Every function binary under the Lambda Runtime API, as AWS (or `cargo lambda watch`) runs it:
+//! a small emulator of the runtime API hands each binary an API Gateway v2 event and reads its
+//! answer. The binaries are built by `scripts/test` (`cargo build --workspace --bins`).
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+
+/// The runtime API's state: the events still to hand out and where answers go.
+#[derive(Clone)]
+struct Runtime {
+    events: Arc<Mutex<Vec<Value>>>,
+    answers: mpsc::UnboundedSender<(String, Value)>,
+}
+
+async fn next_event(State(rt): State<Runtime>) -> (HeaderMap, Json<Value>) {
+    loop {
+        let event = rt.events.lock().unwrap().pop();
+        if let Some(event) = event {
+            let mut headers = HeaderMap::new();
+            headers.insert("lambda-runtime-aws-request-id", "req-1".parse().unwrap());
+            headers.insert("lambda-runtime-deadline-ms", "99999999999999".parse().unwrap());
+            headers.insert("lambda-runtime-invoked-function-arn", "arn:aws:lambda:us-east-1:000000000000:function:test".parse().unwrap());
+            return (headers, Json(event));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The runtime posts its answer without a JSON content type: read the bytes.
+async fn answer(State(rt): State<Runtime>, Path(id): Path<String>, body: String) {
+    let body = serde_json::from_str(&body).unwrap_or(Value::String(body));
+    let _ = rt.answers.send((id, body));
+}
+
+async fn init_error(State(rt): State<Runtime>, body: String) {
+    let _ = rt.answers.send(("init-error".into(), json!({"error": body})));
+}
+
+fn binary(name: &str) -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target")
+    });
+    let path = target.join("debug").join(name);
+    assert!(path.exists(), "{} is not built: run scripts/test (it builds every function first)", path.display());
+    path
+}
+
+fn event(method: &str, path: &str, body: Option<Value>, bearer: Option<&str>) -> Value {
+    let mut headers = json!({"host": "api.example.com", "content-type": "application/json"});
+    if let Some(token) = bearer {
+        headers["authorization"] = json!(format!("Bearer {token}"));
+    }
+    json!({
+        "version": "2.0",
+        "routeKey": format!("{method} {path}"),
+        "rawPath": path,
+        "rawQueryString": "",
+        "headers": headers,
+        "requestContext": {
+            "accountId": "000000000000", "apiId": "api", "domainName": "api.example.com", "domainPrefix": "api",
+            "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "192.0.2.1", "userAgent": "test"},
+            "requestId": "req-1", "routeKey": format!("{method} {path}"), "stage": "$default",
+            "time": "24/Nov/2026:06:00:00 +0000", "timeEpoch": 1795500000000u64
+        },
+        "body": body.map(|b| b.to_string()),
+        "isBase64Encoded": false
+    })
+}
+
+/// Starts `function` against a fresh runtime API, hands it `event`, returns its answer.
+async fn invoke(function: &str, data_dir: &std::path::Path, event: Value) -> Value {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let rt = Runtime { events: Arc::new(Mutex::new(vec![event])), answers: tx };
+    let app = Router::new()
+        .route("/2018-06-01/runtime/invocation/next", get(next_event))
+        .route("/2018-06-01/runtime/invocation/{id}/response", post(answer))
+        .route("/2018-06-01/runtime/invocation/{id}/error", post(answer))
+        .route("/2018-06-01/runtime/init/error", post(init_error))
+        .with_state(rt);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let mut child: Child = Command::new(binary(function))
+        .env("AWS_LAMBDA_RUNTIME_API", addr.to_string())
+        .env("AWS_LAMBDA_FUNCTION_NAME", function)
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_LAMBDA_LOG_STREAM_NAME", "test")
+        .env("AWS_LAMBDA_LOG_GROUP_NAME", "test")
+        .env("DATA_DIR", data_dir)
+        .env_remove("STORAGE")
+        .env_remove("JWT_SECRET")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let answer = tokio::time::timeout(Duration::from_secs(60), rx.recv()).await;
+    let _ = child.kill();
+    let _ = child.wait();
+    server.abort();
+    let (id, body) = answer.expect("the function answered within 60 s").expect("an answer");
+    assert_eq!(id, "req-1", "{function}: {body}");
+    body
+}
+
+fn status_and_body(answer: &Value) -> (u64, Value) {
+    let body = answer["body"].as_str().map(|b| serde_json::from_str(b).unwrap()).unwrap_or(Value::Null);
+    (answer["statusCode"].as_u64().unwrap(), body)
+}
+
+#[tokio::test]
+async fn every_function_answers_under_the_lambda_runtime() {
+    let dir = tempfile::tempdir().unwrap();
+    let strong = "xk29!pLm#q";
+    // Registration and login really write and read the embedded store.
+    let registered = invoke(
+        "registration",
+        dir.path(),
+        event("POST", "/api/auth/registration/", Some(json!({"username": "lambda", "password1": strong, "password2": strong})), None),
+    )
+    .await;
+    let (status, body) = status_and_body(&registered);
+    assert_eq!(status, 201, "{body}");
+    let access = body["access"].as_str().unwrap().to_string();
+    let refresh = body["refresh"].as_str().unwrap().to_string();
+
+    let cases: Vec<(&str, Value, u64)> = vec![
+        ("login", event("POST", "/api/auth/login", Some(json!({"username": "LAMBDA", "password": strong})), None), 200),
+        ("profile", event("GET", "/api/accounts/profile/", None, Some(&access)), 200),
+        ("user-details", event("GET", "/api/auth/user/", None, Some(&access)), 200),
+        ("token-verify", event("POST", "/api/auth/token/verify/", Some(json!({"token": access})), None), 200),
+        ("token-refresh", event("POST", "/api/auth/token/refresh/", Some(json!({})), None), 401),
+        ("refresh", event("POST", "/api/auth/refresh/", Some(json!({"refresh": refresh})), None), 200),
+        ("logout", event("POST", "/api/auth/logout/", Some(json!({"refresh": refresh})), None), 401),
+        ("registration", event("GET", "/api/auth/registration/", None, None), 405),
+    ];
+    for (function, event, expected) in cases {
+        let answer = invoke(function, dir.path(), event).await;
+        let (status, body) = status_and_body(&answer);
+        assert_eq!(status, expected, "{function}: {body}");
+    }
+}
