@@ -199,6 +199,18 @@ fn get_user(conn: &Connection, id: u64) -> StoreResult<Option<User>> {
         .map_err(db_error)
 }
 
+/// A taken username is reported before a taken e-mail (SQLite names only the first constraint it trips).
+fn ensure_username_free(conn: &Connection, username: &str) -> StoreResult<()> {
+    let taken = conn
+        .query_row("SELECT 1 FROM users WHERE username_key = ?1", [username_key(username)], |_| Ok(()))
+        .optional()
+        .map_err(db_error)?;
+    match taken {
+        Some(()) => Err(StoreError::UsernameTaken),
+        None => Ok(()),
+    }
+}
+
 fn insert_session(conn: &Connection, s: &Session) -> StoreResult<()> {
     conn.execute(
         "INSERT INTO sessions (id, user_id, refresh_jti, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -240,6 +252,7 @@ fn put_blacklist(conn: &Connection, jti: &str, user_id: u64, session_id: &str, e
 impl UserStore for SqliteStore {
     async fn create_user(&self, user: NewUser, first_session: Session) -> StoreResult<User> {
         self.write(move |tx| {
+            ensure_username_free(tx, &user.username)?;
             tx.execute(
                 "INSERT INTO users (username, username_key, email, email_key, password, date_joined) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 params![user.username, username_key(&user.username), user.email, email_key(&user.email), user.password_hash, user.date_joined],
@@ -254,6 +267,7 @@ impl UserStore for SqliteStore {
 
     async fn insert_user(&self, user: User) -> StoreResult<()> {
         self.write(move |tx| {
+            ensure_username_free(tx, &user.username)?;
             tx.execute(
                 &format!("INSERT INTO users ({USER_COLUMNS}, username_key, email_key) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"),
                 params![
