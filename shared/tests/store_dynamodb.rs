@@ -82,16 +82,32 @@ async fn create_tables_is_idempotent_and_sets_up_index_and_ttl() {
     store.create_tables().await.expect("second create_tables");
     let tables = store.tables().clone();
 
-    let sessions = client.describe_table().table_name(&tables.sessions).send().await.unwrap();
+    let sessions = client
+        .describe_table()
+        .table_name(&tables.sessions)
+        .send()
+        .await
+        .unwrap();
     let indexes = sessions.table().unwrap().global_secondary_indexes();
     assert!(
-        indexes.iter().any(|i| i.index_name() == Some(dynamodb::BY_USER_INDEX)),
+        indexes
+            .iter()
+            .any(|i| i.index_name() == Some(dynamodb::BY_USER_INDEX)),
         "sessions table has the by_user index"
     );
     for table in [&tables.sessions, &tables.blacklist] {
-        let ttl = client.describe_time_to_live().table_name(table).send().await.unwrap();
+        let ttl = client
+            .describe_time_to_live()
+            .table_name(table)
+            .send()
+            .await
+            .unwrap();
         let description = ttl.time_to_live_description().unwrap();
-        assert_eq!(description.attribute_name(), Some(dynamodb::TTL_ATTRIBUTE), "{table}");
+        assert_eq!(
+            description.attribute_name(),
+            Some(dynamodb::TTL_ATTRIBUTE),
+            "{table}"
+        );
     }
 }
 
@@ -104,7 +120,11 @@ async fn unreachable_backend_is_unavailable_quickly() {
     let started = Instant::now();
     let err = store.get_user(1).await.unwrap_err();
     assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
-    assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test]
@@ -120,7 +140,11 @@ async fn odd_items_are_backend_errors_not_panics() {
     let (store, client) = fresh_dynamo().await;
     let users = store.tables().users.clone();
     let put = |item: HashMap<String, AttributeValue>| {
-        client.put_item().table_name(&users).set_item(Some(item)).send()
+        client
+            .put_item()
+            .table_name(&users)
+            .set_item(Some(item))
+            .send()
     };
     // A user item without most attributes.
     put(HashMap::from([
@@ -137,7 +161,10 @@ async fn odd_items_are_backend_errors_not_panics() {
     .await
     .unwrap();
     put(HashMap::from([
-        ("pk".to_string(), AttributeValue::S("USERNAME#broken".into())),
+        (
+            "pk".to_string(),
+            AttributeValue::S("USERNAME#broken".into()),
+        ),
         ("user_id".to_string(), AttributeValue::S("2".into())),
     ]))
     .await

@@ -21,10 +21,10 @@ use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, Delete,
-    GlobalSecondaryIndex, IndexStatus, KeySchemaElement, KeyType, KeysAndAttributes, Projection,
-    ProjectionType, Put, ReturnValue, ScalarAttributeType, TableStatus, TimeToLiveSpecification,
-    TimeToLiveStatus, TransactWriteItem, Update,
+    AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, Delete, GlobalSecondaryIndex,
+    IndexStatus, KeySchemaElement, KeyType, KeysAndAttributes, Projection, ProjectionType, Put,
+    ReturnValue, ScalarAttributeType, TableStatus, TimeToLiveSpecification, TimeToLiveStatus,
+    TransactWriteItem, Update,
 };
 use aws_sdk_dynamodb::Client;
 
@@ -104,7 +104,10 @@ impl DynamoStore {
                         .build(),
                 )?)
                 .key_schema(built(
-                    KeySchemaElement::builder().attribute_name(key).key_type(KeyType::Hash).build(),
+                    KeySchemaElement::builder()
+                        .attribute_name(key)
+                        .key_type(KeyType::Hash)
+                        .build(),
                 )?))
         };
         let users = string_key(&self.tables.users, PK)?;
@@ -125,7 +128,11 @@ impl DynamoStore {
                             .key_type(KeyType::Hash)
                             .build(),
                     )?)
-                    .projection(Projection::builder().projection_type(ProjectionType::KeysOnly).build())
+                    .projection(
+                        Projection::builder()
+                            .projection_type(ProjectionType::KeysOnly)
+                            .build(),
+                    )
                     .build(),
             )?);
         for request in [users, sessions, blacklist] {
@@ -135,7 +142,11 @@ impl DynamoStore {
                 Err(e) => return Err(sdk_error(e)),
             }
         }
-        for table in [&self.tables.users, &self.tables.sessions, &self.tables.blacklist] {
+        for table in [
+            &self.tables.users,
+            &self.tables.sessions,
+            &self.tables.blacklist,
+        ] {
             self.wait_active(table).await?;
         }
         for table in [&self.tables.sessions, &self.tables.blacklist] {
@@ -146,8 +157,13 @@ impl DynamoStore {
                 .send()
                 .await
                 .map_err(sdk_error)?;
-            let status = ttl.time_to_live_description().and_then(|d| d.time_to_live_status());
-            if matches!(status, Some(TimeToLiveStatus::Enabled | TimeToLiveStatus::Enabling)) {
+            let status = ttl
+                .time_to_live_description()
+                .and_then(|d| d.time_to_live_status());
+            if matches!(
+                status,
+                Some(TimeToLiveStatus::Enabled | TimeToLiveStatus::Enabling)
+            ) {
                 continue;
             }
             self.client
@@ -188,7 +204,9 @@ impl DynamoStore {
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        Err(StoreError::Unavailable(format!("table {table} did not become active")))
+        Err(StoreError::Unavailable(format!(
+            "table {table} did not become active"
+        )))
     }
 
     // ----- reads ---------------------------------------------------------------------------
@@ -218,7 +236,10 @@ impl DynamoStore {
     /// Runs a transaction. `Ok(Err(codes))` when it was cancelled: one reason code per item in
     /// order (`"None"`, `"ConditionalCheckFailed"`, ...), or an empty list when the backend gave no
     /// reasons. Cancellations caused only by conflicts with other transactions are retried.
-    async fn transact(&self, items: Vec<TransactWriteItem>) -> StoreResult<Result<(), Vec<String>>> {
+    async fn transact(
+        &self,
+        items: Vec<TransactWriteItem>,
+    ) -> StoreResult<Result<(), Vec<String>>> {
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -249,7 +270,7 @@ impl DynamoStore {
             let conflict_only = codes.iter().any(|c| c == TRANSACTION_CONFLICT)
                 && !codes.iter().any(|c| c == CONDITION_FAILED);
             if conflict_only && attempt < CONFLICT_ATTEMPTS {
-                let jitter = u64::from(uuid::Uuid::new_v4().as_bytes()[0] % 20);
+                let jitter: u64 = rand::random_range(0..20);
                 tokio::time::sleep(Duration::from_millis(10 * u64::from(attempt) + jitter)).await;
                 continue;
             }
@@ -279,16 +300,26 @@ impl DynamoStore {
     /// the e-mail claim (only for a non-empty e-mail).
     fn user_puts(&self, user: &User) -> StoreResult<Vec<TransactWriteItem>> {
         let mut puts = vec![put_if_absent(&self.tables.users, user_item(user))?];
-        puts.push(put_if_absent(&self.tables.users, claim_item(username_claim(&user.username), user.id))?);
+        puts.push(put_if_absent(
+            &self.tables.users,
+            claim_item(username_claim(&user.username), user.id),
+        )?);
         if !user.email.is_empty() {
-            puts.push(put_if_absent(&self.tables.users, claim_item(email_claim(&user.email), user.id))?);
+            puts.push(put_if_absent(
+                &self.tables.users,
+                claim_item(email_claim(&user.email), user.id),
+            )?);
         }
         Ok(puts)
     }
 
     /// Why writing `user` and its claims was refused. `None` when only the `USER#` item was
     /// in the way (a `create_user` that should take the next id).
-    async fn claim_failure(&self, user: &User, codes: &[String]) -> StoreResult<Option<StoreError>> {
+    async fn claim_failure(
+        &self,
+        user: &User,
+        codes: &[String],
+    ) -> StoreResult<Option<StoreError>> {
         let failed = |i: usize| codes.get(i).is_some_and(|c| c == CONDITION_FAILED);
         if !codes.is_empty() {
             if failed(1) {
@@ -303,13 +334,21 @@ impl DynamoStore {
             return Ok(Some(cancelled(codes)));
         }
         // No reasons given: look at what is there.
-        if self.claim_owner(username_claim(&user.username)).await?.is_some() {
+        if self
+            .claim_owner(username_claim(&user.username))
+            .await?
+            .is_some()
+        {
             return Ok(Some(StoreError::UsernameTaken));
         }
         if !user.email.is_empty() && self.claim_owner(email_claim(&user.email)).await?.is_some() {
             return Ok(Some(StoreError::EmailTaken));
         }
-        if self.get(&self.tables.users, user_key(user.id)).await?.is_some() {
+        if self
+            .get(&self.tables.users, user_key(user.id))
+            .await?
+            .is_some()
+        {
             return Ok(None);
         }
         Ok(Some(cancelled(codes)))
@@ -380,7 +419,10 @@ impl UserStore for DynamoStore {
                 date_joined: new.date_joined,
                 last_login: None,
             };
-            let session = Session { user_id: id, ..first_session.clone() };
+            let session = Session {
+                user_id: id,
+                ..first_session.clone()
+            };
             let mut items = self.user_puts(&user)?;
             items.push(self.session_put(&session)?);
             match self.transact(items).await? {
@@ -391,7 +433,9 @@ impl UserStore for DynamoStore {
                 },
             }
         }
-        Err(StoreError::Backend("could not allocate a free user id".into()))
+        Err(StoreError::Backend(
+            "could not allocate a free user id".into(),
+        ))
     }
 
     async fn insert_user(&self, user: User) -> StoreResult<()> {
@@ -567,7 +611,9 @@ impl UserStore for DynamoStore {
                 }
             }
         }
-        Err(StoreError::Unavailable("the user kept changing during a username change".into()))
+        Err(StoreError::Unavailable(
+            "the user kept changing during a username change".into(),
+        ))
     }
 
     async fn set_password_hash(&self, id: u64, password_hash: &str) -> StoreResult<()> {
@@ -631,7 +677,12 @@ impl SessionStore for DynamoStore {
     ) -> StoreResult<(Option<User>, Option<Session>)> {
         let mut request = HashMap::from([(
             self.tables.users.clone(),
-            built(KeysAndAttributes::builder().keys(user_key(user_id)).consistent_read(true).build())?,
+            built(
+                KeysAndAttributes::builder()
+                    .keys(user_key(user_id))
+                    .consistent_read(true)
+                    .build(),
+            )?,
         )]);
         if !session_id.is_empty() {
             request.insert(
@@ -670,7 +721,9 @@ impl SessionStore for DynamoStore {
             }
             tokio::time::sleep(Duration::from_millis(20 * (attempt + 1))).await;
         }
-        Err(StoreError::Unavailable("BatchGetItem kept leaving keys unprocessed".into()))
+        Err(StoreError::Unavailable(
+            "BatchGetItem kept leaving keys unprocessed".into(),
+        ))
     }
 
     async fn rotate_refresh(&self, r: Rotation) -> StoreResult<RotateOutcome> {
@@ -682,7 +735,9 @@ impl SessionStore for DynamoStore {
             blacklisted_at: r.now,
         };
         let items = vec![
-            TransactWriteItem::builder().put(self.blacklist_put(&entry, r.now)?).build(),
+            TransactWriteItem::builder()
+                .put(self.blacklist_put(&entry, r.now)?)
+                .build(),
             TransactWriteItem::builder()
                 .update(built(
                     Update::builder()
@@ -747,7 +802,9 @@ impl SessionStore for DynamoStore {
             blacklisted_at: now,
         };
         let items = vec![
-            TransactWriteItem::builder().put(self.blacklist_put(&entry, now)?).build(),
+            TransactWriteItem::builder()
+                .put(self.blacklist_put(&entry, now)?)
+                .build(),
             TransactWriteItem::builder()
                 .delete(built(
                     Delete::builder()
@@ -838,7 +895,13 @@ impl BlacklistStore for DynamoStore {
         if jti.is_empty() {
             return Ok(None);
         }
-        match self.get(&self.tables.blacklist, HashMap::from([("jti".into(), s(jti))])).await? {
+        match self
+            .get(
+                &self.tables.blacklist,
+                HashMap::from([("jti".into(), s(jti))]),
+            )
+            .await?
+        {
             Some(item) => {
                 let entry = blacklist_from_item(&item)?;
                 Ok((entry.expires_at > now).then_some(entry))
@@ -1023,7 +1086,9 @@ fn blacklist_from_item(item: &Item) -> StoreResult<BlacklistEntry> {
 fn odd(attr: &str, value: Option<&AttributeValue>) -> StoreError {
     match value {
         None => StoreError::Backend(format!("item has no attribute {attr:?}")),
-        Some(value) => StoreError::Backend(format!("attribute {attr:?} has an odd value: {value:?}")),
+        Some(value) => {
+            StoreError::Backend(format!("attribute {attr:?} has an odd value: {value:?}"))
+        }
     }
 }
 
@@ -1055,11 +1120,23 @@ fn built<T, E: std::fmt::Display>(result: Result<T, E>) -> StoreResult<T> {
     result.map_err(|e| StoreError::Backend(format!("building a DynamoDB request: {e}")))
 }
 
+/// Cancellation reasons that mean "try again later".
+const TRANSIENT_REASONS: &[&str] = &[
+    TRANSACTION_CONFLICT,
+    "ThrottlingError",
+    "ProvisionedThroughputExceeded",
+    "RequestLimitExceeded",
+];
+
 fn cancelled(codes: &[String]) -> StoreError {
-    if codes.iter().any(|c| c == TRANSACTION_CONFLICT) {
-        StoreError::Unavailable(format!("transaction conflict ({})", codes.join(", ")))
+    let message = format!("transaction cancelled ({})", codes.join(", "));
+    if codes
+        .iter()
+        .any(|c| TRANSIENT_REASONS.contains(&c.as_str()))
+    {
+        StoreError::Unavailable(message)
     } else {
-        StoreError::Backend(format!("transaction cancelled ({})", codes.join(", ")))
+        StoreError::Backend(message)
     }
 }
 
@@ -1095,7 +1172,9 @@ where
         SdkError::ResponseError(e) => e.raw().status().is_server_error(),
         SdkError::ServiceError(e) => {
             e.raw().status().is_server_error()
-                || e.err().code().is_some_and(|code| TRANSIENT_CODES.contains(&code))
+                || e.err()
+                    .code()
+                    .is_some_and(|code| TRANSIENT_CODES.contains(&code))
         }
         _ => false,
     };

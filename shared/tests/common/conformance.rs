@@ -57,7 +57,13 @@ async fn register(store: &SharedStore, username: &str, email: &str) -> (User, Se
         .create_user(new_user(username, email), first.clone())
         .await
         .unwrap_or_else(|e| panic!("create_user({username:?}): {e}"));
-    (user.clone(), Session { user_id: user.id, ..first })
+    (
+        user.clone(),
+        Session {
+            user_id: user.id,
+            ..first
+        },
+    )
 }
 
 fn rotation(s: &Session, old_jti: &str, new_jti: &str, now: i64) -> Rotation {
@@ -73,11 +79,20 @@ fn rotation(s: &Session, old_jti: &str, new_jti: &str, now: i64) -> Rotation {
 }
 
 fn spent(s: &Session, jti: &str, exp: i64) -> SpentToken {
-    SpentToken { jti: jti.into(), exp, user_id: s.user_id, session_id: s.id.clone() }
+    SpentToken {
+        jti: jti.into(),
+        exp,
+        user_id: s.user_id,
+        session_id: s.id.clone(),
+    }
 }
 
 async fn live_session(store: &SharedStore, s: &Session, now: i64) -> Option<Session> {
-    store.session_with_user(s.user_id, &s.id, now).await.unwrap().1
+    store
+        .session_with_user(s.user_id, &s.id, now)
+        .await
+        .unwrap()
+        .1
 }
 
 // ----- users ---------------------------------------------------------------------------------
@@ -98,22 +113,38 @@ pub async fn create_user_writes_user_and_first_session(store: SharedStore) {
     assert_eq!(user.date_joined, NOW - 10);
     assert!(user.is_active);
     assert_eq!(user.avatar, None);
-    assert_eq!((user.first_name.as_str(), user.last_name.as_str()), ("", ""));
+    assert_eq!(
+        (user.first_name.as_str(), user.last_name.as_str()),
+        ("", "")
+    );
     assert_eq!((user.nickname.as_str(), user.signature.as_str()), ("", ""));
 
     assert_eq!(store.get_user(user.id).await.unwrap(), Some(user.clone()));
-    assert_eq!(store.find_user_by_username("Alice").await.unwrap(), Some(user.clone()));
+    assert_eq!(
+        store.find_user_by_username("Alice").await.unwrap(),
+        Some(user.clone())
+    );
     assert!(store.email_in_use("alice@example.com").await.unwrap());
 
-    let (u, s) = store.session_with_user(user.id, &first.id, NOW).await.unwrap();
+    let (u, s) = store
+        .session_with_user(user.id, &first.id, NOW)
+        .await
+        .unwrap();
     assert_eq!(u, Some(user.clone()));
-    assert_eq!(s, Some(first.clone()), "the first session carries the new user's id");
+    assert_eq!(
+        s,
+        Some(first.clone()),
+        "the first session carries the new user's id"
+    );
 }
 
 pub async fn username_is_unique_case_insensitively(store: SharedStore) {
     let (alice, _) = register(&store, "Alice", "").await;
     let err = store
-        .create_user(new_user("alice", "other@example.com"), session("s2", 0, "r2"))
+        .create_user(
+            new_user("alice", "other@example.com"),
+            session("s2", 0, "r2"),
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::UsernameTaken), "{err:?}");
@@ -123,7 +154,10 @@ pub async fn username_is_unique_case_insensitively(store: SharedStore) {
         .unwrap_err();
     assert!(matches!(err, StoreError::UsernameTaken), "{err:?}");
     for name in ["alice", "ALICE", "aLiCe"] {
-        assert_eq!(store.find_user_by_username(name).await.unwrap(), Some(alice.clone()));
+        assert_eq!(
+            store.find_user_by_username(name).await.unwrap(),
+            Some(alice.clone())
+        );
     }
 }
 
@@ -141,7 +175,10 @@ pub async fn email_is_unique_case_insensitively(store: SharedStore) {
 pub async fn username_taken_wins_over_email_taken(store: SharedStore) {
     register(&store, "alice", "alice@example.com").await;
     let err = store
-        .create_user(new_user("Alice", "alice@example.com"), session("s2", 0, "r2"))
+        .create_user(
+            new_user("Alice", "alice@example.com"),
+            session("s2", 0, "r2"),
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::UsernameTaken), "{err:?}");
@@ -151,14 +188,20 @@ pub async fn failed_create_writes_nothing(store: SharedStore) {
     let (alice, _) = register(&store, "alice", "alice@example.com").await;
     // Taken username, free e-mail: the e-mail must not stay claimed, no session may exist.
     let err = store
-        .create_user(new_user("ALICE", "fresh@example.com"), session("lost-1", 0, "lost-r1"))
+        .create_user(
+            new_user("ALICE", "fresh@example.com"),
+            session("lost-1", 0, "lost-r1"),
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::UsernameTaken), "{err:?}");
     assert!(!store.email_in_use("fresh@example.com").await.unwrap());
     // Free username, taken e-mail: the username must not stay claimed.
     let err = store
-        .create_user(new_user("newbie", "Alice@example.com"), session("lost-2", 0, "lost-r2"))
+        .create_user(
+            new_user("newbie", "Alice@example.com"),
+            session("lost-2", 0, "lost-r2"),
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::EmailTaken), "{err:?}");
@@ -185,7 +228,10 @@ pub async fn empty_emails_never_collide(store: SharedStore) {
 
 pub async fn cjk_usernames_work(store: SharedStore) {
     let (ming, first) = register(&store, "小明", "xiaoming@example.cn").await;
-    assert_eq!(store.find_user_by_username("小明").await.unwrap(), Some(ming.clone()));
+    assert_eq!(
+        store.find_user_by_username("小明").await.unwrap(),
+        Some(ming.clone())
+    );
     assert_eq!(store.find_user_by_username("小红").await.unwrap(), None);
     let err = store
         .create_user(new_user("小明", ""), session("s2", 0, "r2"))
@@ -206,32 +252,71 @@ pub async fn insert_user_keeps_id_and_moves_counter_past_it(store: SharedStore) 
     let imported = full_user(1000, "imported", "imported@example.com");
     store.insert_user(imported.clone()).await.unwrap();
     assert_eq!(store.get_user(1000).await.unwrap(), Some(imported.clone()));
-    assert_eq!(store.find_user_by_username("IMPORTED").await.unwrap(), Some(imported.clone()));
+    assert_eq!(
+        store.find_user_by_username("IMPORTED").await.unwrap(),
+        Some(imported.clone())
+    );
     assert!(store.email_in_use("Imported@example.com").await.unwrap());
 
     let (next, _) = register(&store, "next", "").await;
-    assert!(next.id > 1000, "new ids come after imported ones, got {}", next.id);
+    assert!(
+        next.id > 1000,
+        "new ids come after imported ones, got {}",
+        next.id
+    );
 
     // A lower imported id does not move the counter back.
-    store.insert_user(full_user(500, "older", "")).await.unwrap();
-    assert_eq!(store.get_user(500).await.unwrap().unwrap().username, "older");
+    store
+        .insert_user(full_user(500, "older", ""))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_user(500).await.unwrap().unwrap().username,
+        "older"
+    );
     let (after, _) = register(&store, "after", "").await;
     assert!(after.id > next.id, "{} then {}", next.id, after.id);
 
     // An inactive, never-logged-in, avatar-less import keeps those too.
-    let plain = User { is_active: false, last_login: None, avatar: None, ..full_user(2000, "plain", "") };
+    let plain = User {
+        is_active: false,
+        last_login: None,
+        avatar: None,
+        ..full_user(2000, "plain", "")
+    };
     store.insert_user(plain.clone()).await.unwrap();
     assert_eq!(store.get_user(2000).await.unwrap(), Some(plain));
 }
 
 pub async fn insert_user_refuses_taken_id_username_and_email(store: SharedStore) {
-    store.insert_user(full_user(7, "seven", "seven@example.com")).await.unwrap();
-    let err = store.insert_user(full_user(7, "other", "other@example.com")).await.unwrap_err();
-    assert!(matches!(err, StoreError::UsernameTaken), "existing id: {err:?}");
-    let err = store.insert_user(full_user(8, "SEVEN", "eight@example.com")).await.unwrap_err();
-    assert!(matches!(err, StoreError::UsernameTaken), "taken username: {err:?}");
-    let err = store.insert_user(full_user(9, "nine", "Seven@Example.com")).await.unwrap_err();
-    assert!(matches!(err, StoreError::EmailTaken), "taken e-mail: {err:?}");
+    store
+        .insert_user(full_user(7, "seven", "seven@example.com"))
+        .await
+        .unwrap();
+    let err = store
+        .insert_user(full_user(7, "other", "other@example.com"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::UsernameTaken),
+        "existing id: {err:?}"
+    );
+    let err = store
+        .insert_user(full_user(8, "SEVEN", "eight@example.com"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::UsernameTaken),
+        "taken username: {err:?}"
+    );
+    let err = store
+        .insert_user(full_user(9, "nine", "Seven@Example.com"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::EmailTaken),
+        "taken e-mail: {err:?}"
+    );
 
     assert_eq!(store.get_user(7).await.unwrap().unwrap().username, "seven");
     assert_eq!(store.get_user(8).await.unwrap(), None);
@@ -276,30 +361,63 @@ pub async fn update_user_changes_profile_fields(store: SharedStore) {
         ..user.clone()
     };
     assert_eq!(updated, expected);
-    assert_eq!(store.get_user(user.id).await.unwrap(), Some(expected.clone()));
+    assert_eq!(
+        store.get_user(user.id).await.unwrap(),
+        Some(expected.clone())
+    );
 
     // Fields left at None stay; a field can be emptied.
     let updated = store
-        .update_user(user.id, UserUpdate { signature: Some(String::new()), ..UserUpdate::default() })
+        .update_user(
+            user.id,
+            UserUpdate {
+                signature: Some(String::new()),
+                ..UserUpdate::default()
+            },
+        )
         .await
         .unwrap();
-    assert_eq!(updated, User { signature: String::new(), ..expected });
+    assert_eq!(
+        updated,
+        User {
+            signature: String::new(),
+            ..expected
+        }
+    );
 }
 
 pub async fn update_user_username_change_frees_the_old_name(store: SharedStore) {
     let (alice, _) = register(&store, "alice", "").await;
     let renamed = store
-        .update_user(alice.id, UserUpdate { username: Some("小明".into()), ..UserUpdate::default() })
+        .update_user(
+            alice.id,
+            UserUpdate {
+                username: Some("小明".into()),
+                ..UserUpdate::default()
+            },
+        )
         .await
         .unwrap();
-    assert_eq!(renamed, User { username: "小明".into(), ..alice.clone() });
-    assert_eq!(store.find_user_by_username("小明").await.unwrap(), Some(renamed.clone()));
+    assert_eq!(
+        renamed,
+        User {
+            username: "小明".into(),
+            ..alice.clone()
+        }
+    );
+    assert_eq!(
+        store.find_user_by_username("小明").await.unwrap(),
+        Some(renamed.clone())
+    );
     assert_eq!(store.find_user_by_username("alice").await.unwrap(), None);
 
     // The old name is free for someone else, the new one is not.
     let (other, _) = register(&store, "Alice", "").await;
     assert_ne!(other.id, alice.id);
-    assert_eq!(store.find_user_by_username("alice").await.unwrap(), Some(other.clone()));
+    assert_eq!(
+        store.find_user_by_username("alice").await.unwrap(),
+        Some(other.clone())
+    );
     let err = store
         .create_user(new_user("小明", ""), session("s9", 0, "r9"))
         .await
@@ -308,7 +426,13 @@ pub async fn update_user_username_change_frees_the_old_name(store: SharedStore) 
 
     // Renaming back and forth keeps exactly one claim per user.
     let back = store
-        .update_user(alice.id, UserUpdate { username: Some("alice2".into()), ..UserUpdate::default() })
+        .update_user(
+            alice.id,
+            UserUpdate {
+                username: Some("alice2".into()),
+                ..UserUpdate::default()
+            },
+        )
         .await
         .unwrap();
     assert_eq!(back.username, "alice2");
@@ -334,21 +458,42 @@ pub async fn update_user_to_a_taken_username_writes_nothing(store: SharedStore) 
     assert_eq!(store.get_user(bob.id).await.unwrap(), Some(bob.clone()));
     assert_eq!(store.get_user(alice.id).await.unwrap(), Some(alice.clone()));
     assert_eq!(store.find_user_by_username("bob").await.unwrap(), Some(bob));
-    assert_eq!(store.find_user_by_username("alice").await.unwrap(), Some(alice));
+    assert_eq!(
+        store.find_user_by_username("alice").await.unwrap(),
+        Some(alice)
+    );
 }
 
 pub async fn update_user_case_only_rename(store: SharedStore) {
     let (user, _) = register(&store, "bob", "").await;
     let renamed = store
-        .update_user(user.id, UserUpdate { username: Some("Bob".into()), ..UserUpdate::default() })
+        .update_user(
+            user.id,
+            UserUpdate {
+                username: Some("Bob".into()),
+                ..UserUpdate::default()
+            },
+        )
         .await
         .unwrap();
     assert_eq!(renamed.username, "Bob");
-    assert_eq!(store.find_user_by_username("bob").await.unwrap(), Some(renamed.clone()));
-    assert_eq!(store.find_user_by_username("BOB").await.unwrap(), Some(renamed.clone()));
+    assert_eq!(
+        store.find_user_by_username("bob").await.unwrap(),
+        Some(renamed.clone())
+    );
+    assert_eq!(
+        store.find_user_by_username("BOB").await.unwrap(),
+        Some(renamed.clone())
+    );
     // Setting the same name again is no conflict with oneself.
     let same = store
-        .update_user(user.id, UserUpdate { username: Some("Bob".into()), ..UserUpdate::default() })
+        .update_user(
+            user.id,
+            UserUpdate {
+                username: Some("Bob".into()),
+                ..UserUpdate::default()
+            },
+        )
         .await
         .unwrap();
     assert_eq!(same, renamed);
@@ -363,21 +508,42 @@ pub async fn update_user_sets_and_clears_avatar(store: SharedStore) {
     let (user, _) = register(&store, "alice", "").await;
     let key = format!("avatar/{}/a.png", user.id);
     let with = store
-        .update_user(user.id, UserUpdate { avatar: Some(Some(key.clone())), ..UserUpdate::default() })
+        .update_user(
+            user.id,
+            UserUpdate {
+                avatar: Some(Some(key.clone())),
+                ..UserUpdate::default()
+            },
+        )
         .await
         .unwrap();
     assert_eq!(with.avatar, Some(key.clone()));
-    assert_eq!(store.get_user(user.id).await.unwrap().unwrap().avatar, Some(key));
+    assert_eq!(
+        store.get_user(user.id).await.unwrap().unwrap().avatar,
+        Some(key)
+    );
 
     // Leaving it alone keeps it.
     let kept = store
-        .update_user(user.id, UserUpdate { nickname: Some("al".into()), ..UserUpdate::default() })
+        .update_user(
+            user.id,
+            UserUpdate {
+                nickname: Some("al".into()),
+                ..UserUpdate::default()
+            },
+        )
         .await
         .unwrap();
     assert!(kept.avatar.is_some());
 
     let without = store
-        .update_user(user.id, UserUpdate { avatar: Some(None), ..UserUpdate::default() })
+        .update_user(
+            user.id,
+            UserUpdate {
+                avatar: Some(None),
+                ..UserUpdate::default()
+            },
+        )
         .await
         .unwrap();
     assert_eq!(without.avatar, None);
@@ -388,9 +554,18 @@ pub async fn update_user_sets_and_clears_avatar(store: SharedStore) {
 pub async fn update_user_missing_user_is_user_not_found(store: SharedStore) {
     register(&store, "alice", "").await;
     for update in [
-        UserUpdate { nickname: Some("x".into()), ..UserUpdate::default() },
-        UserUpdate { username: Some("ghost".into()), ..UserUpdate::default() },
-        UserUpdate { avatar: Some(None), ..UserUpdate::default() },
+        UserUpdate {
+            nickname: Some("x".into()),
+            ..UserUpdate::default()
+        },
+        UserUpdate {
+            username: Some("ghost".into()),
+            ..UserUpdate::default()
+        },
+        UserUpdate {
+            avatar: Some(None),
+            ..UserUpdate::default()
+        },
     ] {
         let err = store.update_user(424_242, update).await.unwrap_err();
         assert!(matches!(err, StoreError::UserNotFound), "{err:?}");
@@ -401,15 +576,33 @@ pub async fn update_user_missing_user_is_user_not_found(store: SharedStore) {
 
 pub async fn update_user_empty_update_returns_the_user(store: SharedStore) {
     let (user, _) = register(&store, "alice", "").await;
-    assert_eq!(store.update_user(user.id, UserUpdate::default()).await.unwrap(), user);
+    assert_eq!(
+        store
+            .update_user(user.id, UserUpdate::default())
+            .await
+            .unwrap(),
+        user
+    );
 }
 
 pub async fn set_password_hash_replaces_the_hash(store: SharedStore) {
     let (user, _) = register(&store, "alice", "").await;
-    store.set_password_hash(user.id, "$argon2id$new").await.unwrap();
+    store
+        .set_password_hash(user.id, "$argon2id$new")
+        .await
+        .unwrap();
     let read = store.get_user(user.id).await.unwrap().unwrap();
-    assert_eq!(read, User { password_hash: "$argon2id$new".into(), ..user });
-    let err = store.set_password_hash(424_242, "$argon2id$x").await.unwrap_err();
+    assert_eq!(
+        read,
+        User {
+            password_hash: "$argon2id$new".into(),
+            ..user
+        }
+    );
+    let err = store
+        .set_password_hash(424_242, "$argon2id$x")
+        .await
+        .unwrap_err();
     assert!(matches!(err, StoreError::UserNotFound), "{err:?}");
     assert_eq!(store.get_user(424_242).await.unwrap(), None);
 }
@@ -420,7 +613,10 @@ pub async fn start_session_records_last_login(store: SharedStore) {
     let (user, first) = register(&store, "alice", "").await;
     let second = session("second", user.id, "r-second");
     store.start_session(second.clone(), NOW + 5).await.unwrap();
-    let (u, s) = store.session_with_user(user.id, "second", NOW + 6).await.unwrap();
+    let (u, s) = store
+        .session_with_user(user.id, "second", NOW + 6)
+        .await
+        .unwrap();
     assert_eq!(u.unwrap().last_login, Some(NOW + 5));
     assert_eq!(s, Some(second));
     // The first session is untouched.
@@ -428,32 +624,56 @@ pub async fn start_session_records_last_login(store: SharedStore) {
 }
 
 pub async fn start_session_for_missing_user_writes_nothing(store: SharedStore) {
-    let err = store.start_session(session("orphan", 424_242, "r"), NOW).await.unwrap_err();
+    let err = store
+        .start_session(session("orphan", 424_242, "r"), NOW)
+        .await
+        .unwrap_err();
     assert!(matches!(err, StoreError::UserNotFound), "{err:?}");
-    assert_eq!(store.session_with_user(424_242, "orphan", NOW).await.unwrap(), (None, None));
+    assert_eq!(
+        store
+            .session_with_user(424_242, "orphan", NOW)
+            .await
+            .unwrap(),
+        (None, None)
+    );
     assert_eq!(store.get_user(424_242).await.unwrap(), None);
 }
 
 pub async fn session_with_user_reads_both(store: SharedStore) {
     let (user, first) = register(&store, "alice", "").await;
-    let (u, s) = store.session_with_user(user.id, &first.id, NOW).await.unwrap();
+    let (u, s) = store
+        .session_with_user(user.id, &first.id, NOW)
+        .await
+        .unwrap();
     assert_eq!(u, Some(user));
     assert_eq!(s, Some(first));
 }
 
 pub async fn session_with_user_missing_parts_read_as_none(store: SharedStore) {
     let (user, _) = register(&store, "alice", "").await;
-    let (u, s) = store.session_with_user(user.id, "no-such-session", NOW).await.unwrap();
+    let (u, s) = store
+        .session_with_user(user.id, "no-such-session", NOW)
+        .await
+        .unwrap();
     assert_eq!(u, Some(user));
     assert_eq!(s, None);
-    assert_eq!(store.session_with_user(424_242, "no-such-session", NOW).await.unwrap(), (None, None));
+    assert_eq!(
+        store
+            .session_with_user(424_242, "no-such-session", NOW)
+            .await
+            .unwrap(),
+        (None, None)
+    );
 }
 
 pub async fn session_with_user_expired_session_reads_as_none(store: SharedStore) {
     let (user, first) = register(&store, "alice", "").await;
     let end = first.expires_at;
     assert!(live_session(&store, &first, end - 1).await.is_some());
-    let (u, s) = store.session_with_user(user.id, &first.id, end).await.unwrap();
+    let (u, s) = store
+        .session_with_user(user.id, &first.id, end)
+        .await
+        .unwrap();
     assert_eq!(u, Some(user.clone()), "the user is still read");
     assert_eq!(s, None, "a session is over at its expires_at");
     assert_eq!(live_session(&store, &first, end + HOUR).await, None);
@@ -462,10 +682,16 @@ pub async fn session_with_user_expired_session_reads_as_none(store: SharedStore)
 pub async fn session_with_user_other_users_session_reads_as_none(store: SharedStore) {
     let (_, alices) = register(&store, "alice", "").await;
     let (bob, _) = register(&store, "bob", "").await;
-    let (u, s) = store.session_with_user(bob.id, &alices.id, NOW).await.unwrap();
+    let (u, s) = store
+        .session_with_user(bob.id, &alices.id, NOW)
+        .await
+        .unwrap();
     assert_eq!(u, Some(bob));
     assert_eq!(s, None);
-    let (u, s) = store.session_with_user(424_242, &alices.id, NOW).await.unwrap();
+    let (u, s) = store
+        .session_with_user(424_242, &alices.id, NOW)
+        .await
+        .unwrap();
     assert_eq!((u, s), (None, None));
 }
 
@@ -474,14 +700,26 @@ pub async fn session_with_user_other_users_session_reads_as_none(store: SharedSt
 pub async fn rotate_refresh_happy_path(store: SharedStore) {
     let (user, first) = register(&store, "alice", "").await;
     let r = rotation(&first, "alice-r1", "alice-r2", NOW + 60);
-    assert_eq!(store.rotate_refresh(r.clone()).await.unwrap(), RotateOutcome::Rotated);
+    assert_eq!(
+        store.rotate_refresh(r.clone()).await.unwrap(),
+        RotateOutcome::Rotated
+    );
 
-    let s = live_session(&store, &first, NOW + 61).await.expect("session still live");
+    let s = live_session(&store, &first, NOW + 61)
+        .await
+        .expect("session still live");
     assert_eq!(s.refresh_jti, "alice-r2");
     assert_eq!(s.expires_at, r.new_exp);
-    assert_eq!((s.id.as_str(), s.user_id, s.created_at), (first.id.as_str(), user.id, first.created_at));
+    assert_eq!(
+        (s.id.as_str(), s.user_id, s.created_at),
+        (first.id.as_str(), user.id, first.created_at)
+    );
 
-    let entry = store.blacklisted("alice-r1", NOW + 61).await.unwrap().expect("old jti blacklisted");
+    let entry = store
+        .blacklisted("alice-r1", NOW + 61)
+        .await
+        .unwrap()
+        .expect("old jti blacklisted");
     assert_eq!(entry.jti, "alice-r1");
     assert_eq!(entry.user_id, user.id);
     assert_eq!(entry.session_id, first.id);
@@ -491,84 +729,184 @@ pub async fn rotate_refresh_happy_path(store: SharedStore) {
 
     // The new token rotates in turn, and the session outlives the first token's exp.
     let later = first.expires_at + 60;
-    let r2 = Rotation { old_exp: r.new_exp, ..rotation(&first, "alice-r2", "alice-r3", later) };
-    assert_eq!(store.rotate_refresh(r2).await.unwrap(), RotateOutcome::Rotated);
-    assert_eq!(live_session(&store, &first, later).await.unwrap().refresh_jti, "alice-r3");
+    let r2 = Rotation {
+        old_exp: r.new_exp,
+        ..rotation(&first, "alice-r2", "alice-r3", later)
+    };
+    assert_eq!(
+        store.rotate_refresh(r2).await.unwrap(),
+        RotateOutcome::Rotated
+    );
+    assert_eq!(
+        live_session(&store, &first, later)
+            .await
+            .unwrap()
+            .refresh_jti,
+        "alice-r3"
+    );
 }
 
 pub async fn rotate_refresh_replay_is_blacklisted(store: SharedStore) {
     let (_, first) = register(&store, "alice", "").await;
     let r = rotation(&first, "alice-r1", "alice-r2", NOW);
-    assert_eq!(store.rotate_refresh(r).await.unwrap(), RotateOutcome::Rotated);
+    assert_eq!(
+        store.rotate_refresh(r).await.unwrap(),
+        RotateOutcome::Rotated
+    );
     let replay = rotation(&first, "alice-r1", "alice-r3", NOW + 1);
-    assert_eq!(store.rotate_refresh(replay).await.unwrap(), RotateOutcome::Blacklisted);
+    assert_eq!(
+        store.rotate_refresh(replay).await.unwrap(),
+        RotateOutcome::Blacklisted
+    );
     // The replay changed nothing.
-    assert_eq!(live_session(&store, &first, NOW + 2).await.unwrap().refresh_jti, "alice-r2");
+    assert_eq!(
+        live_session(&store, &first, NOW + 2)
+            .await
+            .unwrap()
+            .refresh_jti,
+        "alice-r2"
+    );
     assert_eq!(store.blacklisted("alice-r3", NOW + 2).await.unwrap(), None);
 }
 
 pub async fn rotate_refresh_wrong_jti_is_session_ended(store: SharedStore) {
     let (_, first) = register(&store, "alice", "").await;
     let r = rotation(&first, "not-the-current-jti", "alice-r2", NOW);
-    assert_eq!(store.rotate_refresh(r).await.unwrap(), RotateOutcome::SessionEnded);
-    assert_eq!(live_session(&store, &first, NOW).await.unwrap().refresh_jti, "alice-r1");
+    assert_eq!(
+        store.rotate_refresh(r).await.unwrap(),
+        RotateOutcome::SessionEnded
+    );
+    assert_eq!(
+        live_session(&store, &first, NOW).await.unwrap().refresh_jti,
+        "alice-r1"
+    );
     // A refused rotation spends nothing.
-    assert_eq!(store.blacklisted("not-the-current-jti", NOW).await.unwrap(), None);
-    let missing = Rotation { session_id: "no-such-session".into(), ..rotation(&first, "x", "y", NOW) };
-    assert_eq!(store.rotate_refresh(missing).await.unwrap(), RotateOutcome::SessionEnded);
+    assert_eq!(
+        store.blacklisted("not-the-current-jti", NOW).await.unwrap(),
+        None
+    );
+    let missing = Rotation {
+        session_id: "no-such-session".into(),
+        ..rotation(&first, "x", "y", NOW)
+    };
+    assert_eq!(
+        store.rotate_refresh(missing).await.unwrap(),
+        RotateOutcome::SessionEnded
+    );
 }
 
 pub async fn rotate_refresh_expired_or_foreign_session_is_session_ended(store: SharedStore) {
     let (_, first) = register(&store, "alice", "").await;
     let (bob, _) = register(&store, "bob", "").await;
     let expired = rotation(&first, "alice-r1", "alice-r2", first.expires_at);
-    assert_eq!(store.rotate_refresh(expired).await.unwrap(), RotateOutcome::SessionEnded);
+    assert_eq!(
+        store.rotate_refresh(expired).await.unwrap(),
+        RotateOutcome::SessionEnded
+    );
     assert_eq!(store.blacklisted("alice-r1", NOW).await.unwrap(), None);
     // Bob cannot rotate Alice's session, even with its current jti.
-    let foreign = Rotation { user_id: bob.id, ..rotation(&first, "alice-r1", "bob-r2", NOW) };
-    assert_eq!(store.rotate_refresh(foreign).await.unwrap(), RotateOutcome::SessionEnded);
-    assert_eq!(live_session(&store, &first, NOW).await.unwrap().refresh_jti, "alice-r1");
+    let foreign = Rotation {
+        user_id: bob.id,
+        ..rotation(&first, "alice-r1", "bob-r2", NOW)
+    };
+    assert_eq!(
+        store.rotate_refresh(foreign).await.unwrap(),
+        RotateOutcome::SessionEnded
+    );
+    assert_eq!(
+        live_session(&store, &first, NOW).await.unwrap().refresh_jti,
+        "alice-r1"
+    );
 }
 
 pub async fn rotate_refresh_inactive_user(store: SharedStore) {
-    let inactive = User { is_active: false, ..full_user(50, "sleeper", "") };
+    let inactive = User {
+        is_active: false,
+        ..full_user(50, "sleeper", "")
+    };
     store.insert_user(inactive).await.unwrap();
     let s = session("sleeper-s", 50, "sleeper-r1");
     store.start_session(s.clone(), NOW).await.unwrap();
     let r = rotation(&s, "sleeper-r1", "sleeper-r2", NOW + 1);
-    assert_eq!(store.rotate_refresh(r).await.unwrap(), RotateOutcome::UserInactive);
-    assert_eq!(live_session(&store, &s, NOW + 1).await.unwrap().refresh_jti, "sleeper-r1");
-    assert_eq!(store.blacklisted("sleeper-r1", NOW + 1).await.unwrap(), None);
+    assert_eq!(
+        store.rotate_refresh(r).await.unwrap(),
+        RotateOutcome::UserInactive
+    );
+    assert_eq!(
+        live_session(&store, &s, NOW + 1).await.unwrap().refresh_jti,
+        "sleeper-r1"
+    );
+    assert_eq!(
+        store.blacklisted("sleeper-r1", NOW + 1).await.unwrap(),
+        None
+    );
 }
 
 pub async fn rotate_refresh_missing_user(store: SharedStore) {
     let (_, first) = register(&store, "alice", "").await;
     // A token of a user that is gone, for a session that is gone.
-    let gone = Session { user_id: 424_242, id: "gone".into(), ..first.clone() };
+    let gone = Session {
+        user_id: 424_242,
+        id: "gone".into(),
+        ..first.clone()
+    };
     let r = rotation(&gone, "gone-r1", "gone-r2", NOW);
-    assert_eq!(store.rotate_refresh(r).await.unwrap(), RotateOutcome::UserMissing);
+    assert_eq!(
+        store.rotate_refresh(r).await.unwrap(),
+        RotateOutcome::UserMissing
+    );
     // A missing user is reported before the session is looked at.
-    let r = Rotation { user_id: 424_242, ..rotation(&first, "alice-r1", "alice-r2", NOW) };
-    assert_eq!(store.rotate_refresh(r).await.unwrap(), RotateOutcome::UserMissing);
-    assert_eq!(live_session(&store, &first, NOW).await.unwrap().refresh_jti, "alice-r1");
+    let r = Rotation {
+        user_id: 424_242,
+        ..rotation(&first, "alice-r1", "alice-r2", NOW)
+    };
+    assert_eq!(
+        store.rotate_refresh(r).await.unwrap(),
+        RotateOutcome::UserMissing
+    );
+    assert_eq!(
+        live_session(&store, &first, NOW).await.unwrap().refresh_jti,
+        "alice-r1"
+    );
     assert_eq!(store.blacklisted("alice-r1", NOW).await.unwrap(), None);
 }
 
 pub async fn rotate_refresh_checks_blacklist_first(store: SharedStore) {
     // A blacklisted token is reported as such even when the user is also inactive.
-    let inactive = User { is_active: false, ..full_user(60, "sleeper", "") };
+    let inactive = User {
+        is_active: false,
+        ..full_user(60, "sleeper", "")
+    };
     store.insert_user(inactive).await.unwrap();
     let s = session("sleeper-s", 60, "sleeper-r1");
     store.start_session(s.clone(), NOW).await.unwrap();
     let old = spent(&s, "sleeper-r0", NOW + HOUR);
-    assert_eq!(store.logout(old, NOW).await.unwrap(), LogoutOutcome::LoggedOut);
+    assert_eq!(
+        store.logout(old, NOW).await.unwrap(),
+        LogoutOutcome::LoggedOut
+    );
     let r = rotation(&s, "sleeper-r0", "sleeper-r2", NOW + 1);
-    assert_eq!(store.rotate_refresh(r).await.unwrap(), RotateOutcome::Blacklisted);
+    assert_eq!(
+        store.rotate_refresh(r).await.unwrap(),
+        RotateOutcome::Blacklisted
+    );
     // ... and when the user is missing.
-    let ghost = SpentToken { user_id: 424_242, ..spent(&s, "ghost-r0", NOW + HOUR) };
-    assert_eq!(store.logout(ghost, NOW).await.unwrap(), LogoutOutcome::LoggedOut);
-    let r = Rotation { user_id: 424_242, ..rotation(&s, "ghost-r0", "ghost-r1", NOW + 1) };
-    assert_eq!(store.rotate_refresh(r).await.unwrap(), RotateOutcome::Blacklisted);
+    let ghost = SpentToken {
+        user_id: 424_242,
+        ..spent(&s, "ghost-r0", NOW + HOUR)
+    };
+    assert_eq!(
+        store.logout(ghost, NOW).await.unwrap(),
+        LogoutOutcome::LoggedOut
+    );
+    let r = Rotation {
+        user_id: 424_242,
+        ..rotation(&s, "ghost-r0", "ghost-r1", NOW + 1)
+    };
+    assert_eq!(
+        store.rotate_refresh(r).await.unwrap(),
+        RotateOutcome::Blacklisted
+    );
 }
 
 pub async fn rotate_refresh_ignores_expired_blacklist_entries(store: SharedStore) {
@@ -576,23 +914,54 @@ pub async fn rotate_refresh_ignores_expired_blacklist_entries(store: SharedStore
     // r1 -> r2 blacklists r1 until the first token's exp ...
     let r1_exp = first.expires_at;
     assert_eq!(
-        store.rotate_refresh(rotation(&first, "alice-r1", "alice-r2", NOW)).await.unwrap(),
+        store
+            .rotate_refresh(rotation(&first, "alice-r1", "alice-r2", NOW))
+            .await
+            .unwrap(),
         RotateOutcome::Rotated
     );
     // ... r2 -> r1 (a jti reused, as only a test would) makes r1 current again, long-lived ...
-    let back = Rotation { new_exp: NOW + 100 * HOUR, ..rotation(&first, "alice-r2", "alice-r1", NOW + 1) };
-    assert_eq!(store.rotate_refresh(back).await.unwrap(), RotateOutcome::Rotated);
+    let back = Rotation {
+        new_exp: NOW + 100 * HOUR,
+        ..rotation(&first, "alice-r2", "alice-r1", NOW + 1)
+    };
+    assert_eq!(
+        store.rotate_refresh(back).await.unwrap(),
+        RotateOutcome::Rotated
+    );
     // ... while its blacklist entry is live, r1 cannot be used ...
-    let early = Rotation { old_exp: NOW + 100 * HOUR, ..rotation(&first, "alice-r1", "alice-r3", NOW + 2) };
-    assert_eq!(store.rotate_refresh(early).await.unwrap(), RotateOutcome::Blacklisted);
+    let early = Rotation {
+        old_exp: NOW + 100 * HOUR,
+        ..rotation(&first, "alice-r1", "alice-r3", NOW + 2)
+    };
+    assert_eq!(
+        store.rotate_refresh(early).await.unwrap(),
+        RotateOutcome::Blacklisted
+    );
     // ... once the entry is past its exp it no longer blocks (even if still stored).
     let late_now = r1_exp + 10;
     assert_eq!(store.blacklisted("alice-r1", late_now).await.unwrap(), None);
-    let late = Rotation { old_exp: NOW + 100 * HOUR, ..rotation(&first, "alice-r1", "alice-r3", late_now) };
-    assert_eq!(store.rotate_refresh(late).await.unwrap(), RotateOutcome::Rotated);
-    assert_eq!(live_session(&store, &first, late_now).await.unwrap().refresh_jti, "alice-r3");
+    let late = Rotation {
+        old_exp: NOW + 100 * HOUR,
+        ..rotation(&first, "alice-r1", "alice-r3", late_now)
+    };
+    assert_eq!(
+        store.rotate_refresh(late).await.unwrap(),
+        RotateOutcome::Rotated
+    );
+    assert_eq!(
+        live_session(&store, &first, late_now)
+            .await
+            .unwrap()
+            .refresh_jti,
+        "alice-r3"
+    );
     // The new entry for r1 is live again, with the new exp.
-    let entry = store.blacklisted("alice-r1", late_now).await.unwrap().expect("r1 spent again");
+    let entry = store
+        .blacklisted("alice-r1", late_now)
+        .await
+        .unwrap()
+        .expect("r1 spent again");
     assert_eq!(entry.expires_at, NOW + 100 * HOUR);
     assert_eq!(entry.blacklisted_at, late_now);
 }
@@ -603,7 +972,9 @@ pub async fn concurrent_rotations_of_one_token_rotate_once(store: SharedStore) {
     for i in 0..20 {
         let store = store.clone();
         let r = rotation(&first, "alice-r1", &format!("alice-new-{i}"), NOW + 1);
-        handles.push(tokio::spawn(async move { (i, store.rotate_refresh(r).await) }));
+        handles.push(tokio::spawn(
+            async move { (i, store.rotate_refresh(r).await) },
+        ));
     }
     let mut winners = Vec::new();
     for handle in handles {
@@ -614,7 +985,11 @@ pub async fn concurrent_rotations_of_one_token_rotate_once(store: SharedStore) {
             other => panic!("rotation {i}: {other:?}, expected Rotated or Blacklisted"),
         }
     }
-    assert_eq!(winners.len(), 1, "exactly one rotation wins, got {winners:?}");
+    assert_eq!(
+        winners.len(),
+        1,
+        "exactly one rotation wins, got {winners:?}"
+    );
     let s = live_session(&store, &first, NOW + 2).await.unwrap();
     assert_eq!(s.refresh_jti, format!("alice-new-{}", winners[0]));
 }
@@ -624,62 +999,127 @@ pub async fn concurrent_rotations_of_one_token_rotate_once(store: SharedStore) {
 pub async fn logout_ends_session_then_already_blacklisted(store: SharedStore) {
     let (user, first) = register(&store, "alice", "").await;
     let token = spent(&first, "alice-r1", first.expires_at);
-    assert_eq!(store.logout(token.clone(), NOW + 5).await.unwrap(), LogoutOutcome::LoggedOut);
+    assert_eq!(
+        store.logout(token.clone(), NOW + 5).await.unwrap(),
+        LogoutOutcome::LoggedOut
+    );
     assert_eq!(live_session(&store, &first, NOW + 6).await, None);
-    let entry = store.blacklisted("alice-r1", NOW + 6).await.unwrap().expect("blacklisted");
+    let entry = store
+        .blacklisted("alice-r1", NOW + 6)
+        .await
+        .unwrap()
+        .expect("blacklisted");
     assert_eq!(entry.user_id, user.id);
     assert_eq!(entry.session_id, first.id);
     assert_eq!(entry.expires_at, first.expires_at);
     assert_eq!(entry.blacklisted_at, NOW + 5);
 
-    assert_eq!(store.logout(token, NOW + 7).await.unwrap(), LogoutOutcome::AlreadyBlacklisted);
+    assert_eq!(
+        store.logout(token, NOW + 7).await.unwrap(),
+        LogoutOutcome::AlreadyBlacklisted
+    );
     // The user is untouched, and a rotation with the logged-out token is refused.
     assert_eq!(store.get_user(user.id).await.unwrap(), Some(user));
     let r = rotation(&first, "alice-r1", "alice-r2", NOW + 8);
-    assert_eq!(store.rotate_refresh(r).await.unwrap(), RotateOutcome::Blacklisted);
+    assert_eq!(
+        store.rotate_refresh(r).await.unwrap(),
+        RotateOutcome::Blacklisted
+    );
 }
 
 pub async fn logout_with_non_current_token_still_blacklists(store: SharedStore) {
     let (_, first) = register(&store, "alice", "").await;
     assert_eq!(
-        store.rotate_refresh(rotation(&first, "alice-r1", "alice-r2", NOW)).await.unwrap(),
+        store
+            .rotate_refresh(rotation(&first, "alice-r1", "alice-r2", NOW))
+            .await
+            .unwrap(),
         RotateOutcome::Rotated
     );
     // r1 is spent already.
     let r1 = spent(&first, "alice-r1", first.expires_at);
-    assert_eq!(store.logout(r1, NOW + 1).await.unwrap(), LogoutOutcome::AlreadyBlacklisted);
+    assert_eq!(
+        store.logout(r1, NOW + 1).await.unwrap(),
+        LogoutOutcome::AlreadyBlacklisted
+    );
     assert!(live_session(&store, &first, NOW + 1).await.is_some());
     // A token that is neither current nor spent: blacklisted, the session stays.
     let stray = spent(&first, "alice-stray", NOW + HOUR);
-    assert_eq!(store.logout(stray.clone(), NOW + 2).await.unwrap(), LogoutOutcome::LoggedOut);
-    assert!(store.blacklisted("alice-stray", NOW + 3).await.unwrap().is_some());
-    assert_eq!(live_session(&store, &first, NOW + 3).await.unwrap().refresh_jti, "alice-r2");
-    assert_eq!(store.logout(stray, NOW + 4).await.unwrap(), LogoutOutcome::AlreadyBlacklisted);
+    assert_eq!(
+        store.logout(stray.clone(), NOW + 2).await.unwrap(),
+        LogoutOutcome::LoggedOut
+    );
+    assert!(store
+        .blacklisted("alice-stray", NOW + 3)
+        .await
+        .unwrap()
+        .is_some());
+    assert_eq!(
+        live_session(&store, &first, NOW + 3)
+            .await
+            .unwrap()
+            .refresh_jti,
+        "alice-r2"
+    );
+    assert_eq!(
+        store.logout(stray, NOW + 4).await.unwrap(),
+        LogoutOutcome::AlreadyBlacklisted
+    );
     // The current token still logs the session out.
     let r2 = spent(&first, "alice-r2", NOW + 2 * HOUR);
-    assert_eq!(store.logout(r2, NOW + 5).await.unwrap(), LogoutOutcome::LoggedOut);
+    assert_eq!(
+        store.logout(r2, NOW + 5).await.unwrap(),
+        LogoutOutcome::LoggedOut
+    );
     assert_eq!(live_session(&store, &first, NOW + 5).await, None);
 }
 
 pub async fn logout_without_session_still_blacklists(store: SharedStore) {
     let (user, _) = register(&store, "alice", "").await;
-    let token = SpentToken { jti: "orphan-r".into(), exp: NOW + HOUR, user_id: user.id, session_id: "gone".into() };
-    assert_eq!(store.logout(token.clone(), NOW).await.unwrap(), LogoutOutcome::LoggedOut);
+    let token = SpentToken {
+        jti: "orphan-r".into(),
+        exp: NOW + HOUR,
+        user_id: user.id,
+        session_id: "gone".into(),
+    };
+    assert_eq!(
+        store.logout(token.clone(), NOW).await.unwrap(),
+        LogoutOutcome::LoggedOut
+    );
     assert!(store.blacklisted("orphan-r", NOW).await.unwrap().is_some());
-    assert_eq!(store.logout(token, NOW).await.unwrap(), LogoutOutcome::AlreadyBlacklisted);
+    assert_eq!(
+        store.logout(token, NOW).await.unwrap(),
+        LogoutOutcome::AlreadyBlacklisted
+    );
 }
 
 pub async fn logout_after_blacklist_entry_expired(store: SharedStore) {
     let (_, first) = register(&store, "alice", "").await;
     let stray = spent(&first, "alice-stray", NOW + 10);
-    assert_eq!(store.logout(stray.clone(), NOW).await.unwrap(), LogoutOutcome::LoggedOut);
+    assert_eq!(
+        store.logout(stray.clone(), NOW).await.unwrap(),
+        LogoutOutcome::LoggedOut
+    );
     // Past its exp the entry is gone as far as anyone can tell: a later logout records it anew.
     let later = NOW + 20;
     assert_eq!(store.blacklisted("alice-stray", later).await.unwrap(), None);
-    let renewed = SpentToken { exp: later + HOUR, ..stray };
-    assert_eq!(store.logout(renewed, later).await.unwrap(), LogoutOutcome::LoggedOut);
-    let entry = store.blacklisted("alice-stray", later).await.unwrap().expect("blacklisted again");
-    assert_eq!((entry.expires_at, entry.blacklisted_at), (later + HOUR, later));
+    let renewed = SpentToken {
+        exp: later + HOUR,
+        ..stray
+    };
+    assert_eq!(
+        store.logout(renewed, later).await.unwrap(),
+        LogoutOutcome::LoggedOut
+    );
+    let entry = store
+        .blacklisted("alice-stray", later)
+        .await
+        .unwrap()
+        .expect("blacklisted again");
+    assert_eq!(
+        (entry.expires_at, entry.blacklisted_at),
+        (later + HOUR, later)
+    );
 }
 
 // ----- end_sessions --------------------------------------------------------------------------
@@ -692,18 +1132,30 @@ pub async fn end_sessions_keeps_the_kept_one(store: SharedStore) {
     store.start_session(second.clone(), NOW).await.unwrap();
     store.start_session(third.clone(), NOW).await.unwrap();
 
-    assert_eq!(store.end_sessions(user.id, Some("alice-s2")).await.unwrap(), 2);
+    assert_eq!(
+        store.end_sessions(user.id, Some("alice-s2")).await.unwrap(),
+        2
+    );
     assert_eq!(live_session(&store, &first, NOW).await, None);
     assert_eq!(live_session(&store, &third, NOW).await, None);
-    assert_eq!(live_session(&store, &second, NOW).await, Some(second.clone()));
+    assert_eq!(
+        live_session(&store, &second, NOW).await,
+        Some(second.clone())
+    );
     // Other users' sessions are untouched.
     assert_eq!(live_session(&store, &bobs, NOW).await, Some(bobs.clone()));
     assert_eq!(bobs.user_id, bob.id);
     // Nothing else to end.
-    assert_eq!(store.end_sessions(user.id, Some("alice-s2")).await.unwrap(), 0);
+    assert_eq!(
+        store.end_sessions(user.id, Some("alice-s2")).await.unwrap(),
+        0
+    );
     // The kept session still rotates.
     let r = rotation(&second, "alice-s2-r1", "alice-s2-r2", NOW + 1);
-    assert_eq!(store.rotate_refresh(r).await.unwrap(), RotateOutcome::Rotated);
+    assert_eq!(
+        store.rotate_refresh(r).await.unwrap(),
+        RotateOutcome::Rotated
+    );
 }
 
 pub async fn end_sessions_ends_all_without_keep(store: SharedStore) {
@@ -717,7 +1169,10 @@ pub async fn end_sessions_ends_all_without_keep(store: SharedStore) {
     assert_eq!(store.end_sessions(424_242, None).await.unwrap(), 0);
     // An ended session cannot rotate.
     let r = rotation(&first, "alice-r1", "alice-r2", NOW + 1);
-    assert_eq!(store.rotate_refresh(r).await.unwrap(), RotateOutcome::SessionEnded);
+    assert_eq!(
+        store.rotate_refresh(r).await.unwrap(),
+        RotateOutcome::SessionEnded
+    );
 }
 
 // ----- blacklist -----------------------------------------------------------------------------
@@ -726,28 +1181,64 @@ pub async fn blacklisted_ignores_expired_entries(store: SharedStore) {
     let (_, first) = register(&store, "alice", "").await;
     assert_eq!(store.blacklisted("never-seen", NOW).await.unwrap(), None);
     let token = spent(&first, "alice-r1", NOW + 100);
-    assert_eq!(store.logout(token, NOW).await.unwrap(), LogoutOutcome::LoggedOut);
-    assert!(store.blacklisted("alice-r1", NOW + 99).await.unwrap().is_some());
-    assert_eq!(store.blacklisted("alice-r1", NOW + 100).await.unwrap(), None, "over at its exp");
-    assert_eq!(store.blacklisted("alice-r1", NOW + 10 * HOUR).await.unwrap(), None);
+    assert_eq!(
+        store.logout(token, NOW).await.unwrap(),
+        LogoutOutcome::LoggedOut
+    );
+    assert!(store
+        .blacklisted("alice-r1", NOW + 99)
+        .await
+        .unwrap()
+        .is_some());
+    assert_eq!(
+        store.blacklisted("alice-r1", NOW + 100).await.unwrap(),
+        None,
+        "over at its exp"
+    );
+    assert_eq!(
+        store
+            .blacklisted("alice-r1", NOW + 10 * HOUR)
+            .await
+            .unwrap(),
+        None
+    );
 }
 
 pub async fn purge_expired_never_removes_live_rows(store: SharedStore) {
     let (user, first) = register(&store, "alice", "").await;
-    let short = Session { expires_at: NOW + 10, ..session("alice-short", user.id, "short-r1") };
+    let short = Session {
+        expires_at: NOW + 10,
+        ..session("alice-short", user.id, "short-r1")
+    };
     store.start_session(short.clone(), NOW).await.unwrap();
     let live_token = spent(&first, "alice-stray", NOW + HOUR);
     let dead_token = spent(&first, "alice-dead", NOW + 10);
-    assert_eq!(store.logout(live_token, NOW).await.unwrap(), LogoutOutcome::LoggedOut);
-    assert_eq!(store.logout(dead_token, NOW).await.unwrap(), LogoutOutcome::LoggedOut);
+    assert_eq!(
+        store.logout(live_token, NOW).await.unwrap(),
+        LogoutOutcome::LoggedOut
+    );
+    assert_eq!(
+        store.logout(dead_token, NOW).await.unwrap(),
+        LogoutOutcome::LoggedOut
+    );
 
     let at = NOW + 20;
     let purged = store.purge_expired(at).await.unwrap();
-    assert!(purged <= 2, "only the expired session and entry may go, {purged} went");
+    assert!(
+        purged <= 2,
+        "only the expired session and entry may go, {purged} went"
+    );
 
     assert_eq!(live_session(&store, &first, at).await, Some(first.clone()));
-    assert!(store.blacklisted("alice-stray", at).await.unwrap().is_some());
-    assert_eq!(store.get_user(user.id).await.unwrap().map(|u| u.id), Some(user.id));
+    assert!(store
+        .blacklisted("alice-stray", at)
+        .await
+        .unwrap()
+        .is_some());
+    assert_eq!(
+        store.get_user(user.id).await.unwrap().map(|u| u.id),
+        Some(user.id)
+    );
     assert_eq!(live_session(&store, &short, at).await, None);
     assert_eq!(store.blacklisted("alice-dead", at).await.unwrap(), None);
     // Purging again changes nothing that is live.
