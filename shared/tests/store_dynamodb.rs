@@ -4,69 +4,16 @@
 
 #[macro_use]
 mod common;
+mod support;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Once};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use accounts::config::DynamoTables;
 use accounts::store::dynamodb::{self, DynamoStore};
+use support::dynamo::{fake_aws_environment, fresh_client, fresh_dynamo, unique_tables};
 use accounts::store::{SharedStore, StoreError, UserStore};
 use aws_sdk_dynamodb::types::AttributeValue;
-
-fn endpoint() -> String {
-    match std::env::var("DYNAMODB_ENDPOINT") {
-        Ok(endpoint) if !endpoint.trim().is_empty() => endpoint,
-        _ => panic!(
-            "DYNAMODB_ENDPOINT is not set: the DynamoDB store tests need an emulator. \
-             Run `scripts/test`, which starts moto and sets it (or start `moto_server -p 5055` \
-             yourself and set DYNAMODB_ENDPOINT=http://127.0.0.1:5055)."
-        ),
-    }
-}
-
-/// Fake credentials and region for the emulator, unless the environment has its own. Set once,
-/// before any client is built, so no thread reads the environment while it changes.
-fn fake_aws_environment() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        for (name, value) in [
-            ("AWS_ACCESS_KEY_ID", "test"),
-            ("AWS_SECRET_ACCESS_KEY", "test"),
-            ("AWS_REGION", "us-east-1"),
-        ] {
-            if std::env::var_os(name).is_none() {
-                std::env::set_var(name, value);
-            }
-        }
-    });
-}
-
-fn unique_tables() -> DynamoTables {
-    let prefix = format!("t{}", uuid::Uuid::new_v4().simple());
-    DynamoTables {
-        users: format!("{prefix}-users"),
-        sessions: format!("{prefix}-sessions"),
-        blacklist: format!("{prefix}-blacklist"),
-    }
-}
-
-async fn fresh_client() -> aws_sdk_dynamodb::Client {
-    let endpoint = endpoint();
-    fake_aws_environment();
-    dynamodb::client(Some(&endpoint)).await
-}
-
-/// A `DynamoStore` on three new, empty tables; also the raw client, to look behind its back.
-async fn fresh_dynamo() -> (DynamoStore, aws_sdk_dynamodb::Client) {
-    let client = fresh_client().await;
-    let store = DynamoStore::new(client.clone(), unique_tables());
-    store
-        .create_tables()
-        .await
-        .unwrap_or_else(|e| panic!("creating tables at {}: {e}", endpoint()));
-    (store, client)
-}
 
 async fn fresh_store() -> SharedStore {
     Arc::new(fresh_dynamo().await.0)

@@ -3,6 +3,8 @@
 
 use std::sync::Arc;
 
+pub mod dynamo;
+
 use accounts::config::Config;
 use accounts::state::AppState;
 use accounts::store::sqlite::SqliteStore;
@@ -41,12 +43,17 @@ impl TestApp {
 
     pub fn with_env(extra: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
+        Self::with_store(store, dir, extra)
+    }
+
+    /// The API on the given store (`dir` is kept alive as the data folder).
+    pub fn with_store(store: accounts::store::SharedStore, dir: tempfile::TempDir, extra: &[(&str, &str)]) -> Self {
         let data_dir = dir.path().to_str().unwrap().to_string();
         let mut vars: Vec<(String, String)> =
             vec![("DATA_DIR".into(), data_dir.clone()), ("JWT_SECRET".into(), SECRET.into())];
         vars.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let config = Config::from_lookup(|k| vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())).unwrap();
-        let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
         let state = AppState::new(store, config);
         Self { router: accounts::http::app(state.clone()), state, _dir: dir }
     }
