@@ -496,3 +496,23 @@ async fn profile_responses_carry_raw_utf8() {
     let text = String::from_utf8(bytes.to_vec()).unwrap();
     assert!(text.contains("小明") && !text.contains("\\u"), "{text}");
 }
+
+#[tokio::test]
+async fn form_profile_updates_read_empty_avatar_as_null() {
+    let app = TestApp::new();
+    let (access, _, _) = app.register("formprofile").await;
+    let form = |body: &str| {
+        Request::patch("/api/accounts/profile/")
+            .header("authorization", format!("Bearer {access}"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(Body::from(body.to_string()))
+            .unwrap()
+    };
+    let r = app.send(form("avatar=&nickname=%E5%B0%8F")).await;
+    assert_eq!((r.status, r.body["avatar"].clone(), r.body["nickname"].clone()), (StatusCode::OK, json!(null), json!("小")));
+    let r = app.send(form("avatar=abc")).await;
+    assert_eq!(r.body, json!({"avatar": ["The submitted data was not a file. Check the encoding type on the form."]}));
+    // In JSON an empty string is not a file either.
+    let r = app.call("PATCH", "/api/accounts/profile/", Some(json!({"avatar": ""})), Some(&access)).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+}

@@ -24,6 +24,9 @@ pub struct UploadedFile {
 pub struct Payload {
     pub data: Data,
     pub files: Vec<UploadedFile>,
+    /// Form-encoded or multipart: an HTML-style form, where an empty value of a nullable field
+    /// means null (DRF reads `avatar=` that way).
+    pub is_form: bool,
 }
 
 impl<S: Send + Sync> FromRequest<S> for Payload {
@@ -58,7 +61,7 @@ fn parse_json(bytes: &[u8]) -> Result<Payload, Error> {
     let value: Value =
         serde_json::from_slice(bytes).map_err(|e| Error::ParseError(format!("JSON parse error - {e}")))?;
     let kind = match value {
-        Value::Object(data) => return Ok(Payload { data, files: Vec::new() }),
+        Value::Object(data) => return Ok(Payload { data, ..Payload::default() }),
         Value::Null => return Err(Error::non_field("No data provided")),
         Value::Array(_) => "list",
         Value::String(_) => "str",
@@ -74,13 +77,13 @@ fn parse_form(bytes: &[u8]) -> Result<Payload, Error> {
         serde_urlencoded::from_bytes(bytes).map_err(|e| Error::ParseError(format!("Form parse error - {e}")))?;
     // Like Django's QueryDict, the last value of a repeated key wins.
     let data = pairs.into_iter().map(|(k, v)| (k, Value::String(v))).collect();
-    Ok(Payload { data, files: Vec::new() })
+    Ok(Payload { data, files: Vec::new(), is_form: true })
 }
 
 async fn parse_multipart<S: Send + Sync>(req: Request, state: &S) -> Result<Payload, Error> {
     let parse_error = |e: String| Error::ParseError(format!("Multipart form parse error - {e}"));
     let mut multipart = Multipart::from_request(req, state).await.map_err(|e| parse_error(e.body_text()))?;
-    let mut payload = Payload::default();
+    let mut payload = Payload { is_form: true, ..Payload::default() };
     while let Some(field) = multipart.next_field().await.map_err(|e| parse_error(e.body_text()))? {
         let Some(name) = field.name().map(str::to_string) else { continue };
         let file_name = field.file_name().map(str::to_string);

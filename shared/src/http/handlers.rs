@@ -112,8 +112,11 @@ pub async fn profile_update(
     State(state): State<AppState>,
     me: Authenticated,
     headers: HeaderMap,
-    payload: Payload,
+    mut payload: Payload,
 ) -> JsonResult {
+    if payload.is_form && payload.data.get("avatar").and_then(Value::as_str) == Some("") {
+        payload.data.insert("avatar".into(), Value::Null);
+    }
     let user = accounts::update_profile(&*state.store, &me.user, &payload.data).await?;
     Ok(Json(profile(&user, &headers)))
 }
