@@ -722,8 +722,7 @@ fn function_crates_match_the_endpoints() {
     for endpoint in Endpoint::ALL {
         let crate_dir = dir.join(endpoint.function());
         let manifest = std::fs::read_to_string(crate_dir.join("Cargo.toml")).unwrap();
-        let package: toml_name::Name = toml_name::package_name(&manifest);
-        assert_eq!(package.0, endpoint.function(), "package name of functions/{}", endpoint.function());
+        assert_eq!(package_name(&manifest), endpoint.function(), "package name of functions/{}", endpoint.function());
         let main = std::fs::read_to_string(crate_dir.join("src/main.rs")).unwrap();
         let serves = format!("Endpoint::{endpoint:?})");
         assert!(main.contains(&serves), "functions/{}/src/main.rs does not serve {serves}", endpoint.function());
@@ -731,24 +730,18 @@ fn function_crates_match_the_endpoints() {
 }
 
 /// The package name of a Cargo manifest, without a TOML parser (`name = "..."` under `[package]`).
-mod toml_name {
-    pub struct Name(pub String);
-
-    pub fn package_name(manifest: &str) -> Name {
-        let mut in_package = false;
-        for line in manifest.lines().map(str::trim) {
-            if line.starts_with('[') {
-                in_package = line == "[package]";
-            } else if in_package {
-                if let Some(rest) = line.strip_prefix("name") {
-                    if let Some(value) = rest.trim_start().strip_prefix('=') {
-                        return Name(value.trim().trim_matches('"').to_string());
-                    }
-                }
+fn package_name(manifest: &str) -> String {
+    let mut in_package = false;
+    for line in manifest.lines().map(str::trim) {
+        if line.starts_with('[') {
+            in_package = line == "[package]";
+        } else if let Some(value) = line.strip_prefix("name").and_then(|r| r.trim_start().strip_prefix('=')) {
+            if in_package {
+                return value.trim().trim_matches('"').to_string();
             }
         }
-        Name(String::new())
     }
+    String::new()
 }
 
 /// Every route of the template reaches a handler of its function's router (no 404, no 405), and
