@@ -16,6 +16,10 @@ struct Server {
 
 impl Server {
     fn start(data_dir: &std::path::Path) -> Server {
+        Self::start_with(data_dir, &[])
+    }
+
+    fn start_with(data_dir: &std::path::Path, env: &[(&str, &str)]) -> Server {
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let child = Command::new(env!("CARGO_BIN_EXE_local-server"))
             .env("BIND", format!("127.0.0.1:{port}"))
@@ -23,6 +27,7 @@ impl Server {
             .env_remove("JWT_SECRET")
             .env_remove("STORAGE")
             .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
@@ -61,7 +66,8 @@ async fn call(client: &reqwest::Client, method: &str, url: String, body: Option<
 #[tokio::test]
 async fn the_whole_journey_over_http() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path());
+    // No grace window: a spent refresh token is refused at once (the grace has its own test).
+    let server = Server::start_with(dir.path(), &[("REFRESH_REUSE_GRACE", "0")]);
     let c = reqwest::Client::new();
     let url = |path: &str| format!("{}{path}", server.base);
 
@@ -85,12 +91,23 @@ async fn the_whole_journey_over_http() {
     let (status, rotated) = call(&c, "POST", url("/api/auth/refresh/"), Some(json!({"refresh": refresh})), None).await;
     assert_eq!(status, 200);
     let new_access = rotated["access"].as_str().unwrap().to_string();
-    let new_refresh = rotated["refresh"].as_str().unwrap().to_string();
-    let (status, body) = call(&c, "POST", url("/api/auth/refresh/"), Some(json!({"refresh": refresh})), None).await;
-    assert_eq!((status, body["detail"].as_str()), (401, Some("Token is blacklisted")));
-
+    assert_ne!(rotated["refresh"], login["refresh"]);
     let (status, _) = call(&c, "POST", url("/api/auth/token/verify/"), Some(json!({"token": new_access})), None).await;
     assert_eq!(status, 200);
+    let (status, _) = call(&c, "GET", url("/api/accounts/profile/"), None, Some(&new_access)).await;
+    assert_eq!(status, 200);
+    // The spent token replayed: refused, and (reuse detection) its session is over.
+    let (status, body) = call(&c, "POST", url("/api/auth/refresh/"), Some(json!({"refresh": refresh})), None).await;
+    assert_eq!((status, body["detail"].as_str()), (401, Some("Token is blacklisted")));
+    let (status, _) = call(&c, "GET", url("/api/accounts/profile/"), None, Some(&new_access)).await;
+    assert_eq!(status, 401);
+
+    // A new login, then logout.
+    let (status, login) = call(&c, "POST", url("/api/auth/login/"), Some(json!({"username": "15313988692", "password": STRONG})), None).await;
+    assert_eq!(status, 200);
+    let new_access = login["access"].as_str().unwrap().to_string();
+    let new_refresh = login["refresh"].as_str().unwrap().to_string();
+    assert_eq!(call(&c, "POST", url("/api/auth/token/verify/"), Some(json!({"token": new_access})), None).await.0, 200);
 
     let (status, body) = call(&c, "POST", url("/api/auth/logout/"), Some(json!({"refresh": new_refresh})), None).await;
     assert_eq!((status, body), (200, json!({"detail": "Successfully logged out."})));
@@ -105,7 +122,8 @@ async fn the_whole_journey_over_http() {
 }
 
 /// Two server processes on one data folder (WAL): they share users, keys and the blacklist, and
-/// of many simultaneous refreshes of one token across both, exactly one succeeds.
+/// of many simultaneous refreshes of one token across both, exactly one rotates and every one
+/// gets the same usable refresh token (the grace window).
 #[tokio::test]
 async fn two_processes_share_one_embedded_store() {
     let dir = tempfile::tempdir().unwrap();
@@ -118,17 +136,46 @@ async fn two_processes_share_one_embedded_store() {
 
     let refresh = reg["refresh"].as_str().unwrap().to_string();
     let mut attempts = Vec::new();
-    for i in 0..16 {
+    for i in 0..20 {
         let base = if i % 2 == 0 { a.base.clone() } else { b.base.clone() };
         let (c, refresh) = (c.clone(), refresh.clone());
         attempts.push(tokio::spawn(async move {
-            call(&c, "POST", format!("{base}/api/auth/refresh/"), Some(json!({"refresh": refresh})), None).await.0
+            call(&c, "POST", format!("{base}/api/auth/refresh/"), Some(json!({"refresh": refresh})), None).await
         }));
     }
-    let mut statuses = Vec::new();
+    let mut new_refresh = std::collections::HashSet::new();
     for attempt in attempts {
-        statuses.push(attempt.await.unwrap());
+        let (status, body) = attempt.await.unwrap();
+        assert_eq!(status, 200, "{body}");
+        new_refresh.insert(body["refresh"].as_str().unwrap().to_string());
     }
-    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "{statuses:?}");
-    assert!(statuses.iter().all(|s| *s == 200 || *s == 401), "{statuses:?}");
+    assert_eq!(new_refresh.len(), 1, "one rotation: every answer carries the same new refresh token");
+    let next = new_refresh.into_iter().next().unwrap();
+    let (status, _) = call(&c, "POST", format!("{}/api/auth/refresh/", b.base), Some(json!({"refresh": next})), None).await;
+    assert_eq!(status, 200, "the shared answer is usable");
+}
+
+/// 50 parallel registrations of one username over HTTP create exactly one user.
+#[tokio::test]
+async fn fifty_parallel_registrations_of_one_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(dir.path(), &[("THROTTLE_REGISTRATION_IP", "0/60")]);
+    let c = reqwest::Client::new();
+    let mut tasks = Vec::new();
+    for _ in 0..50 {
+        let (c, url) = (c.clone(), format!("{}/api/auth/registration/", server.base));
+        tasks.push(tokio::spawn(async move {
+            call(&c, "POST", url, Some(json!({"username": "Popular", "password1": STRONG, "password2": STRONG})), None).await
+        }));
+    }
+    let mut created = 0;
+    for task in tasks {
+        let (status, body) = task.await.unwrap();
+        match status {
+            201 => created += 1,
+            400 => assert_eq!(body, json!({"username": ["A user with that username already exists."]})),
+            other => panic!("{other}: {body}"),
+        }
+    }
+    assert_eq!(created, 1);
 }

@@ -17,17 +17,100 @@ pub struct DynamoTables {
     pub users: String,
     pub sessions: String,
     pub blacklist: String,
+    pub throttle: String,
 }
 
 #[derive(Debug, Clone)]
 pub struct Config {
     pub storage: StorageConfig,
-    /// HS256 signing key (bytes of `JWT_SECRET`).
+    /// HS256 signing key (bytes of `JWT_SECRET`); also the HMAC key of reset links and local
+    /// upload URLs, so it is needed with EdDSA too.
     pub jwt_secret: Vec<u8>,
+    /// HS256 (default) or EdDSA with published public keys.
+    pub signing: crate::domain::tokens::Signing,
     pub access_lifetime: Duration,
     pub refresh_lifetime: Duration,
+    /// How long a rotated refresh token still answers with the session's current pair
+    /// (concurrent refreshes of mobile apps); 0 turns the grace off.
+    pub refresh_reuse_grace: Duration,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    pub limits: crate::domain::throttle::Limits,
+    /// Take the client address from the right-most `X-Forwarded-For` entry (only behind a proxy
+    /// you run; API Gateway's own source IP is used otherwise).
+    pub trust_x_forwarded_for: bool,
+    /// Where avatars go and how they are bounded.
+    pub media: MediaConfig,
+    /// How e-mail goes out.
+    pub mail: MailConfig,
+    /// The password-reset e-mail and tokens.
+    pub password_reset: PasswordResetConfig,
+}
+
+/// Outgoing e-mail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailConfig {
+    pub backend: MailBackend,
+    /// The sender (`MAIL_FROM`): an address, or `Name <address>`; in SES a verified identity.
+    pub from: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MailBackend {
+    /// One `.eml` file per message in `folder` (the local default: `<DATA_DIR>/outbox`).
+    Outbox { folder: PathBuf },
+    /// Amazon SES v2; `endpoint` points the SDK at an emulator (moto).
+    Ses { endpoint: Option<String> },
+}
+
+/// The password-reset e-mail and its tokens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PasswordResetConfig {
+    /// The link in the e-mail, with `{uid}` and `{token}` placeholders. Absolute and configured,
+    /// never derived from the request's Host header (a forged Host would send the token elsewhere).
+    pub url: String,
+    pub subject: String,
+    /// The message, with `{link}` and `{username}` placeholders.
+    pub text: String,
+    /// How long a reset token stays valid.
+    pub timeout: Duration,
+    /// Every reset request answers after at least this long, so an address that has an account
+    /// (an e-mail is sent) cannot be told by timing from one that has none.
+    pub min_response: Duration,
+}
+
+pub const DEFAULT_MAIL_FROM: &str = "noreply@example.com";
+pub const DEFAULT_RESET_URL: &str = "http://127.0.0.1:8000/password-reset/confirm/{uid}/{token}/";
+pub const DEFAULT_RESET_SUBJECT: &str = "Password Reset Email";
+/// The old service's message (allauth's template), with our placeholders.
+pub const DEFAULT_RESET_TEXT: &str = "Hello!
+
+You're receiving this email because you or someone else has requested a password reset for your user account.
+It can be safely ignored if you did not request a password reset. Click the link below to reset your password.
+
+{link}
+
+In case you forgot, your username is {username}.
+
+Thank you!
+";
+
+/// Media (avatar) storage and bounds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaConfig {
+    /// The local media folder (`MEDIA_DIR`, default `<DATA_DIR>/media`): used when no bucket is set.
+    pub folder: PathBuf,
+    /// The S3 bucket (`MEDIA_BUCKET`); when set, media go there instead of the folder.
+    pub bucket: Option<String>,
+    /// Endpoint URL of an S3 emulator (moto); path-style addressing is used with it.
+    pub s3_endpoint: Option<String>,
+    /// The URL media keys are appended to (ends with `/`), e.g. `https://cdn.example.com/media/`;
+    /// `None`: `<scheme>://<Host of the request>/media/`, as the old service did.
+    pub base_url: Option<String>,
+    /// Largest avatar file accepted, in bytes.
+    pub avatar_max_bytes: usize,
+    /// Longest side of a stored avatar, in pixels (larger images are scaled down).
+    pub avatar_max_side: u32,
 }
 
 /// Shorter keys than this are refused outside local mode (RFC 7518 §3.2: at least the hash size).
@@ -49,10 +132,78 @@ pub mod vars {
     pub const USERS_TABLE: &str = "USERS_TABLE";
     pub const SESSIONS_TABLE: &str = "SESSIONS_TABLE";
     pub const BLACKLIST_TABLE: &str = "BLACKLIST_TABLE";
+    pub const THROTTLE_TABLE: &str = "THROTTLE_TABLE";
     pub const JWT_SECRET: &str = "JWT_SECRET";
+    pub const JWT_ALGORITHM: &str = "JWT_ALGORITHM";
+    pub const JWT_PRIVATE_KEY: &str = "JWT_PRIVATE_KEY";
+    pub const JWT_KEY_ID: &str = "JWT_KEY_ID";
+    pub const JWT_PREVIOUS_KEYS: &str = "JWT_PREVIOUS_KEYS";
     pub const ACCESS_TOKEN_LIFETIME: &str = "ACCESS_TOKEN_LIFETIME";
     pub const REFRESH_TOKEN_LIFETIME: &str = "REFRESH_TOKEN_LIFETIME";
+    pub const REFRESH_REUSE_GRACE: &str = "REFRESH_REUSE_GRACE";
     pub const MAX_BODY_BYTES: &str = "MAX_BODY_BYTES";
+    pub const THROTTLE_LOGIN_ACCOUNT: &str = "THROTTLE_LOGIN_ACCOUNT";
+    pub const THROTTLE_LOGIN_IP: &str = "THROTTLE_LOGIN_IP";
+    pub const THROTTLE_REGISTRATION_IP: &str = "THROTTLE_REGISTRATION_IP";
+    pub const THROTTLE_RESET_IP: &str = "THROTTLE_RESET_IP";
+    pub const THROTTLE_RESET_ADDRESS: &str = "THROTTLE_RESET_ADDRESS";
+    pub const TRUST_X_FORWARDED_FOR: &str = "TRUST_X_FORWARDED_FOR";
+    pub const MEDIA_DIR: &str = "MEDIA_DIR";
+    pub const MEDIA_BUCKET: &str = "MEDIA_BUCKET";
+    pub const S3_ENDPOINT: &str = "S3_ENDPOINT";
+    pub const MEDIA_BASE_URL: &str = "MEDIA_BASE_URL";
+    pub const AVATAR_MAX_BYTES: &str = "AVATAR_MAX_BYTES";
+    pub const AVATAR_MAX_SIDE: &str = "AVATAR_MAX_SIDE";
+    pub const MAIL_BACKEND: &str = "MAIL_BACKEND";
+    pub const OUTBOX_DIR: &str = "OUTBOX_DIR";
+    pub const SES_ENDPOINT: &str = "SES_ENDPOINT";
+    pub const MAIL_FROM: &str = "MAIL_FROM";
+    pub const PASSWORD_RESET_URL: &str = "PASSWORD_RESET_URL";
+    pub const PASSWORD_RESET_SUBJECT: &str = "PASSWORD_RESET_SUBJECT";
+    pub const PASSWORD_RESET_TEXT: &str = "PASSWORD_RESET_TEXT";
+    pub const PASSWORD_RESET_TIMEOUT: &str = "PASSWORD_RESET_TIMEOUT";
+    pub const PASSWORD_RESET_MIN_RESPONSE_MS: &str = "PASSWORD_RESET_MIN_RESPONSE_MS";
+
+    /// Every variable above (the template checks read this list).
+    pub const ALL: &[&str] = &[
+        STORAGE,
+        DATA_DIR,
+        DYNAMODB_ENDPOINT,
+        USERS_TABLE,
+        SESSIONS_TABLE,
+        BLACKLIST_TABLE,
+        THROTTLE_TABLE,
+        JWT_SECRET,
+        JWT_ALGORITHM,
+        JWT_PRIVATE_KEY,
+        JWT_KEY_ID,
+        JWT_PREVIOUS_KEYS,
+        ACCESS_TOKEN_LIFETIME,
+        REFRESH_TOKEN_LIFETIME,
+        REFRESH_REUSE_GRACE,
+        MAX_BODY_BYTES,
+        THROTTLE_LOGIN_ACCOUNT,
+        THROTTLE_LOGIN_IP,
+        THROTTLE_REGISTRATION_IP,
+        THROTTLE_RESET_IP,
+        THROTTLE_RESET_ADDRESS,
+        TRUST_X_FORWARDED_FOR,
+        MEDIA_DIR,
+        MEDIA_BUCKET,
+        S3_ENDPOINT,
+        MEDIA_BASE_URL,
+        AVATAR_MAX_BYTES,
+        AVATAR_MAX_SIDE,
+        MAIL_BACKEND,
+        OUTBOX_DIR,
+        SES_ENDPOINT,
+        MAIL_FROM,
+        PASSWORD_RESET_URL,
+        PASSWORD_RESET_SUBJECT,
+        PASSWORD_RESET_TEXT,
+        PASSWORD_RESET_TIMEOUT,
+        PASSWORD_RESET_MIN_RESPONSE_MS,
+    ];
 }
 
 impl Config {
@@ -74,6 +225,7 @@ impl Config {
                     sessions: get(vars::SESSIONS_TABLE).unwrap_or_else(|| "accounts-sessions".into()),
                     blacklist: get(vars::BLACKLIST_TABLE)
                         .unwrap_or_else(|| "accounts-blacklist".into()),
+                    throttle: get(vars::THROTTLE_TABLE).unwrap_or_else(|| "accounts-throttle".into()),
                 },
                 endpoint: get(vars::DYNAMODB_ENDPOINT),
             },
@@ -98,12 +250,21 @@ impl Config {
             (Some(secret), StorageConfig::Embedded { .. }) => secret.into_bytes(),
             (None, StorageConfig::Embedded { data_dir }) => local_dev_secret(data_dir)?,
         };
+        let mail = mail_config(&get, &storage)?;
+        let signing = signing(&get)?;
         Ok(Config {
             storage,
             jwt_secret,
+            signing,
             access_lifetime: seconds(&get, vars::ACCESS_TOKEN_LIFETIME, 15 * 60)?,
             refresh_lifetime: seconds(&get, vars::REFRESH_TOKEN_LIFETIME, 7 * 24 * 3600)?,
+            refresh_reuse_grace: Duration::from_secs(whole_number(&get, vars::REFRESH_REUSE_GRACE, 10, true)?),
             max_body_bytes: number(&get, vars::MAX_BODY_BYTES, 6 * 1024 * 1024)? as usize,
+            limits: limits(&get)?,
+            trust_x_forwarded_for: matches!(get(vars::TRUST_X_FORWARDED_FOR).as_deref(), Some("1" | "true" | "yes")),
+            media: media_config(&get)?,
+            mail,
+            password_reset: password_reset_config(&get)?,
         })
     }
 
@@ -112,15 +273,131 @@ impl Config {
     }
 }
 
+fn media_config(get: &impl Fn(&str) -> Option<String>) -> Result<MediaConfig, ConfigError> {
+    let data_dir = PathBuf::from(get(vars::DATA_DIR).unwrap_or_else(|| "data".into()));
+    let base_url = match get(vars::MEDIA_BASE_URL) {
+        None => None,
+        Some(url) if url.starts_with("https://") || url.starts_with("http://") => {
+            Some(format!("{}/", url.trim().trim_end_matches('/')))
+        }
+        Some(url) => {
+            return Err(ConfigError::Invalid { name: vars::MEDIA_BASE_URL, why: format!("{url:?} is not an http(s) URL") })
+        }
+    };
+    let avatar_max_side = number(get, vars::AVATAR_MAX_SIDE, 1024)?;
+    Ok(MediaConfig {
+        folder: get(vars::MEDIA_DIR).map(PathBuf::from).unwrap_or_else(|| data_dir.join("media")),
+        bucket: get(vars::MEDIA_BUCKET),
+        s3_endpoint: get(vars::S3_ENDPOINT),
+        base_url,
+        avatar_max_bytes: number(get, vars::AVATAR_MAX_BYTES, 5 * 1024 * 1024)? as usize,
+        avatar_max_side: u32::try_from(avatar_max_side).map_err(|_| ConfigError::Invalid {
+            name: vars::AVATAR_MAX_SIDE,
+            why: format!("{avatar_max_side} is too large"),
+        })?,
+    })
+}
+
+fn mail_config(get: &impl Fn(&str) -> Option<String>, storage: &StorageConfig) -> Result<MailConfig, ConfigError> {
+    let default_backend = match storage {
+        StorageConfig::Embedded { .. } => "outbox",
+        StorageConfig::DynamoDb { .. } => "ses",
+    };
+    let backend = match get(vars::MAIL_BACKEND).as_deref().unwrap_or(default_backend) {
+        "outbox" => {
+            let data_dir = PathBuf::from(get(vars::DATA_DIR).unwrap_or_else(|| "data".into()));
+            MailBackend::Outbox { folder: get(vars::OUTBOX_DIR).map(PathBuf::from).unwrap_or_else(|| data_dir.join("outbox")) }
+        }
+        "ses" => MailBackend::Ses { endpoint: get(vars::SES_ENDPOINT) },
+        other => {
+            return Err(ConfigError::Invalid {
+                name: vars::MAIL_BACKEND,
+                why: format!("{other:?} is neither \"outbox\" nor \"ses\""),
+            })
+        }
+    };
+    let from = get(vars::MAIL_FROM).unwrap_or_else(|| DEFAULT_MAIL_FROM.into()).trim().to_string();
+    if from.parse::<lettre::message::Mailbox>().is_err() {
+        return Err(ConfigError::Invalid { name: vars::MAIL_FROM, why: format!("{from:?} is not an e-mail address") });
+    }
+    Ok(MailConfig { backend, from })
+}
+
+fn password_reset_config(get: &impl Fn(&str) -> Option<String>) -> Result<PasswordResetConfig, ConfigError> {
+    let url = get(vars::PASSWORD_RESET_URL).unwrap_or_else(|| DEFAULT_RESET_URL.into()).trim().to_string();
+    if !(url.starts_with("https://") || url.starts_with("http://")) || !url.contains("{uid}") || !url.contains("{token}") {
+        return Err(ConfigError::Invalid {
+            name: vars::PASSWORD_RESET_URL,
+            why: format!("{url:?} is not an http(s) URL with {{uid}} and {{token}}"),
+        });
+    }
+    let text = get(vars::PASSWORD_RESET_TEXT).unwrap_or_else(|| DEFAULT_RESET_TEXT.into());
+    if !text.contains("{link}") {
+        return Err(ConfigError::Invalid { name: vars::PASSWORD_RESET_TEXT, why: "it has no {link}".into() });
+    }
+    Ok(PasswordResetConfig {
+        url,
+        subject: get(vars::PASSWORD_RESET_SUBJECT).unwrap_or_else(|| DEFAULT_RESET_SUBJECT.into()),
+        text,
+        timeout: seconds(get, vars::PASSWORD_RESET_TIMEOUT, 3 * 24 * 3600)?,
+        min_response: Duration::from_millis(whole_number(get, vars::PASSWORD_RESET_MIN_RESPONSE_MS, 800, true)?),
+    })
+}
+
+fn signing(get: &impl Fn(&str) -> Option<String>) -> Result<crate::domain::tokens::Signing, ConfigError> {
+    use crate::domain::tokens::{Signing, TokenService};
+    let signing = match get(vars::JWT_ALGORITHM).as_deref().unwrap_or("HS256") {
+        "HS256" => return Ok(Signing::Hs256),
+        "EdDSA" => Signing::EdDsa {
+            private_key_pem: get(vars::JWT_PRIVATE_KEY).ok_or(ConfigError::Missing(vars::JWT_PRIVATE_KEY))?,
+            key_id: get(vars::JWT_KEY_ID),
+            previous_keys: get(vars::JWT_PREVIOUS_KEYS),
+        },
+        other => {
+            return Err(ConfigError::Invalid { name: vars::JWT_ALGORITHM, why: format!("{other:?} is neither HS256 nor EdDSA") })
+        }
+    };
+    // Refuse to start with keys that can't sign or verify.
+    TokenService::with_signing(&signing, b"", Duration::from_secs(1), Duration::from_secs(1))
+        .map_err(|e| ConfigError::Invalid { name: vars::JWT_PRIVATE_KEY, why: e.to_string() })?;
+    Ok(signing)
+}
+
+fn limits(get: &impl Fn(&str) -> Option<String>) -> Result<crate::domain::throttle::Limits, ConfigError> {
+    use crate::domain::throttle::{Limit, Limits};
+    let read = |name: &'static str, default: Limit| match get(name) {
+        None => Ok(default),
+        Some(text) => Limit::parse(&text)
+            .ok_or_else(|| ConfigError::Invalid { name, why: format!("{text:?} is not COUNT/SECONDS, e.g. 5/300") }),
+    };
+    let d = Limits::default();
+    Ok(Limits {
+        login_failures_per_account: read(vars::THROTTLE_LOGIN_ACCOUNT, d.login_failures_per_account)?,
+        login_failures_per_ip: read(vars::THROTTLE_LOGIN_IP, d.login_failures_per_ip)?,
+        registrations_per_ip: read(vars::THROTTLE_REGISTRATION_IP, d.registrations_per_ip)?,
+        reset_requests_per_ip: read(vars::THROTTLE_RESET_IP, d.reset_requests_per_ip)?,
+        reset_requests_per_address: read(vars::THROTTLE_RESET_ADDRESS, d.reset_requests_per_address)?,
+    })
+}
+
 fn number(
     get: &impl Fn(&str) -> Option<String>,
     name: &'static str,
     default: u64,
 ) -> Result<u64, ConfigError> {
+    whole_number(get, name, default, false)
+}
+
+fn whole_number(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: u64,
+    zero_allowed: bool,
+) -> Result<u64, ConfigError> {
     match get(name) {
         None => Ok(default),
         Some(v) => match v.trim().parse::<u64>() {
-            Ok(n) if n > 0 => Ok(n),
+            Ok(n) if n > 0 || zero_allowed => Ok(n),
             _ => Err(ConfigError::Invalid { name, why: format!("{v:?} is not a positive whole number") }),
         },
     }
@@ -202,7 +479,75 @@ mod tests {
         let c = config(&[("JWT_SECRET", "x"), ("ACCESS_TOKEN_LIFETIME", "60"), ("REFRESH_TOKEN_LIFETIME", "120")]).unwrap();
         assert_eq!(c.access_lifetime, Duration::from_secs(60));
         assert_eq!(c.refresh_lifetime, Duration::from_secs(120));
+        assert_eq!(c.refresh_reuse_grace, Duration::from_secs(10));
+        let no_grace = config(&[("JWT_SECRET", "x"), ("REFRESH_REUSE_GRACE", "0")]).unwrap();
+        assert_eq!(no_grace.refresh_reuse_grace, Duration::ZERO);
         assert!(config(&[("JWT_SECRET", "x"), ("ACCESS_TOKEN_LIFETIME", "soon")]).is_err());
         assert!(config(&[("STORAGE", "postgres")]).is_err());
+    }
+
+    #[test]
+    fn mail_and_password_reset_defaults_and_overrides() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().to_str().unwrap();
+        let c = config(&[("DATA_DIR", d)]).unwrap();
+        assert_eq!(c.mail.backend, MailBackend::Outbox { folder: dir.path().join("outbox") });
+        assert_eq!(c.mail.from, DEFAULT_MAIL_FROM);
+        assert_eq!(c.password_reset.url, DEFAULT_RESET_URL);
+        assert_eq!(c.password_reset.timeout, Duration::from_secs(259_200));
+        assert_eq!(c.password_reset.min_response, Duration::from_millis(800));
+        let cloud = config(&[("STORAGE", "dynamodb"), ("JWT_SECRET", &"k".repeat(32))]).unwrap();
+        assert_eq!(cloud.mail.backend, MailBackend::Ses { endpoint: None });
+        let c = config(&[
+            ("DATA_DIR", d),
+            ("MAIL_BACKEND", "ses"),
+            ("SES_ENDPOINT", "http://127.0.0.1:5000"),
+            ("MAIL_FROM", "Accounts <accounts@example.org>"),
+            ("PASSWORD_RESET_URL", "https://app.example.org/reset?u={uid}&t={token}"),
+            ("PASSWORD_RESET_SUBJECT", "Reset"),
+            ("PASSWORD_RESET_TEXT", "Hi {username}: {link}"),
+            ("PASSWORD_RESET_TIMEOUT", "60"),
+            ("PASSWORD_RESET_MIN_RESPONSE_MS", "0"),
+        ])
+        .unwrap();
+        assert_eq!(c.mail.backend, MailBackend::Ses { endpoint: Some("http://127.0.0.1:5000".into()) });
+        assert_eq!(c.mail.from, "Accounts <accounts@example.org>");
+        assert_eq!(c.password_reset.subject, "Reset");
+        assert_eq!(c.password_reset.text, "Hi {username}: {link}");
+        assert_eq!(c.password_reset.timeout, Duration::from_secs(60));
+        assert_eq!(c.password_reset.min_response, Duration::ZERO);
+        for bad in [
+            ("MAIL_BACKEND", "smtp"),
+            ("MAIL_FROM", "not an address"),
+            ("PASSWORD_RESET_URL", "https://app.example.org/reset/{uid}/"),
+            ("PASSWORD_RESET_URL", "/password-reset/confirm/{uid}/{token}/"),
+            ("PASSWORD_RESET_TEXT", "no link here"),
+            ("PASSWORD_RESET_TIMEOUT", "0"),
+        ] {
+            assert!(config(&[("DATA_DIR", d), bad]).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn media_defaults_and_overrides() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().to_str().unwrap();
+        let c = config(&[("DATA_DIR", d)]).unwrap();
+        assert_eq!(c.media.folder, dir.path().join("media"));
+        assert_eq!((c.media.bucket.as_deref(), c.media.base_url.as_deref()), (None, None));
+        assert_eq!((c.media.avatar_max_bytes, c.media.avatar_max_side), (5 * 1024 * 1024, 1024));
+        let c = config(&[
+            ("DATA_DIR", d),
+            ("MEDIA_BUCKET", "b"),
+            ("MEDIA_BASE_URL", "https://cdn.example.com/media"),
+            ("AVATAR_MAX_BYTES", "1000"),
+            ("AVATAR_MAX_SIDE", "64"),
+        ])
+        .unwrap();
+        assert_eq!(c.media.bucket.as_deref(), Some("b"));
+        assert_eq!(c.media.base_url.as_deref(), Some("https://cdn.example.com/media/"));
+        assert_eq!((c.media.avatar_max_bytes, c.media.avatar_max_side), (1000, 64));
+        assert!(config(&[("DATA_DIR", d), ("MEDIA_BASE_URL", "cdn.example.com")]).is_err());
+        assert!(config(&[("DATA_DIR", d), ("AVATAR_MAX_SIDE", "0")]).is_err());
     }
 }

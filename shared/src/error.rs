@@ -56,6 +56,12 @@ pub enum Error {
     UnsupportedMediaType(String),
     #[error("request body too large")]
     PayloadTooLarge,
+    /// Over a throttling limit: 429 with `Retry-After`.
+    #[error("throttled for {retry_after} s")]
+    Throttled { retry_after: u64 },
+    /// A direct upload without a valid grant for its key (what S3 answers a bad presigned URL).
+    #[error("upload not allowed")]
+    UploadForbidden,
     /// Storage did not answer in time: worth retrying.
     #[error("storage unavailable: {0}")]
     Unavailable(String),
@@ -74,6 +80,15 @@ impl From<StoreError> for Error {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Unavailable(msg) => Error::Unavailable(msg),
+            other => Error::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<crate::media::MediaError> for Error {
+    fn from(e: crate::media::MediaError) -> Self {
+        match e {
+            crate::media::MediaError::Unavailable(msg) => Error::Unavailable(msg),
             other => Error::Internal(other.to_string()),
         }
     }
@@ -137,6 +152,14 @@ impl Error {
                 false,
             ),
             Error::PayloadTooLarge => (S::PAYLOAD_TOO_LARGE, json!({"detail": "Request body is too large."}), false),
+            Error::Throttled { retry_after } => (
+                S::TOO_MANY_REQUESTS,
+                json!({"detail": format!("Request was throttled. Expected available in {retry_after} seconds.")}),
+                false,
+            ),
+            Error::UploadForbidden => {
+                (S::FORBIDDEN, json!({"detail": "This upload URL is invalid or has expired."}), false)
+            }
             Error::Unavailable(_) => (
                 S::SERVICE_UNAVAILABLE,
                 json!({"detail": "Service temporarily unavailable, try again later."}),
@@ -161,8 +184,14 @@ impl IntoResponse for Error {
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"api\""));
         }
-        if matches!(self, Error::Unavailable(_)) {
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        match self {
+            Error::Unavailable(_) => {
+                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            Error::Throttled { retry_after } => {
+                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+            }
+            _ => {}
         }
         response
     }

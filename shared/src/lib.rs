@@ -2,6 +2,7 @@
 //!
 //! - [`domain`]: the model and the account operations, plain functions over the store traits;
 //! - [`store`]: the store traits and their two backends (SQLite embedded, DynamoDB);
+//! - [`media`]: avatar storage (local folder, S3) and image processing;
 //! - [`http`]: the axum handlers, the route table, request parsing and the one error mapping;
 //! - [`config`]: every environment variable;
 //! - [`lambda`]: what each function's `main` calls.
@@ -12,4 +13,6 @@ pub mod state;
 pub mod domain;
 pub mod http;
 pub mod lambda;
+pub mod mail;
+pub mod media;
 pub mod store;

@@ -3,7 +3,11 @@
 use std::sync::Arc;
 
 use crate::config::{Config, StorageConfig};
+use crate::domain::reset_token::ResetTokens;
 use crate::domain::tokens::TokenService;
+use crate::mail::SharedMailer;
+use crate::media::folder::FolderMedia;
+use crate::media::SharedMedia;
 use crate::store::dynamodb::{self, DynamoStore};
 use crate::store::sqlite::SqliteStore;
 use crate::store::{SharedStore, StoreError};
@@ -13,12 +17,26 @@ pub struct AppState {
     pub store: SharedStore,
     pub tokens: Arc<TokenService>,
     pub config: Arc<Config>,
+    /// Avatars: the S3 bucket or the local media folder.
+    pub media: SharedMedia,
+    /// E-mail: SES or the local outbox folder.
+    pub mailer: SharedMailer,
+    pub reset_tokens: Arc<ResetTokens>,
 }
 
 impl AppState {
+    /// With the local media folder of `config` (`from_config` opens the bucket when one is set).
     pub fn new(store: SharedStore, config: Config) -> Self {
-        let tokens = TokenService::new(&config.jwt_secret, config.access_lifetime, config.refresh_lifetime);
-        Self { store, tokens: Arc::new(tokens), config: Arc::new(config) }
+        let media = FolderMedia::new(&config.media.folder, &config.jwt_secret);
+        Self::with_media(store, Arc::new(media), config)
+    }
+
+    pub fn with_media(store: SharedStore, media: SharedMedia, config: Config) -> Self {
+        let tokens = TokenService::with_signing(&config.signing, &config.jwt_secret, config.access_lifetime, config.refresh_lifetime)
+            .expect("Config::from_lookup checked the signing keys");
+        let mailer = crate::mail::from_config(&config.mail);
+        let reset_tokens = ResetTokens::new(&config.jwt_secret, config.password_reset.timeout.as_secs());
+        Self { store, tokens: Arc::new(tokens), config: Arc::new(config), media, mailer, reset_tokens: Arc::new(reset_tokens) }
     }
 
     /// Opens the configured store (the SDK client is built here, once).
@@ -30,6 +48,7 @@ impl AppState {
                 Arc::new(DynamoStore::new(client, tables.clone()))
             }
         };
-        Ok(Self::new(store, config))
+        let media = crate::media::from_config(&config).await.map_err(|e| StoreError::Backend(e.to_string()))?;
+        Ok(Self::with_media(store, media, config))
     }
 }

@@ -21,6 +21,17 @@ use tower::ServiceExt;
 
 const ACCESS_PLACEHOLDER: &str = "REPLACE_WITH_ACCESS_TOKEN";
 const REFRESH_PLACEHOLDER: &str = "REPLACE_WITH_REFRESH_TOKEN";
+/// The id of a direct avatar upload: replaced by one whose file the test has put in place.
+const UPLOAD_PLACEHOLDER: &str = "REPLACE_WITH_UPLOAD_ID";
+
+const RESET_UID_PLACEHOLDER: &str = "REPLACE_WITH_RESET_UID";
+const RESET_TOKEN_PLACEHOLDER: &str = "REPLACE_WITH_RESET_TOKEN";
+
+/// Whether `path` is an instance of the route `template` (`{name}` stands for one segment).
+fn route_matches(template: &str, path: &str) -> bool {
+    let (t, p): (Vec<&str>, Vec<&str>) = (template.split('/').collect(), path.split('/').collect());
+    t.len() == p.len() && t.iter().zip(&p).all(|(t, p)| t == p || (t.starts_with('{') && t.ends_with('}') && !p.is_empty()))
+}
 
 fn events_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").join("events")
@@ -69,7 +80,12 @@ async fn invoke(app: &TestApp, endpoint: Endpoint, event: &str) -> (StatusCode, 
         "{}: not an HTTP API payload v2.0 event",
         endpoint.function()
     );
-    assert!(endpoint.paths().contains(&request.uri().path()), "{}: path {}", endpoint.function(), request.uri());
+    assert!(
+        endpoint.paths().iter().any(|p| route_matches(p, request.uri().path())),
+        "{}: path {}",
+        endpoint.function(),
+        request.uri()
+    );
     assert!(endpoint.methods().contains(request.method()), "{}: method {}", endpoint.function(), request.method());
     let router = accounts::http::router(&[endpoint], app.state.clone());
     let response = router.oneshot(request).await.unwrap();
@@ -97,7 +113,9 @@ fn events_are_consistent_http_api_events() {
         let method = event["requestContext"]["http"]["method"].as_str().unwrap();
         let path = event["rawPath"].as_str().unwrap();
         assert_eq!(event["requestContext"]["http"]["path"], path, "{name}");
-        assert_eq!(event["routeKey"], format!("{method} {path}"), "{name}");
+        let route = event["routeKey"].as_str().unwrap();
+        assert!(endpoint.paths().iter().any(|p| route == format!("{method} {p}")), "{name}: route {route}");
+        assert!(route_matches(route.trim_start_matches(method).trim(), path), "{name}: {route} vs {path}");
         assert_eq!(event["requestContext"]["routeKey"], event["routeKey"], "{name}");
         assert_eq!(event["requestContext"]["stage"], "$default", "{name}");
         if event.get("body").is_some_and(|b| !b.is_null()) {
@@ -132,8 +150,23 @@ async fn every_event_gets_its_expected_answer() {
                 text.clone()
             }
             _ => {
-                let (access, refresh, _) = app.register("event-user").await;
-                text.replace(ACCESS_PLACEHOLDER, &access).replace(REFRESH_PLACEHOLDER, &refresh)
+                let (access, refresh, user_id) = app.register("event-user").await;
+                let upload_id = accounts::media::random_name();
+                if text.contains(UPLOAD_PLACEHOLDER) {
+                    let mut png = Vec::new();
+                    image::DynamicImage::new_rgb8(8, 8)
+                        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+                        .unwrap();
+                    let key = accounts::media::upload_key(user_id, &upload_id);
+                    app.state.media.put(&key, png.into(), "application/octet-stream").await.unwrap();
+                }
+                let user = app.state.store.get_user(user_id).await.unwrap().unwrap();
+                let reset_token = app.state.reset_tokens.make(&user, chrono::Utc::now().timestamp());
+                text.replace(ACCESS_PLACEHOLDER, &access)
+                    .replace(REFRESH_PLACEHOLDER, &refresh)
+                    .replace(UPLOAD_PLACEHOLDER, &upload_id)
+                    .replace(RESET_UID_PLACEHOLDER, &accounts::domain::reset_token::to_base36(user_id))
+                    .replace(RESET_TOKEN_PLACEHOLDER, &reset_token)
             }
         };
         assert!(!event.contains("REPLACE_WITH_"), "{name}: an unknown placeholder is left");
@@ -150,21 +183,53 @@ async fn every_event_gets_its_expected_answer() {
             Endpoint::UserDetails | Endpoint::Profile => {
                 assert_eq!(answer["username"], "event-user", "{name}: {answer}");
             }
+            Endpoint::AvatarUpload => {
+                assert_eq!(answer["method"], "PUT", "{name}: {answer}");
+                assert!(answer["upload_url"].as_str().is_some_and(|u| u.starts_with("https://")), "{name}: {answer}");
+            }
+            Endpoint::AvatarConfirm => {
+                let url = answer["avatar"].as_str().unwrap_or_else(|| panic!("{name}: {answer}"));
+                assert!(url.starts_with("https://abcdef1234.execute-api.") && url.contains("/media/avatar/"), "{name}: {url}");
+            }
+            Endpoint::PasswordChange => assert_eq!(answer["detail"], "New password has been saved.", "{name}"),
+            Endpoint::PasswordReset => assert_eq!(answer["detail"], "Password reset e-mail has been sent.", "{name}"),
+            Endpoint::PasswordResetConfirm => {
+                assert_eq!(answer["detail"], "Password has been reset with the new password.", "{name}")
+            }
+            Endpoint::PasswordResetLink => {
+                let (uid, token) = (body_of_link(&text, "uid"), body_of_link(&text, "token"));
+                assert_eq!(answer, serde_json::json!({"uid": uid, "token": token}), "{name}");
+            }
+            Endpoint::Jwks => assert!(answer["keys"].is_array(), "{name}: {answer}"),
+            Endpoint::Schema => assert!(answer["openapi"].as_str().is_some_and(|v| v.starts_with("3.1")), "{name}: {answer}"),
             Endpoint::TokenVerify | Endpoint::Logout => {}
         }
-        if matches!(endpoint, Endpoint::Logout | Endpoint::Refresh | Endpoint::TokenRefresh) {
+        if endpoint == Endpoint::Logout {
             // The same event again: its refresh token is spent now.
             let (again, answer) = invoke(&app, endpoint, &event).await;
             assert_eq!(again, StatusCode::UNAUTHORIZED, "{name} replayed: {answer}");
         }
+        if matches!(endpoint, Endpoint::Refresh | Endpoint::TokenRefresh) {
+            // Replayed at once (a second request of a mobile app): the grace window answers
+            // with the same new refresh token.
+            let (again, replayed) = invoke(&app, endpoint, &event).await;
+            assert_eq!(again, StatusCode::OK, "{name} replayed: {replayed}");
+            assert_eq!(replayed["refresh"], answer["refresh"], "{name} replayed");
+        }
     }
+}
+
+/// A path parameter of an event (`pathParameters`, as API Gateway fills it in).
+fn body_of_link(event: &str, name: &str) -> String {
+    let event: Value = serde_json::from_str(event).unwrap();
+    event["pathParameters"][name].as_str().unwrap_or_else(|| panic!("pathParameters.{name}")).to_string()
 }
 
 /// The tokens in the events are placeholders: unreplaced, they are refused.
 #[tokio::test]
 async fn placeholder_tokens_are_refused() {
     for (endpoint, text) in events() {
-        if !text.contains("REPLACE_WITH_") {
+        if !text.contains(ACCESS_PLACEHOLDER) && !text.contains(REFRESH_PLACEHOLDER) {
             continue;
         }
         let app = TestApp::new();

@@ -22,24 +22,14 @@ use tower::ServiceExt;
 
 /// Every variable `accounts::config` reads (the `vars` module). Kept in sync with the source by
 /// `config_vars_list_is_complete` below.
-const CONFIG_VARS: &[&str] = &[
-    vars::STORAGE,
-    vars::DATA_DIR,
-    vars::DYNAMODB_ENDPOINT,
-    vars::USERS_TABLE,
-    vars::SESSIONS_TABLE,
-    vars::BLACKLIST_TABLE,
-    vars::JWT_SECRET,
-    vars::ACCESS_TOKEN_LIFETIME,
-    vars::REFRESH_TOKEN_LIFETIME,
-    vars::MAX_BODY_BYTES,
-];
+const CONFIG_VARS: &[&str] = vars::ALL;
 
 /// Variables read outside `Config`: the log filter and format of `accounts::lambda::init_tracing`.
 const RUNTIME_VARS: &[&str] = &["RUST_LOG", "LOG_FORMAT"];
 
 /// Functions that hash passwords (argon2id, m = 19 MiB): CPU-bound, so they get more memory.
-const HASHING: &[Endpoint] = &[Endpoint::Registration, Endpoint::Login];
+const HASHING: &[Endpoint] =
+    &[Endpoint::Registration, Endpoint::Login, Endpoint::PasswordChange, Endpoint::PasswordResetConfirm];
 const HASHING_MIN_MEMORY: i64 = 1024;
 
 /// The DynamoDB actions each function needs, on which table (named by the variable that carries
@@ -47,33 +37,72 @@ const HASHING_MIN_MEMORY: i64 = 1024;
 /// implementation in `shared/src/store/dynamodb.rs`. The template must grant exactly these.
 /// `TransactWriteItems` has no IAM action: each of its items is authorised as the
 /// PutItem / UpdateItem / DeleteItem / ConditionCheckItem it contains.
+/// The sessions table's `by_user` index, in `needs`: `<table variable>/index/<index>`.
+const SESSIONS_BY_USER: &str = "SESSIONS_TABLE/index/by_user";
+
+/// The SES actions each function needs, all on the identity `SesIdentity` names.
+fn ses_needs(endpoint: Endpoint) -> BTreeSet<&'static str> {
+    match endpoint {
+        Endpoint::PasswordReset => BTreeSet::from(["ses:SendEmail"]),
+        _ => BTreeSet::new(),
+    }
+}
+
+/// The SES actions a statement grants; each must be a named action on exactly the identity of
+/// the `SesIdentity` parameter (`arn:...:ses:<region>:<account>:identity/${SesIdentity}`).
+fn ses_grants(id: &str, statement: &Value, problems: &mut Vec<String>) -> BTreeSet<String> {
+    const IDENTITY: &str = "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:identity/${SesIdentity}";
+    let mut granted = BTreeSet::new();
+    for action in one_or_many(&statement["Action"]) {
+        let action = action.as_str().unwrap_or("?").to_string();
+        if action.contains('*') {
+            problems.push(format!("{id}: action {action:?} is not one named SES action"));
+            continue;
+        }
+        let resources = one_or_many(&statement["Resource"]);
+        if resources.is_empty() || resources.iter().any(|r| sub(r) != Some(IDENTITY)) {
+            problems.push(format!("{id}: {action} on {resources:?}, not only on the SesIdentity identity"));
+        }
+        granted.insert(action);
+    }
+    granted
+}
+
 fn needs(endpoint: Endpoint) -> BTreeSet<(&'static str, &'static str)> {
-    use vars::{BLACKLIST_TABLE as BLACKLIST, SESSIONS_TABLE as SESSIONS, USERS_TABLE as USERS};
+    use vars::{BLACKLIST_TABLE as BLACKLIST, SESSIONS_TABLE as SESSIONS, THROTTLE_TABLE as THROTTLE, USERS_TABLE as USERS};
     // The authentication middleware runs on every route: `session_with_user` is one BatchGetItem
     // of USER#<id> and the session.
     let mut set = BTreeSet::from([("dynamodb:BatchGetItem", USERS), ("dynamodb:BatchGetItem", SESSIONS)]);
     let more: &[(&str, &str)] = match endpoint {
         // find_user_by_username + email_in_use (GetItem), next_id (UpdateItem), create_user's
         // transaction (Put of USER#, USERNAME#, EMAIL# and the first session).
+        // The per-IP registration counter (UpdateItem ADD on throttle).
         Endpoint::Registration => &[
             ("dynamodb:GetItem", USERS),
             ("dynamodb:UpdateItem", USERS),
             ("dynamodb:PutItem", USERS),
             ("dynamodb:PutItem", SESSIONS),
+            ("dynamodb:UpdateItem", THROTTLE),
         ],
         // find_user_by_username (GetItem), set_password_hash (UpdateItem), start_session's
         // transaction (Put session, Update last_login).
+        // login_lookup reads the USERNAME# claim with the failure counters (BatchGetItem), then
+        // USER#; a failure counts (UpdateItem on throttle).
         Endpoint::Login => &[
             ("dynamodb:GetItem", USERS),
             ("dynamodb:UpdateItem", USERS),
             ("dynamodb:PutItem", SESSIONS),
+            ("dynamodb:BatchGetItem", THROTTLE),
+            ("dynamodb:UpdateItem", THROTTLE),
         ],
         // rotate_refresh: transaction (Put blacklist, Update session, ConditionCheck user), then
         // blacklisted + get_user to explain a refusal.
+        // Reuse of a spent token outside the grace window ends the session (DeleteItem).
         Endpoint::Refresh | Endpoint::TokenRefresh => &[
             ("dynamodb:GetItem", USERS),
             ("dynamodb:ConditionCheckItem", USERS),
             ("dynamodb:UpdateItem", SESSIONS),
+            ("dynamodb:DeleteItem", SESSIONS),
             ("dynamodb:GetItem", BLACKLIST),
             ("dynamodb:PutItem", BLACKLIST),
         ],
@@ -94,10 +123,91 @@ fn needs(endpoint: Endpoint) -> BTreeSet<(&'static str, &'static str)> {
             ("dynamodb:DeleteItem", USERS),
         ],
         // update_user without a username: GetItem then UpdateItem.
-        Endpoint::Profile => &[("dynamodb:GetItem", USERS), ("dynamodb:UpdateItem", USERS)],
+        Endpoint::Profile | Endpoint::AvatarConfirm => &[("dynamodb:GetItem", USERS), ("dynamodb:UpdateItem", USERS)],
+        // Presigning makes no store call.
+        Endpoint::AvatarUpload => &[],
+        // end_sessions (Query of the user's sessions on the by_user index, DeleteItem of each),
+        // then set_password_hash (UpdateItem of USER#); confirm first reads the user (GetItem).
+        Endpoint::PasswordChange => &[
+            ("dynamodb:UpdateItem", USERS),
+            ("dynamodb:Query", SESSIONS_BY_USER),
+            ("dynamodb:DeleteItem", SESSIONS),
+        ],
+        Endpoint::PasswordResetConfirm => &[
+            ("dynamodb:GetItem", USERS),
+            ("dynamodb:UpdateItem", USERS),
+            ("dynamodb:Query", SESSIONS_BY_USER),
+            ("dynamodb:DeleteItem", SESSIONS),
+        ],
+        // find_active_users_by_email: GetItem of the EMAIL# claim, then of USER# (the e-mail
+        // itself goes through SES, see `ses_needs`).
+        Endpoint::PasswordReset => &[("dynamodb:GetItem", USERS)],
+        // Only the authentication layer.
+        Endpoint::PasswordResetLink | Endpoint::Jwks | Endpoint::Schema => &[],
     };
     set.extend(more.iter().copied());
     set
+}
+
+/// The S3 actions each function needs on the media bucket, by key prefix (`avatar/*` = the
+/// objects under `avatar/`; for `s3:ListBucket`, the listing restricted to that `s3:prefix`),
+/// derived from `shared/src/domain/avatars.rs` and `shared/src/media/s3.rs`.
+fn s3_needs(endpoint: Endpoint) -> BTreeSet<(&'static str, &'static str)> {
+    const AVATARS: &str = "avatar/*";
+    const UPLOADS: &str = "avatar-uploads/*";
+    let list: &[(&str, &str)] = match endpoint {
+        // put the new avatar, delete the old one, sweep the user's avatar folder.
+        Endpoint::Profile => &[("s3:PutObject", AVATARS), ("s3:DeleteObject", AVATARS), ("s3:ListBucket", AVATARS)],
+        // presign a PUT of the pending upload (the URL carries the role's authority).
+        Endpoint::AvatarUpload => &[("s3:PutObject", UPLOADS)],
+        // size (a listing of the exact key), get and delete the upload; then as the profile.
+        Endpoint::AvatarConfirm => &[
+            ("s3:ListBucket", UPLOADS),
+            ("s3:GetObject", UPLOADS),
+            ("s3:DeleteObject", UPLOADS),
+            ("s3:PutObject", AVATARS),
+            ("s3:DeleteObject", AVATARS),
+            ("s3:ListBucket", AVATARS),
+        ],
+        _ => &[],
+    };
+    list.iter().copied().collect()
+}
+
+/// What an S3 statement grants, as `(action, prefix)` pairs on the template's one bucket:
+/// object actions on `!Sub ${Bucket.Arn}/<prefix>`, `s3:ListBucket` on `!GetAtt Bucket.Arn`
+/// with a `StringLike` `s3:prefix` condition (a listing of the whole bucket is a problem).
+fn s3_grants(t: &Value, id: &str, statement: &Value, problems: &mut Vec<String>) -> BTreeSet<(String, String)> {
+    let buckets: BTreeSet<String> = resources_of_type(t, "AWS::S3::Bucket").into_iter().map(|(b, _)| b).collect();
+    let mut granted = BTreeSet::new();
+    for action in one_or_many(&statement["Action"]) {
+        let action = action.as_str().unwrap_or("?").to_string();
+        if action.contains('*') || !action.starts_with("s3:") {
+            problems.push(format!("{id}: action {action:?} is not one named S3 action"));
+            continue;
+        }
+        for resource in one_or_many(&statement["Resource"]) {
+            if action == "s3:ListBucket" {
+                let on_bucket = get_att(resource).is_some_and(|(b, att)| att == "Arn" && buckets.contains(&b));
+                let prefixes = one_or_many(&statement["Condition"]["StringLike"]["s3:prefix"]);
+                if !on_bucket || prefixes.is_empty() {
+                    problems.push(format!("{id}: s3:ListBucket not on a bucket of the template with an s3:prefix condition"));
+                }
+                for prefix in prefixes {
+                    granted.insert((action.clone(), prefix.as_str().unwrap_or("?").to_string()));
+                }
+                continue;
+            }
+            let prefix = sub(resource).and_then(|s| s.strip_prefix("${")).and_then(|s| s.split_once(".Arn}/"));
+            match prefix {
+                Some((bucket, prefix)) if buckets.contains(bucket) && !prefix.is_empty() && prefix != "*" => {
+                    granted.insert((action.clone(), prefix.to_string()));
+                }
+                _ => problems.push(format!("{id}: {action} on {resource:?}, not on a key prefix of the template's bucket")),
+            }
+        }
+    }
+    granted
 }
 
 // ----- reading the template ----------------------------------------------------------------------
@@ -256,7 +366,7 @@ fn routes_of(f: &Value) -> Vec<(String, String)> {
 fn table_resources(t: &Value) -> BTreeMap<&'static str, String> {
     let env = &t["Globals"]["Function"]["Environment"]["Variables"];
     let mut map = BTreeMap::new();
-    for var in [vars::USERS_TABLE, vars::SESSIONS_TABLE, vars::BLACKLIST_TABLE] {
+    for var in [vars::USERS_TABLE, vars::SESSIONS_TABLE, vars::BLACKLIST_TABLE, vars::THROTTLE_TABLE] {
         if let Some(target) = ref_target(&env[var]) {
             map.insert(var, target.to_string());
         }
@@ -382,6 +492,8 @@ fn iam_problems(t: &Value) -> Vec<String> {
             problems.push(format!("{id}: a Role replaces the per-function policy"));
         }
         let mut granted: BTreeSet<(String, String)> = BTreeSet::new();
+        let mut s3_granted: BTreeSet<(String, String)> = BTreeSet::new();
+        let mut ses_granted: BTreeSet<String> = BTreeSet::new();
         for policy in one_or_many(property(t, f, "Policies")) {
             let Some(statements) = policy.get("Statement") else {
                 problems.push(format!("{id}: policy {policy:?} is not an inline policy document"));
@@ -400,6 +512,14 @@ fn iam_problems(t: &Value) -> Vec<String> {
                     .iter()
                     .map(|a| a.as_str().map(str::to_string).unwrap_or_else(|| format!("{a:?}")))
                     .collect();
+                if !actions.is_empty() && actions.iter().all(|a| a.starts_with("ses:")) {
+                    ses_granted.extend(ses_grants(&id, statement, &mut problems));
+                    continue;
+                }
+                if !actions.is_empty() && actions.iter().all(|a| a.starts_with("s3:")) {
+                    s3_granted.extend(s3_grants(t, &id, statement, &mut problems));
+                    continue;
+                }
                 for action in &actions {
                     if !action.starts_with("dynamodb:") || action.contains('*') {
                         problems.push(format!("{id}: action {action:?} is not one named DynamoDB action"));
@@ -441,8 +561,10 @@ fn iam_problems(t: &Value) -> Vec<String> {
         let want: BTreeSet<(String, String)> = needs(*endpoint)
             .into_iter()
             .filter_map(|(action, var)| {
+                // An index is `<table variable>/index/<name>`, granted on `<table>/index/<name>`.
+                let (var, index) = var.split_once("/index/").map_or((var, None), |(v, i)| (v, Some(i)));
                 let table = table_resources(t).get(var)?.clone();
-                Some((action.to_string(), table))
+                Some((action.to_string(), index.map_or(table.clone(), |i| format!("{table}/index/{i}"))))
             })
             .collect();
         for (action, target) in granted.difference(&want) {
@@ -451,6 +573,21 @@ fn iam_problems(t: &Value) -> Vec<String> {
         }
         for (action, target) in want.difference(&granted) {
             problems.push(format!("{id} lacks {action} on {target}, which {endpoint:?} needs"));
+        }
+        let ses_want: BTreeSet<String> = ses_needs(*endpoint).into_iter().map(str::to_string).collect();
+        for action in ses_granted.difference(&ses_want) {
+            problems.push(format!("{id} grants {action}, which {endpoint:?} does not use"));
+        }
+        for action in ses_want.difference(&ses_granted) {
+            problems.push(format!("{id} lacks {action} on the SesIdentity identity, which {endpoint:?} needs"));
+        }
+        let s3_want: BTreeSet<(String, String)> =
+            s3_needs(*endpoint).into_iter().map(|(a, p)| (a.to_string(), p.to_string())).collect();
+        for (action, prefix) in s3_granted.difference(&s3_want) {
+            problems.push(format!("{id} grants {action} on {prefix} of the media bucket, which {endpoint:?} does not use"));
+        }
+        for (action, prefix) in s3_want.difference(&s3_granted) {
+            problems.push(format!("{id} lacks {action} on {prefix} of the media bucket, which {endpoint:?} needs"));
         }
     }
     problems
@@ -537,12 +674,15 @@ fn table_problems(t: &Value) -> Vec<String> {
             })
             .collect()
     };
-    let design: [(&str, &str, bool); 3] = [
-        (vars::USERS_TABLE, "pk", false),
-        (vars::SESSIONS_TABLE, "session_id", true),
-        (vars::BLACKLIST_TABLE, "jti", true),
+    // (table variable, partition key, TTL, point-in-time recovery)
+    let design: [(&str, &str, bool, bool); 4] = [
+        (vars::USERS_TABLE, "pk", false, true),
+        (vars::SESSIONS_TABLE, "session_id", true, true),
+        (vars::BLACKLIST_TABLE, "jti", true, true),
+        // Counters live a few minutes: nothing worth restoring.
+        (vars::THROTTLE_TABLE, "key", true, false),
     ];
-    for (var, key, ttl) in design {
+    for (var, key, ttl, pitr) in design {
         let Some(id) = tables.get(var) else { continue };
         let table = &t["Resources"][id.as_str()];
         let props = &table["Properties"];
@@ -553,8 +693,8 @@ fn table_problems(t: &Value) -> Vec<String> {
         if props["BillingMode"].as_str() != Some("PAY_PER_REQUEST") {
             problems.push(format!("{id}: BillingMode is not PAY_PER_REQUEST"));
         }
-        if props["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"].as_bool() != Some(true) {
-            problems.push(format!("{id}: point-in-time recovery is off"));
+        if props["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"].as_bool().unwrap_or(false) != pitr {
+            problems.push(format!("{id}: point-in-time recovery should be {}", if pitr { "on" } else { "off" }));
         }
         if props["SSESpecification"]["SSEEnabled"].as_bool() != Some(true) {
             problems.push(format!("{id}: SSE is off"));
@@ -704,7 +844,7 @@ fn config_vars_list_is_complete() {
         .filter_map(|l| l.split('"').nth(1))
         .collect();
     let listed: BTreeSet<&str> = CONFIG_VARS.iter().copied().collect();
-    assert_eq!(declared, listed, "update CONFIG_VARS in shared/tests/template.rs to match config::vars");
+    assert_eq!(declared, listed, "update vars::ALL in shared/src/config.rs to list every variable");
 }
 
 /// `functions/<name>/` is a crate for each endpoint, serving that endpoint, and nothing else is there.
@@ -757,7 +897,13 @@ async fn template_routes_reach_the_router() {
         let router = accounts::http::router(&[*endpoint], app.state.clone());
         for path in endpoint.paths() {
             for method in &all_methods {
-                let request = Request::builder().method(method.clone()).uri(path).body(Body::empty()).unwrap();
+                // A path parameter (`{uid}`) is filled in with a sample value, as a client would.
+                let concrete: String = path
+                    .split('/')
+                    .map(|segment| if segment.starts_with('{') { "1z" } else { segment })
+                    .collect::<Vec<_>>()
+                    .join("/");
+                let request = Request::builder().method(method.clone()).uri(concrete).body(Body::empty()).unwrap();
                 let status = router.clone().oneshot(request).await.unwrap().status();
                 let routed = routes.contains(&(method.as_str().to_string(), path.to_string()));
                 let answered = status != StatusCode::NOT_FOUND && status != StatusCode::METHOD_NOT_ALLOWED;
@@ -807,11 +953,11 @@ fn an_extra_route_is_noticed() {
     let mut t = template();
     let extra: Value = serde_yaml::from_str("{Type: HttpApi, Properties: {ApiId: !Ref AccountsApi, Method: DELETE, Path: /api/accounts/profile/}}").unwrap();
     events_mut(&mut t, "ProfileFunction").insert(Value::from("ProfileDelete"), extra);
-    let unknown: Value = serde_yaml::from_str("{Type: HttpApi, Properties: {ApiId: !Ref AccountsApi, Method: POST, Path: /api/auth/password/change/}}").unwrap();
-    events_mut(&mut t, "LoginFunction").insert(Value::from("PasswordChange"), unknown);
+    let unknown: Value = serde_yaml::from_str("{Type: HttpApi, Properties: {ApiId: !Ref AccountsApi, Method: POST, Path: /api/auth/password/expire/}}").unwrap();
+    events_mut(&mut t, "LoginFunction").insert(Value::from("PasswordExpire"), unknown);
     let problems = route_problems(&t);
     assert!(problems.iter().any(|p| p.contains("has the route DELETE /api/accounts/profile/")), "{problems:?}");
-    assert!(problems.iter().any(|p| p.contains("/api/auth/password/change/ is in the template but not in the route table")), "{problems:?}");
+    assert!(problems.iter().any(|p| p.contains("/api/auth/password/expire/ is in the template but not in the route table")), "{problems:?}");
 }
 
 #[test]
@@ -820,11 +966,11 @@ fn a_missing_or_extra_function_is_noticed() {
     let resources = t["Resources"].as_mapping_mut().unwrap();
     let logout = resources.remove("LogoutFunction").unwrap();
     let mut stray = logout.clone();
-    stray["Metadata"]["BuildProperties"]["Binary"] = Value::from("password-change");
-    resources.insert(Value::from("PasswordChangeFunction"), stray);
+    stray["Metadata"]["BuildProperties"]["Binary"] = Value::from("password-expire");
+    resources.insert(Value::from("PasswordExpireFunction"), stray);
     let problems = function_problems(&t);
     assert!(problems.iter().any(|p| p.contains("no function builds \"logout\"")), "{problems:?}");
-    assert!(problems.iter().any(|p| p.contains("\"password-change\", which is no endpoint")), "{problems:?}");
+    assert!(problems.iter().any(|p| p.contains("\"password-expire\", which is no endpoint")), "{problems:?}");
 }
 
 #[test]
@@ -860,6 +1006,90 @@ fn broader_iam_is_noticed() {
     function_mut(&mut t, "ProfileFunction")["Properties"]["Policies"] =
         serde_yaml::from_str("[AmazonDynamoDBFullAccess]").unwrap();
     assert!(!iam_problems(&t).is_empty());
+}
+
+#[test]
+fn broader_or_missing_ses_access_is_noticed() {
+    let statement = |yaml: &str| -> Value { serde_yaml::from_str(yaml).unwrap() };
+    for (id, extra, expected) in [
+        ("LoginFunction", "{Effect: Allow, Action: ses:SendEmail, Resource: !Sub 'arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:identity/${SesIdentity}'}", "LoginFunction grants ses:SendEmail"),
+        ("PasswordResetFunction", "{Effect: Allow, Action: ses:SendEmail, Resource: '*'}", "not only on the SesIdentity identity"),
+        ("PasswordResetFunction", "{Effect: Allow, Action: 'ses:*', Resource: !Sub 'arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:identity/${SesIdentity}'}", "not one named SES action"),
+        ("PasswordChangeFunction", "{Effect: Allow, Action: dynamodb:Query, Resource: !GetAtt SessionsTable.Arn}", "grants dynamodb:Query on SessionsTable"),
+    ] {
+        let mut t = template();
+        function_mut(&mut t, id)["Properties"]["Policies"][0]["Statement"].as_sequence_mut().unwrap().push(statement(extra));
+        let problems = iam_problems(&t);
+        assert!(problems.iter().any(|p| p.contains(expected)), "{id} + {extra}: {problems:?}");
+    }
+    for (id, sid, expected) in [
+        ("PasswordResetFunction", "SendMail", "PasswordResetFunction lacks ses:SendEmail"),
+        ("PasswordResetConfirmFunction", "SessionsByUser", "PasswordResetConfirmFunction lacks dynamodb:Query on SessionsTable/index/by_user"),
+    ] {
+        let mut t = template();
+        let statements = function_mut(&mut t, id)["Properties"]["Policies"][0]["Statement"].as_sequence_mut().unwrap();
+        statements.retain(|s| s["Sid"].as_str() != Some(sid));
+        let problems = iam_problems(&t);
+        assert!(problems.iter().any(|p| p.contains(expected)), "{problems:?}");
+    }
+}
+
+#[test]
+fn broader_s3_access_is_noticed() {
+    let statement = |yaml: &str| -> Value { serde_yaml::from_str(yaml).unwrap() };
+    for (id, extra, expected) in [
+        ("ProfileFunction", "{Effect: Allow, Action: s3:GetObject, Resource: !Sub '${MediaBucket.Arn}/*'}", "not on a key prefix"),
+        ("ProfileFunction", "{Effect: Allow, Action: s3:ListBucket, Resource: !GetAtt MediaBucket.Arn}", "s3:prefix condition"),
+        ("AvatarUploadFunction", "{Effect: Allow, Action: s3:PutObject, Resource: !Sub '${MediaBucket.Arn}/avatar/*'}", "grants s3:PutObject on avatar/*"),
+        ("LoginFunction", "{Effect: Allow, Action: s3:DeleteObject, Resource: !Sub '${MediaBucket.Arn}/avatar/*'}", "grants s3:DeleteObject"),
+        ("ProfileFunction", "{Effect: Allow, Action: 's3:*', Resource: !Sub '${MediaBucket.Arn}/avatar/*'}", "not one named S3 action"),
+    ] {
+        let mut t = template();
+        function_mut(&mut t, id)["Properties"]["Policies"][0]["Statement"].as_sequence_mut().unwrap().push(statement(extra));
+        let problems = iam_problems(&t);
+        assert!(problems.iter().any(|p| p.contains(expected)), "{id} + {extra}: {problems:?}");
+    }
+    let mut t = template();
+    let statements = function_mut(&mut t, "AvatarConfirmFunction")["Properties"]["Policies"][0]["Statement"].as_sequence_mut().unwrap();
+    statements.retain(|s| s["Sid"].as_str() != Some("Uploads"));
+    let problems = iam_problems(&t);
+    assert!(problems.iter().any(|p| p.contains("AvatarConfirmFunction lacks s3:GetObject on avatar-uploads/*")), "{problems:?}");
+}
+
+/// The bucket is private and encrypted, CloudFront reads only avatars, and the functions that
+/// write media get the bucket and the media URL.
+#[test]
+fn media_bucket_is_private_and_served_by_cloudfront() {
+    let t = template();
+    let buckets = resources_of_type(&t, "AWS::S3::Bucket");
+    let [(bucket_id, bucket)] = buckets.as_slice() else { panic!("one bucket: {buckets:?}") };
+    let block = &bucket["Properties"]["PublicAccessBlockConfiguration"];
+    for flag in ["BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets"] {
+        assert_eq!(block[flag].as_bool(), Some(true), "{flag}");
+    }
+    assert!(!bucket["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"].is_null());
+    let policies = resources_of_type(&t, "AWS::S3::BucketPolicy");
+    let [(_, policy)] = policies.as_slice() else { panic!("one bucket policy") };
+    for statement in one_or_many(&policy["Properties"]["PolicyDocument"]["Statement"]) {
+        if statement["Effect"].as_str() == Some("Allow") {
+            assert_eq!(statement["Principal"]["Service"].as_str(), Some("cloudfront.amazonaws.com"));
+            assert_eq!(one_or_many(&statement["Action"]), vec![&Value::from("s3:GetObject")]);
+            assert_eq!(sub(&statement["Resource"]), Some(format!("${{{bucket_id}.Arn}}/avatar/*").as_str()));
+            assert!(!statement["Condition"]["StringEquals"]["AWS:SourceArn"].is_null(), "only our distribution");
+        }
+    }
+    let distributions = resources_of_type(&t, "AWS::CloudFront::Distribution");
+    let [(distribution_id, distribution)] = distributions.as_slice() else { panic!("one distribution") };
+    let origin = &distribution["Properties"]["DistributionConfig"]["Origins"][0];
+    assert!(get_att(&origin["OriginAccessControlId"]).is_some(), "origin access control");
+    for endpoint in [Endpoint::Profile, Endpoint::AvatarUpload, Endpoint::AvatarConfirm] {
+        let (id, f) = function_of(&t, endpoint).unwrap();
+        let env = &f["Properties"]["Environment"]["Variables"];
+        assert_eq!(ref_target(&env[vars::MEDIA_BUCKET]), Some(bucket_id.as_str()), "{id}");
+        let url = sub(&env[vars::MEDIA_BASE_URL]).unwrap_or_default();
+        assert_eq!(url, format!("https://${{{distribution_id}.DomainName}}/media/"), "{id}");
+    }
+    assert!(!t["Outputs"]["MediaUrl"]["Value"].is_null(), "MediaUrl output");
 }
 
 #[test]

@@ -5,13 +5,17 @@ use crate::domain::fields::{is_valid_email, CharField, Data, FieldErrors, INVALI
 use crate::domain::model::{
     LogoutOutcome, NewUser, RotateOutcome, Rotation, Session, SpentToken, User, UserUpdate,
 };
+use crate::domain::model::username_key;
 use crate::domain::password;
+use crate::domain::throttle::{self, Limits};
 use crate::domain::tokens::{Claims, TokenPair, TokenProblem, TokenService, TokenType};
 use crate::domain::user::{
     is_valid_username, normalize_username, EMAIL_TAKEN, INVALID_USERNAME, MAX_USERNAME_LENGTH, USERNAME_TAKEN,
 };
 use crate::error::Error;
 use crate::store::{Store, StoreError};
+
+use std::net::IpAddr;
 
 pub type Result<T> = std::result::Result<T, Error>;
 
@@ -40,7 +44,7 @@ fn new_session_id() -> String {
 }
 
 /// Password hashing is CPU-bound: run it beside the async runtime, not on it.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
     tokio::task::spawn_blocking(f).await.map_err(|e| Error::Internal(format!("blocking task failed: {e}")))
 }
 
@@ -74,7 +78,18 @@ fn add_password_problems(errors: &mut FieldErrors, field: &str, password: &str) 
 }
 
 /// `POST /api/auth/registration/`: creates the user and its first session.
-pub async fn register(store: &dyn Store, tokens: &TokenService, data: &Data) -> Result<(User, TokenPair)> {
+pub async fn register(
+    store: &dyn Store,
+    tokens: &TokenService,
+    data: &Data,
+    limits: &Limits,
+    client_ip: Option<IpAddr>,
+) -> Result<(User, TokenPair)> {
+    if !limits.registrations_per_ip.is_off() {
+        let key = throttle::counter("registration:ip", &throttle::ip_subject(client_ip), limits.registrations_per_ip);
+        let now = now();
+        throttle::refuse_if_over(limits.registrations_per_ip, store.hit(&key, now).await?, now)?;
+    }
     let mut errors = FieldErrors::new();
     let username = read_username(store, CharField::required("username"), data, &mut errors, None).await?;
     let mut email = CharField::optional("email").allow_blank(false).read(data, &mut errors);
@@ -132,8 +147,15 @@ pub async fn register(store: &dyn Store, tokens: &TokenService, data: &Data) -> 
     Ok((user, tokens.sign_pair(refresh_claims)))
 }
 
-/// `POST /api/auth/login/`: checks the credentials and starts a session.
-pub async fn login(store: &dyn Store, tokens: &TokenService, data: &Data) -> Result<(User, TokenPair)> {
+/// `POST /api/auth/login/`: checks the credentials and starts a session. Failed attempts count
+/// per account and per client IP; at a limit even the right password is refused.
+pub async fn login(
+    store: &dyn Store,
+    tokens: &TokenService,
+    data: &Data,
+    limits: &Limits,
+    client_ip: Option<IpAddr>,
+) -> Result<(User, TokenPair)> {
     let mut errors = FieldErrors::new();
     let username = CharField::optional("username").read(data, &mut errors);
     let password = CharField::required("password").read(data, &mut errors);
@@ -142,7 +164,13 @@ pub async fn login(store: &dyn Store, tokens: &TokenService, data: &Data) -> Res
         return Err(Error::non_field(MUST_INCLUDE));
     };
 
-    let user = store.find_user_by_username(&normalize_username(&username)).await?;
+    let username = normalize_username(&username);
+    let now = now();
+    let per_account = throttle::counter("login-fail:account", &username_key(&username), limits.login_failures_per_account);
+    let per_ip = throttle::counter("login-fail:ip", &throttle::ip_subject(client_ip), limits.login_failures_per_ip);
+    let (user, seen) = store.login_lookup(&username, &[per_account.clone(), per_ip.clone()], now).await?;
+    throttle::refuse_if_reached(limits.login_failures_per_account, seen[0], now)?;
+    throttle::refuse_if_reached(limits.login_failures_per_ip, seen[1], now)?;
     // Unknown users are checked against a dummy hash so that they cost the same time.
     let stored_hash = user.as_ref().map_or_else(|| password::dummy_hash().to_string(), |u| u.password_hash.clone());
     let matched = {
@@ -151,29 +179,45 @@ pub async fn login(store: &dyn Store, tokens: &TokenService, data: &Data) -> Res
     };
     let user = match user {
         Some(user) if matched && user.is_active => user,
-        _ => return Err(Error::non_field(BAD_CREDENTIALS)),
+        _ => {
+            let (a, b) = tokio::join!(store.hit(&per_account, now), store.hit(&per_ip, now));
+            a?;
+            b?;
+            return Err(Error::non_field(BAD_CREDENTIALS));
+        }
     };
     if password::needs_rehash(&user.password_hash) {
         let fresh = blocking(move || password::hash(&password)).await?;
         store.set_password_hash(user.id, &fresh).await?;
     }
 
-    let now = now();
+    let pair = match start_session(store, tokens, user.id, now).await {
+        Ok(pair) => pair,
+        Err(StoreError::UserNotFound) => return Err(Error::non_field(BAD_CREDENTIALS)),
+        Err(e) => return Err(e.into()),
+    };
+    Ok((User { last_login: Some(now), ..user }, pair))
+}
+
+/// A new session of an existing user and its first token pair: what a login does once the
+/// password matched (the benchmark's token minter calls it too). `UserNotFound` when the user is gone.
+pub async fn start_session(
+    store: &dyn Store,
+    tokens: &TokenService,
+    user_id: u64,
+    now: i64,
+) -> std::result::Result<TokenPair, StoreError> {
     let session_id = new_session_id();
-    let pair = tokens.issue_pair(user.id, &session_id, now);
+    let pair = tokens.issue_pair(user_id, &session_id, now);
     let session = Session {
         id: session_id,
-        user_id: user.id,
+        user_id,
         refresh_jti: pair.refresh_claims.jti.clone(),
         created_at: now,
         expires_at: pair.refresh_claims.exp,
     };
-    match store.start_session(session, now).await {
-        Ok(()) => {}
-        Err(StoreError::UserNotFound) => return Err(Error::non_field(BAD_CREDENTIALS)),
-        Err(e) => return Err(e.into()),
-    }
-    Ok((User { last_login: Some(now), ..user }, pair))
+    store.start_session(session, now).await?;
+    Ok(pair)
 }
 
 /// How the refresh routes read a missing `refresh` field.
@@ -186,7 +230,17 @@ pub enum MissingRefresh {
 }
 
 /// Both refresh routes: spends the refresh token and returns a new pair of the same session.
-pub async fn refresh(store: &dyn Store, tokens: &TokenService, data: &Data, missing: MissingRefresh) -> Result<TokenPair> {
+///
+/// A token spent less than `grace` ago answers with the session's current pair (apps on bad
+/// networks refresh several times at once); spent longer ago, it is a stolen or replayed token:
+/// the whole session ends (RFC 9700 §4.14 reuse detection).
+pub async fn refresh(
+    store: &dyn Store,
+    tokens: &TokenService,
+    data: &Data,
+    missing: MissingRefresh,
+    grace: std::time::Duration,
+) -> Result<TokenPair> {
     if missing == MissingRefresh::Unauthorized && !data.contains_key("refresh") {
         return Err(Error::NoValidRefreshToken);
     }
@@ -210,10 +264,35 @@ pub async fn refresh(store: &dyn Store, tokens: &TokenService, data: &Data, miss
         .await?;
     match outcome {
         RotateOutcome::Rotated => Ok(pair),
-        RotateOutcome::Blacklisted => Err(Error::TokenRejected(TokenProblem::Blacklisted)),
+        RotateOutcome::Blacklisted => reused_refresh(store, tokens, &claims, now, grace).await,
         RotateOutcome::UserMissing | RotateOutcome::UserInactive => Err(Error::NoActiveAccount),
         RotateOutcome::SessionEnded => Err(Error::TokenRejected(TokenProblem::Invalid)),
     }
+}
+
+/// A spent refresh token presented again: the session's current pair within the grace window,
+/// otherwise the end of the session.
+async fn reused_refresh(
+    store: &dyn Store,
+    tokens: &TokenService,
+    claims: &Claims,
+    now: i64,
+    grace: std::time::Duration,
+) -> Result<TokenPair> {
+    let spent = store.blacklisted(&claims.jti, now).await?;
+    let within_grace = spent
+        .as_ref()
+        .is_some_and(|entry| entry.session_id == claims.sid && now - entry.blacklisted_at < grace.as_secs() as i64);
+    if within_grace {
+        if let (Some(user), Some(session)) = store.session_with_user(claims.user_id(), &claims.sid, now).await? {
+            if user.is_active && session.refresh_jti != claims.jti {
+                return Ok(tokens.current_pair(&session));
+            }
+        }
+    } else if store.end_session(&claims.sid).await? {
+        tracing::warn!(user_id = claims.user_id(), "spent refresh token reused: session ended");
+    }
+    Err(Error::TokenRejected(TokenProblem::Blacklisted))
 }
 
 /// `POST /api/auth/token/verify/`: any live token of a live session.
@@ -275,10 +354,18 @@ pub async fn update_user_details(store: &dyn Store, me: &User, data: &Data, part
 }
 
 /// `PUT|PATCH /api/accounts/profile/` (JSON fields): nickname, signature, `avatar: null`.
+/// (Avatar files go through `domain::avatars`, which also tidies the media store.)
 pub async fn update_profile(store: &dyn Store, me: &User, data: &Data) -> Result<User> {
     let mut errors = FieldErrors::new();
-    let nickname = CharField::optional("nickname").max_length(NICKNAME_MAX).read(data, &mut errors);
-    let signature = CharField::optional("signature").max_length(SIGNATURE_MAX).read(data, &mut errors);
+    let update = read_profile_fields(data, &mut errors);
+    errors.into_result()?;
+    apply_update(store, me, update).await
+}
+
+/// The profile's text fields and `avatar: null`, every failure added to `errors`.
+pub fn read_profile_fields(data: &Data, errors: &mut FieldErrors) -> UserUpdate {
+    let nickname = CharField::optional("nickname").max_length(NICKNAME_MAX).read(data, errors);
+    let signature = CharField::optional("signature").max_length(SIGNATURE_MAX).read(data, errors);
     let avatar = match data.get("avatar") {
         None => None,
         Some(serde_json::Value::Null) => Some(None),
@@ -287,11 +374,10 @@ pub async fn update_profile(store: &dyn Store, me: &User, data: &Data) -> Result
             None
         }
     };
-    errors.into_result()?;
-    apply_update(store, me, UserUpdate { nickname, signature, avatar, ..Default::default() }).await
+    UserUpdate { nickname, signature, avatar, ..Default::default() }
 }
 
-async fn apply_update(store: &dyn Store, me: &User, update: UserUpdate) -> Result<User> {
+pub async fn apply_update(store: &dyn Store, me: &User, update: UserUpdate) -> Result<User> {
     if update.is_empty() {
         return Ok(me.clone());
     }

@@ -34,11 +34,37 @@ pub fn hash(password: &str) -> String {
 /// Whether `password` matches `stored`, in constant time for a given hash. A hash this service
 /// cannot read never matches. `argon2$...` hashes imported from Django are read as well.
 pub fn verify(password: &str, stored: &str) -> bool {
+    if let Some(django) = stored.strip_prefix("pbkdf2_sha256$") {
+        return verify_django_pbkdf2(password, django);
+    }
     let phc = stored.strip_prefix("argon2").filter(|rest| rest.starts_with("$argon2")).unwrap_or(stored);
     match PasswordHash::new(phc) {
         Ok(parsed) => Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok(),
         Err(_) => false,
     }
+}
+
+/// The most PBKDF2 rounds an imported hash may ask for (Django 5.2 uses 1 000 000): a bound on
+/// what one login can cost.
+const MAX_PBKDF2_ROUNDS: u32 = 10_000_000;
+
+/// Django's `PBKDF2PasswordHasher`: `<iterations>$<salt>$<base64 of the 32-byte derived key>`
+/// (after the `pbkdf2_sha256$` prefix). The salt is used as its text, as Django does.
+fn verify_django_pbkdf2(password: &str, encoded: &str) -> bool {
+    use base64::Engine;
+    use subtle::ConstantTimeEq;
+    let mut parts = encoded.splitn(3, '$');
+    let (Some(rounds), Some(salt), Some(expected)) = (parts.next(), parts.next(), parts.next()) else { return false };
+    let Ok(rounds) = rounds.parse::<u32>() else { return false };
+    let Ok(expected) = base64::engine::general_purpose::STANDARD.decode(expected) else { return false };
+    if rounds == 0 || rounds > MAX_PBKDF2_ROUNDS || expected.is_empty() || expected.len() > 64 {
+        return false;
+    }
+    let Ok(params) = pbkdf2::Params::new(rounds) else { return false };
+    let mut derived = vec![0u8; expected.len()];
+    // The non-generic entry point: compiled (and optimised) inside the pbkdf2 crate.
+    pbkdf2::pbkdf2_hmac_with_params(password.as_bytes(), salt.as_bytes(), pbkdf2::Algorithm::Pbkdf2Sha256, params, &mut derived);
+    derived.ct_eq(&expected).into()
 }
 
 /// Whether a stored hash should be replaced by a fresh one at the next successful login.
@@ -192,6 +218,30 @@ mod tests {
         assert!(!verify("anything", dummy_hash()));
         // The dummy costs what a real hash costs: same algorithm and parameters.
         assert_eq!(dummy_hash()[..31], h[..31]);
+    }
+
+    /// Made by Django 5.2 (`make_password("Tangerine-Kite-42")` with the default hasher).
+    const DJANGO_PBKDF2: &str = "pbkdf2_sha256$1000000$DERZjTEXjTHXlqim6hqGhw$hHBW4l5G5p0u2r64xrK4rmF7Lo18EoVQep89FDsxPn4=";
+
+    #[test]
+    fn django_pbkdf2_hashes_verify_and_get_upgraded() {
+        assert!(verify("Tangerine-Kite-42", DJANGO_PBKDF2));
+        assert!(!verify("Tangerine-Kite-43", DJANGO_PBKDF2));
+        assert!(!verify("", DJANGO_PBKDF2));
+        assert!(needs_rehash(DJANGO_PBKDF2));
+        // Malformed or abusive encodings never match (and never panic).
+        for bad in [
+            "pbkdf2_sha256$",
+            "pbkdf2_sha256$x$salt$aGFzaA==",
+            "pbkdf2_sha256$0$salt$aGFzaA==",
+            "pbkdf2_sha256$4294967295$salt$aGFzaA==",
+            "pbkdf2_sha256$1000$salt$not base64!",
+            "pbkdf2_sha256$1000$salt$",
+            "pbkdf2_sha256$1000$salt",
+            "pbkdf2_sha1$1000$salt$aGFzaA==",
+        ] {
+            assert!(!verify("Tangerine-Kite-42", bad), "{bad}");
+        }
     }
 
     #[test]

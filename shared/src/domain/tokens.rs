@@ -5,6 +5,9 @@
 
 use std::time::Duration;
 
+use std::collections::HashMap;
+
+use jsonwebtoken::jwk::{Jwk, JwkSet, KeyAlgorithm, PublicKeyUse, ThumbprintHash};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Deserializer, Serialize};
 
@@ -76,11 +79,35 @@ pub struct TokenPair {
     pub refresh_claims: Claims,
 }
 
+/// How tokens are signed: HS256 with a shared secret (the default, as the old service), or
+/// EdDSA (Ed25519) with a private key whose public half is published at `/.well-known/jwks.json`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Signing {
+    Hs256,
+    EdDsa {
+        /// PKCS#8 PEM of the Ed25519 private key.
+        private_key_pem: String,
+        /// `kid` of the key; the RFC 7638 thumbprint when not given.
+        key_id: Option<String>,
+        /// A JWK Set of retired public keys that still verify until their tokens expire.
+        previous_keys: Option<String>,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SigningError(pub String);
+
 /// Signs and checks tokens; built once per process from the configuration.
 pub struct TokenService {
+    /// The one algorithm accepted (pinned: a header naming any other is invalid).
+    algorithm: Algorithm,
     encoding: EncodingKey,
-    decoding: DecodingKey,
+    header: Header,
+    /// HS256: the one key. EdDSA: the keys by `kid`, current and retired.
+    verify_keys: HashMap<Option<String>, DecodingKey>,
     validation: Validation,
+    public_keys: JwkSet,
     pub access_lifetime: Duration,
     pub refresh_lifetime: Duration,
 }
@@ -95,7 +122,11 @@ struct RawClaims {
     #[serde(default, deserialize_with = "lenient_id")]
     user_id: Option<String>,
     sid: Option<serde_json::Value>,
+    nbf: Option<serde_json::Value>,
 }
+
+/// How far ahead of our clock an `iat` or `nbf` may be (clocks of several Lambda hosts differ).
+const CLOCK_SKEW: i64 = 60;
 
 /// simplejwt accepts `user_id` as a string or an integer.
 fn lenient_id<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
@@ -110,25 +141,84 @@ pub fn new_jti() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
 
+fn validation(algorithm: Algorithm) -> Validation {
+    let mut validation = Validation::new(algorithm);
+    // Expiry is checked in `decode` against the caller's clock, with simplejwt's rule (exp <= now).
+    validation.validate_exp = false;
+    validation.validate_aud = false;
+    validation.required_spec_claims.clear();
+    validation
+}
+
 impl TokenService {
+    /// HS256 with `secret`, as the old service signs.
     pub fn new(secret: &[u8], access_lifetime: Duration, refresh_lifetime: Duration) -> Self {
-        let mut validation = Validation::new(Algorithm::HS256);
-        // Expiry is checked below against the caller's clock, with simplejwt's rule (exp <= now).
-        validation.validate_exp = false;
-        validation.validate_aud = false;
-        validation.required_spec_claims.clear();
         Self {
+            algorithm: Algorithm::HS256,
             encoding: EncodingKey::from_secret(secret),
-            decoding: DecodingKey::from_secret(secret),
-            validation,
+            header: Header::new(Algorithm::HS256),
+            verify_keys: HashMap::from([(None, DecodingKey::from_secret(secret))]),
+            validation: validation(Algorithm::HS256),
+            public_keys: JwkSet { keys: Vec::new() },
             access_lifetime,
             refresh_lifetime,
         }
     }
 
+    /// The service `signing` asks for; HS256 uses `secret`.
+    pub fn with_signing(
+        signing: &Signing,
+        secret: &[u8],
+        access_lifetime: Duration,
+        refresh_lifetime: Duration,
+    ) -> Result<Self, SigningError> {
+        let Signing::EdDsa { private_key_pem, key_id, previous_keys } = signing else {
+            return Ok(Self::new(secret, access_lifetime, refresh_lifetime));
+        };
+        let bad = |what: &str, e: &dyn std::fmt::Display| SigningError(format!("{what}: {e}"));
+        let encoding = EncodingKey::from_ed_pem(private_key_pem.as_bytes()).map_err(|e| bad("JWT_PRIVATE_KEY", &e))?;
+        let mut current = Jwk::from_encoding_key(&encoding, Algorithm::EdDSA).map_err(|e| bad("JWT_PRIVATE_KEY", &e))?;
+        let kid = match key_id {
+            Some(kid) => kid.clone(),
+            None => current.thumbprint(ThumbprintHash::SHA256).map_err(|e| bad("JWT_PRIVATE_KEY", &e))?,
+        };
+        current.common.key_id = Some(kid.clone());
+        current.common.public_key_use = Some(PublicKeyUse::Signature);
+        current.common.key_algorithm = Some(KeyAlgorithm::EdDSA);
+        let mut public_keys = vec![current];
+        if let Some(text) = previous_keys {
+            let retired: JwkSet = serde_json::from_str(text).map_err(|e| bad("JWT_PREVIOUS_KEYS", &e))?;
+            public_keys.extend(retired.keys.into_iter().filter(|k| k.common.key_id.as_ref() != Some(&kid)));
+        }
+        let mut verify_keys = HashMap::new();
+        for jwk in &public_keys {
+            let Some(kid) = jwk.common.key_id.clone() else {
+                return Err(SigningError("JWT_PREVIOUS_KEYS: every key needs a kid".into()));
+            };
+            let key = DecodingKey::from_jwk(jwk).map_err(|e| bad("JWT_PREVIOUS_KEYS", &e))?;
+            verify_keys.insert(Some(kid), key);
+        }
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(kid);
+        Ok(Self {
+            algorithm: Algorithm::EdDSA,
+            encoding,
+            header,
+            verify_keys,
+            validation: validation(Algorithm::EdDSA),
+            public_keys: JwkSet { keys: public_keys },
+            access_lifetime,
+            refresh_lifetime,
+        })
+    }
+
+    /// The public keys that verify tokens (`/.well-known/jwks.json`); empty with HS256.
+    pub fn public_keys(&self) -> &JwkSet {
+        &self.public_keys
+    }
+
     fn sign(&self, claims: &Claims) -> String {
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.encoding)
-            .expect("HS256 signing of plain claims cannot fail")
+        jsonwebtoken::encode(&self.header, claims, &self.encoding).expect("signing plain claims with a checked key cannot fail")
     }
 
     /// The claims of a new refresh token of the session.
@@ -159,6 +249,19 @@ impl TokenService {
         }
     }
 
+    /// The session's current refresh token, signed again (HS256 and EdDSA signatures are
+    /// deterministic, so it is the very token the rotation issued), with a fresh access token.
+    pub fn current_pair(&self, session: &crate::domain::model::Session) -> TokenPair {
+        self.sign_pair(Claims {
+            token_type: TokenType::Refresh,
+            exp: session.expires_at,
+            iat: session.expires_at - self.refresh_lifetime.as_secs() as i64,
+            jti: session.refresh_jti.clone(),
+            user_id: session.user_id.to_string(),
+            sid: session.id.clone(),
+        })
+    }
+
     /// A new pair for the session.
     pub fn issue_pair(&self, user_id: u64, session_id: &str, now: i64) -> TokenPair {
         self.sign_pair(self.refresh_claims(user_id, session_id, now))
@@ -166,7 +269,13 @@ impl TokenService {
 
     /// Checks signature, expiry, `jti` and, when `expected` is given, `token_type` (in simplejwt's order).
     pub fn decode(&self, token: &str, expected: Option<TokenType>, now: i64) -> Result<Claims, TokenProblem> {
-        let raw = jsonwebtoken::decode::<RawClaims>(token, &self.decoding, &self.validation)
+        let header = jsonwebtoken::decode_header(token).map_err(|_| TokenProblem::Invalid)?;
+        if header.alg != self.algorithm {
+            return Err(TokenProblem::Invalid);
+        }
+        let kid = if self.algorithm == Algorithm::HS256 { None } else { header.kid };
+        let key = self.verify_keys.get(&kid).ok_or(TokenProblem::Invalid)?;
+        let raw = jsonwebtoken::decode::<RawClaims>(token, key, &self.validation)
             .map_err(|_| TokenProblem::Invalid)?
             .claims;
         let exp = raw.exp.as_ref().and_then(serde_json::Value::as_i64).ok_or(TokenProblem::Invalid)?;
@@ -188,6 +297,10 @@ impl TokenService {
             return Err(TokenProblem::WrongType);
         }
         let iat = raw.iat.as_ref().and_then(serde_json::Value::as_i64).unwrap_or(0);
+        // Not yet valid: issued in the future (beyond a minute of clock skew), or `nbf` ahead.
+        if iat > now + CLOCK_SKEW || raw.nbf.as_ref().and_then(serde_json::Value::as_i64).is_some_and(|nbf| nbf > now + CLOCK_SKEW) {
+            return Err(TokenProblem::Invalid);
+        }
         let user_id = raw.user_id.ok_or(TokenProblem::Invalid)?;
         // Every token this service issues names its session; one without can't be tied to any.
         let sid = match raw.sid {
@@ -275,5 +388,87 @@ mod tests {
         let mut no_exp = base;
         no_exp.as_object_mut().unwrap().remove("exp");
         assert_eq!(s.decode(&forge(no_exp, SECRET), None, 1_001), Err(TokenProblem::Invalid));
+    }
+
+    /// Test keys only (made with `openssl genpkey -algorithm ed25519`).
+    pub(crate) const ED_KEY_1: &str = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIIk6Ylp807M1WMtvoiS1MQXKbV6KWDtve8AKlT6gw6Ti\n-----END PRIVATE KEY-----\n";
+    pub(crate) const ED_KEY_2: &str = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIJI1rze+/eb3fS43VaHukmDyk6AfOufBZ3Cuk5sVwBib\n-----END PRIVATE KEY-----\n";
+
+    fn ed(key: &str, kid: Option<&str>, previous: Option<String>) -> TokenService {
+        let signing = Signing::EdDsa { private_key_pem: key.into(), key_id: kid.map(str::to_string), previous_keys: previous };
+        TokenService::with_signing(&signing, SECRET, Duration::from_secs(900), Duration::from_secs(604_800)).unwrap()
+    }
+
+    #[test]
+    fn eddsa_signs_with_kid_and_publishes_the_public_key() {
+        let s = ed(ED_KEY_1, None, None);
+        let pair = s.issue_pair(3, "sess", 1_000);
+        let header = jsonwebtoken::decode_header(&pair.access).unwrap();
+        assert_eq!(header.alg, Algorithm::EdDSA);
+        let jwks = serde_json::to_value(s.public_keys()).unwrap();
+        let key = &jwks["keys"][0];
+        assert_eq!((key["kty"].as_str(), key["crv"].as_str(), key["alg"].as_str(), key["use"].as_str()), (Some("OKP"), Some("Ed25519"), Some("EdDSA"), Some("sig")));
+        assert_eq!(key["kid"].as_str(), header.kid.as_deref());
+        assert!(key.get("d").is_none(), "no private part is published");
+        assert_eq!(s.decode(&pair.access, Some(TokenType::Access), 1_001).unwrap().user_id(), 3);
+        // Deterministic: the grace window's re-signed refresh token is the same token.
+        assert_eq!(s.sign(&pair.refresh_claims), pair.refresh);
+    }
+
+    #[test]
+    fn rotation_keeps_old_tokens_valid_until_they_expire() {
+        let old = ed(ED_KEY_1, Some("2026-01"), None);
+        let old_token = old.issue_pair(3, "sess", 1_000).access;
+        let retired = serde_json::to_string(old.public_keys()).unwrap();
+        let new = ed(ED_KEY_2, Some("2026-02"), Some(retired));
+        assert_eq!(new.public_keys().keys.len(), 2);
+        assert!(new.decode(&old_token, None, 1_001).is_ok(), "signed by the retired key");
+        assert!(new.decode(&new.issue_pair(3, "sess", 1_000).access, None, 1_001).is_ok());
+        // Without the retired key published, the old token is invalid.
+        assert_eq!(ed(ED_KEY_2, Some("2026-02"), None).decode(&old_token, None, 1_001), Err(TokenProblem::Invalid));
+    }
+
+    #[test]
+    fn algorithm_confusion_is_refused() {
+        let asymmetric = ed(ED_KEY_1, Some("k1"), None);
+        let genuine = asymmetric.issue_pair(3, "sess", 1_000);
+        // HS256 signed with the published public key as the HMAC secret.
+        let jwk = &asymmetric.public_keys().keys[0];
+        let public_x = match &jwk.algorithm {
+            jsonwebtoken::jwk::AlgorithmParameters::OctetKeyPair(p) => p.x.clone(),
+            other => panic!("{other:?}"),
+        };
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = Some("k1".into());
+        for secret in [public_x.as_bytes().to_vec(), b64.decode(&public_x).unwrap()] {
+            let forged = jsonwebtoken::encode(&header, &genuine.access_claims, &EncodingKey::from_secret(&secret)).unwrap();
+            assert_eq!(asymmetric.decode(&forged, None, 1_001), Err(TokenProblem::Invalid));
+        }
+        // An HS256 service refuses EdDSA tokens, and the other way round.
+        assert_eq!(service().decode(&genuine.access, None, 1_001), Err(TokenProblem::Invalid));
+        assert_eq!(asymmetric.decode(&service().issue_pair(3, "sess", 1_000).access, None, 1_001), Err(TokenProblem::Invalid));
+        // An unknown kid.
+        let stranger = ed(ED_KEY_2, Some("k1"), None).issue_pair(3, "sess", 1_000).access;
+        assert_eq!(asymmetric.decode(&stranger, None, 1_001), Err(TokenProblem::Invalid));
+    }
+
+    #[test]
+    fn hostile_shapes_are_invalid_not_panics() {
+        let s = service();
+        let pair = s.issue_pair(7, "sess", 1_000);
+        let parts: Vec<&str> = pair.access.split('.').collect();
+        let huge_header = format!("{}.{}.{}", b64.encode(format!("{{\"alg\":\"HS256\",\"x\":\"{}\"}}", "a".repeat(100_000))), parts[1], parts[2]);
+        let non_json = format!("{}.{}.{}", b64.encode("not json"), b64.encode("{also not"), parts[2]);
+        let payload_array = format!("{}.{}.{}", parts[0], b64.encode("[1,2,3]"), parts[2]);
+        for token in [huge_header.as_str(), non_json.as_str(), payload_array.as_str(), "", ".", "..", "a.b.c.d", "\u{0}"] {
+            assert_eq!(s.decode(token, None, 1_001), Err(TokenProblem::Invalid), "{token:.40}");
+        }
+        // Not yet valid tokens: simplejwt checks no `nbf`/`iat`; ours refuses an `iat` in the future.
+        let mut claims = serde_json::to_value(&pair.access_claims).unwrap();
+        claims["iat"] = serde_json::json!(5_000);
+        assert_eq!(s.decode(&forge(claims, SECRET), None, 1_001), Err(TokenProblem::Invalid));
+        let mut claims = serde_json::to_value(&pair.access_claims).unwrap();
+        claims["nbf"] = serde_json::json!(5_000);
+        assert_eq!(s.decode(&forge(claims, SECRET), None, 1_001), Err(TokenProblem::Invalid));
     }
 }

@@ -11,6 +11,7 @@ use crate::domain::model::User;
 use crate::domain::tokens::TokenPair;
 use crate::error::Error;
 use crate::http::body::Payload;
+use crate::http::client_ip::ClientIp;
 use crate::state::AppState;
 
 type JsonResult = Result<Json<Value>, Error>;
@@ -26,20 +27,22 @@ fn user_details(user: &User) -> Value {
     })
 }
 
-/// The profile: exactly the old service's six keys; `avatar` an absolute URL or null.
-fn profile(user: &User, headers: &HeaderMap) -> Value {
+/// The profile: exactly the old service's six keys; `avatar` an absolute URL or null (under
+/// `MEDIA_BASE_URL`, else under the request's origin).
+pub(crate) fn profile(state: &AppState, user: &User, headers: &HeaderMap) -> Value {
+    let base_url = state.config.media.base_url.as_deref();
     json!({
         "id": user.id,
         "username": user.username,
         "email": user.email,
         "nickname": user.nickname,
         "signature": user.signature,
-        "avatar": user.avatar.as_ref().map(|key| format!("{}/media/{key}", request_origin(headers))),
+        "avatar": user.avatar.as_ref().map(|key| crate::media::media_url(base_url, &request_origin(headers), key)),
     })
 }
 
 /// `scheme://host` of the request, as Django's `build_absolute_uri` derives it.
-fn request_origin(headers: &HeaderMap) -> String {
+pub(crate) fn request_origin(headers: &HeaderMap) -> String {
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
     let scheme = headers.get("x-forwarded-proto").and_then(|h| h.to_str().ok()).unwrap_or("http");
     format!("{scheme}://{host}")
@@ -54,23 +57,27 @@ fn iso_timestamp(unix: i64) -> String {
     Utc.timestamp_opt(unix, 0).single().unwrap_or_default().format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
 }
 
-pub async fn registration(State(state): State<AppState>, payload: Payload) -> Result<(StatusCode, Json<Value>), Error> {
-    let (user, pair) = accounts::register(&*state.store, &state.tokens, &payload.data).await?;
+pub async fn registration(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    payload: Payload,
+) -> Result<(StatusCode, Json<Value>), Error> {
+    let (user, pair) = accounts::register(&*state.store, &state.tokens, &payload.data, &state.config.limits, ip).await?;
     Ok((StatusCode::CREATED, Json(login_body(&user, &pair))))
 }
 
-pub async fn login(State(state): State<AppState>, payload: Payload) -> JsonResult {
-    let (user, pair) = accounts::login(&*state.store, &state.tokens, &payload.data).await?;
+pub async fn login(State(state): State<AppState>, ClientIp(ip): ClientIp, payload: Payload) -> JsonResult {
+    let (user, pair) = accounts::login(&*state.store, &state.tokens, &payload.data, &state.config.limits, ip).await?;
     Ok(Json(login_body(&user, &pair)))
 }
 
 pub async fn refresh(State(state): State<AppState>, payload: Payload) -> JsonResult {
-    let pair = accounts::refresh(&*state.store, &state.tokens, &payload.data, MissingRefresh::FieldError).await?;
+    let pair = accounts::refresh(&*state.store, &state.tokens, &payload.data, MissingRefresh::FieldError, state.config.refresh_reuse_grace).await?;
     Ok(Json(json!({"access": pair.access, "refresh": pair.refresh})))
 }
 
 pub async fn token_refresh(State(state): State<AppState>, payload: Payload) -> JsonResult {
-    let pair = accounts::refresh(&*state.store, &state.tokens, &payload.data, MissingRefresh::Unauthorized).await?;
+    let pair = accounts::refresh(&*state.store, &state.tokens, &payload.data, MissingRefresh::Unauthorized, state.config.refresh_reuse_grace).await?;
     Ok(Json(json!({
         "access": pair.access,
         "refresh": pair.refresh,
@@ -103,8 +110,8 @@ pub async fn user_details_patch(State(state): State<AppState>, me: Authenticated
     Ok(Json(user_details(&user)))
 }
 
-pub async fn profile_get(me: Authenticated, headers: HeaderMap) -> JsonResult {
-    Ok(Json(profile(&me.user, &headers)))
+pub async fn profile_get(State(state): State<AppState>, me: Authenticated, headers: HeaderMap) -> JsonResult {
+    Ok(Json(profile(&state, &me.user, &headers)))
 }
 
 /// PUT and PATCH alike: every profile field is optional.
@@ -117,6 +124,10 @@ pub async fn profile_update(
     if payload.is_form && payload.data.get("avatar").and_then(Value::as_str) == Some("") {
         payload.data.insert("avatar".into(), Value::Null);
     }
-    let user = accounts::update_profile(&*state.store, &me.user, &payload.data).await?;
-    Ok(Json(profile(&user, &headers)))
+    // The last `avatar` file part, as Django keeps the last value of a repeated key.
+    let file = payload.files.into_iter().rev().find(|f| f.field == "avatar").map(|f| f.bytes);
+    let bounds = (&state.config.media).into();
+    let user =
+        crate::domain::avatars::update_profile(&*state.store, &*state.media, bounds, &me.user, &payload.data, file).await?;
+    Ok(Json(profile(&state, &user, &headers)))
 }

@@ -2,9 +2,14 @@
 //! Each Lambda serves the router of its one endpoint; the local server merges them all.
 
 pub mod auth;
+pub mod avatar;
 pub mod body;
+pub mod client_ip;
 pub mod handlers;
+pub mod jwks;
+pub mod openapi;
 pub mod logging;
+pub mod passwords;
 pub mod routes;
 
 pub use routes::{app, router, Endpoint};

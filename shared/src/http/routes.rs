@@ -23,6 +23,17 @@ pub enum Endpoint {
     Logout,
     UserDetails,
     Profile,
+    AvatarUpload,
+    AvatarConfirm,
+    PasswordChange,
+    PasswordReset,
+    PasswordResetConfirm,
+    /// The link in the reset e-mail (`{uid}` and `{token}` are path parameters).
+    PasswordResetLink,
+    /// The public keys of EdDSA signing.
+    Jwks,
+    /// The OpenAPI document of the API.
+    Schema,
 }
 
 impl Endpoint {
@@ -35,6 +46,14 @@ impl Endpoint {
         Endpoint::Logout,
         Endpoint::UserDetails,
         Endpoint::Profile,
+        Endpoint::AvatarUpload,
+        Endpoint::AvatarConfirm,
+        Endpoint::PasswordChange,
+        Endpoint::PasswordReset,
+        Endpoint::PasswordResetConfirm,
+        Endpoint::PasswordResetLink,
+        Endpoint::Jwks,
+        Endpoint::Schema,
     ];
 
     /// The function's crate and binary name under `functions/`.
@@ -48,10 +67,18 @@ impl Endpoint {
             Endpoint::Logout => "logout",
             Endpoint::UserDetails => "user-details",
             Endpoint::Profile => "profile",
+            Endpoint::AvatarUpload => "avatar-upload",
+            Endpoint::AvatarConfirm => "avatar-confirm",
+            Endpoint::PasswordChange => "password-change",
+            Endpoint::PasswordReset => "password-reset",
+            Endpoint::PasswordResetConfirm => "password-reset-confirm",
+            Endpoint::PasswordResetLink => "password-reset-link",
+            Endpoint::Jwks => "jwks",
+            Endpoint::Schema => "schema",
         }
     }
 
-    /// The canonical path (with the trailing slash; the path without it answers too).
+    /// The canonical path (with the trailing slash, where it has one: the path without it answers too).
     pub const fn path(self) -> &'static str {
         match self {
             Endpoint::Registration => "/api/auth/registration/",
@@ -62,28 +89,44 @@ impl Endpoint {
             Endpoint::Logout => "/api/auth/logout/",
             Endpoint::UserDetails => "/api/auth/user/",
             Endpoint::Profile => "/api/accounts/profile/",
+            Endpoint::AvatarUpload => "/api/accounts/profile/avatar/upload/",
+            Endpoint::AvatarConfirm => "/api/accounts/profile/avatar/confirm/",
+            Endpoint::PasswordChange => "/api/auth/password/change/",
+            Endpoint::PasswordReset => "/api/auth/password/reset/",
+            Endpoint::PasswordResetConfirm => "/api/auth/password/reset/confirm/",
+            Endpoint::PasswordResetLink => "/password-reset/confirm/{uid}/{token}/",
+            Endpoint::Jwks => "/.well-known/jwks.json",
+            Endpoint::Schema => "/api/schema/",
         }
     }
 
-    /// Both spellings of the path: with and without the trailing slash.
-    pub fn paths(self) -> [&'static str; 2] {
+    /// Every spelling of the path: with and without the trailing slash (a file-like path such
+    /// as `/.well-known/jwks.json` has only the one).
+    pub fn paths(self) -> Vec<&'static str> {
         let path = self.path();
-        [path, path.trim_end_matches('/')]
+        let bare = path.trim_end_matches('/');
+        if bare == path {
+            vec![path]
+        } else {
+            vec![path, bare]
+        }
     }
 
     /// The methods the endpoint answers (HEAD goes with GET).
     pub fn methods(self) -> &'static [Method] {
         const POST: &[Method] = &[Method::POST];
+        const GET: &[Method] = &[Method::GET];
         const READ_WRITE: &[Method] = &[Method::GET, Method::PUT, Method::PATCH];
         match self {
             Endpoint::UserDetails | Endpoint::Profile => READ_WRITE,
+            Endpoint::PasswordResetLink | Endpoint::Jwks | Endpoint::Schema => GET,
             _ => POST,
         }
     }
 
     /// Whether every method needs a valid access token.
     pub const fn requires_auth(self) -> bool {
-        matches!(self, Endpoint::UserDetails | Endpoint::Profile)
+        matches!(self, Endpoint::UserDetails | Endpoint::Profile | Endpoint::AvatarUpload | Endpoint::AvatarConfirm | Endpoint::PasswordChange)
     }
 
     pub fn from_function(name: &str) -> Option<Endpoint> {
@@ -103,6 +146,14 @@ impl Endpoint {
                 get(h::user_details_get).put(h::user_details_put).patch(h::user_details_patch)
             }
             Endpoint::Profile => get(h::profile_get).put(h::profile_update).patch(h::profile_update),
+            Endpoint::AvatarUpload => post(crate::http::avatar::avatar_upload),
+            Endpoint::AvatarConfirm => post(crate::http::avatar::avatar_confirm),
+            Endpoint::PasswordChange => post(crate::http::passwords::password_change),
+            Endpoint::PasswordReset => post(crate::http::passwords::password_reset),
+            Endpoint::PasswordResetConfirm => post(crate::http::passwords::password_reset_confirm),
+            Endpoint::PasswordResetLink => get(crate::http::passwords::password_reset_link),
+            Endpoint::Jwks => get(crate::http::jwks::jwks),
+            Endpoint::Schema => get(crate::http::openapi::schema),
         }
     }
 
@@ -137,7 +188,8 @@ pub fn router(endpoints: &[Endpoint], state: AppState) -> Router {
         .with_state(state)
 }
 
-/// The whole API, as the local server serves it.
+/// The whole API, as the local server serves it, with the media routes (`/media/...`) that
+/// CloudFront and S3 answer in the cloud.
 pub fn app(state: AppState) -> Router {
-    router(Endpoint::ALL, state)
+    router(Endpoint::ALL, state.clone()).merge(crate::media::serve::router(state))
 }

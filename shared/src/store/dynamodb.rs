@@ -28,7 +28,7 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_dynamodb::Client;
 
-use super::{BlacklistStore, SessionStore, StoreError, StoreResult, UserStore};
+use super::{BlacklistStore, CounterKey, SessionStore, StoreError, StoreResult, ThrottleStore, UserStore, WindowCount};
 use crate::config::DynamoTables;
 use crate::domain::model::{
     username_key, BlacklistEntry, LogoutOutcome, NewUser, RotateOutcome, Rotation, Session,
@@ -39,6 +39,8 @@ type Item = HashMap<String, AttributeValue>;
 
 /// The users table's partition key.
 const PK: &str = "pk";
+/// Partition key of the throttle table: counter name @ window start.
+const THROTTLE_KEY: &str = "key";
 const COUNTER_KEY: &str = "COUNTER#user_id";
 /// The sessions table's index on `user_id`.
 pub const BY_USER_INDEX: &str = "by_user";
@@ -112,6 +114,7 @@ impl DynamoStore {
         };
         let users = string_key(&self.tables.users, PK)?;
         let blacklist = string_key(&self.tables.blacklist, "jti")?;
+        let throttle = string_key(&self.tables.throttle, THROTTLE_KEY)?;
         let sessions = string_key(&self.tables.sessions, "session_id")?
             .attribute_definitions(built(
                 AttributeDefinition::builder()
@@ -135,7 +138,7 @@ impl DynamoStore {
                     )
                     .build(),
             )?);
-        for request in [users, sessions, blacklist] {
+        for request in [users, sessions, blacklist, throttle] {
             match request.send().await {
                 Ok(_) => {}
                 Err(e) if error_code(&e) == Some("ResourceInUseException") => {}
@@ -146,10 +149,11 @@ impl DynamoStore {
             &self.tables.users,
             &self.tables.sessions,
             &self.tables.blacklist,
+            &self.tables.throttle,
         ] {
             self.wait_active(table).await?;
         }
-        for table in [&self.tables.sessions, &self.tables.blacklist] {
+        for table in [&self.tables.sessions, &self.tables.blacklist, &self.tables.throttle] {
             let ttl = self
                 .client
                 .describe_time_to_live()
@@ -180,6 +184,35 @@ impl DynamoStore {
                 .map_err(sdk_error)?;
         }
         Ok(())
+    }
+
+    /// One `BatchGetItem` (retrying keys DynamoDB leaves unprocessed): table → items found.
+    async fn batch_get(
+        &self,
+        mut request: HashMap<String, KeysAndAttributes>,
+    ) -> StoreResult<HashMap<String, Vec<Item>>> {
+        let mut found: HashMap<String, Vec<Item>> = HashMap::new();
+        for attempt in 0..10u64 {
+            let out = self
+                .client
+                .batch_get_item()
+                .set_request_items(Some(request))
+                .send()
+                .await
+                .map_err(sdk_error)?;
+            for (table, items) in out.responses.unwrap_or_default() {
+                found.entry(table).or_default().extend(items);
+            }
+            request = out.unprocessed_keys.unwrap_or_default();
+            request.retain(|_, keys| !keys.keys().is_empty());
+            if request.is_empty() {
+                return Ok(found);
+            }
+            tokio::time::sleep(Duration::from_millis(20 * (attempt + 1))).await;
+        }
+        Err(StoreError::Unavailable(
+            "BatchGetItem kept leaving keys unprocessed".into(),
+        ))
     }
 
     async fn wait_active(&self, table: &str) -> StoreResult<()> {
@@ -475,6 +508,22 @@ impl UserStore for DynamoStore {
         Ok(self.claim_owner(email_claim(email)).await?.is_some())
     }
 
+    async fn find_active_users_by_email(&self, email: &str) -> StoreResult<Vec<User>> {
+        let email = email.trim();
+        if email.is_empty() {
+            return Ok(Vec::new());
+        }
+        // The EMAIL# claim names the one user with this address; its user item says whether the
+        // address is still theirs (a claim is written with the user, in one transaction).
+        let Some(id) = self.claim_owner(email_claim(email)).await? else { return Ok(Vec::new()) };
+        Ok(self
+            .get_user(id)
+            .await?
+            .filter(|u| u.is_active && u.email.to_lowercase() == email.to_lowercase())
+            .into_iter()
+            .collect())
+    }
+
     async fn update_user(&self, id: u64, update: UserUpdate) -> StoreResult<User> {
         // A username change is checked against the username read first; when another change
         // slipped in between, the transaction fails and is tried again on fresh data.
@@ -696,34 +745,17 @@ impl SessionStore for DynamoStore {
             );
         }
         let (mut user, mut session) = (None, None);
-        for attempt in 0..10u64 {
-            let out = self
-                .client
-                .batch_get_item()
-                .set_request_items(Some(request))
-                .send()
-                .await
-                .map_err(sdk_error)?;
-            for (table, items) in out.responses.unwrap_or_default() {
-                for item in items {
-                    if table == self.tables.users {
-                        user = Some(user_from_item(&item)?);
-                    } else if table == self.tables.sessions {
-                        session = Some(session_from_item(&item)?);
-                    }
+        for (table, items) in self.batch_get(request).await? {
+            for item in items {
+                if table == self.tables.users {
+                    user = Some(user_from_item(&item)?);
+                } else if table == self.tables.sessions {
+                    session = Some(session_from_item(&item)?);
                 }
             }
-            request = out.unprocessed_keys.unwrap_or_default();
-            request.retain(|_, keys| !keys.keys().is_empty());
-            if request.is_empty() {
-                let session = session.filter(|s| s.user_id == user_id && s.is_live(now));
-                return Ok((user, session));
-            }
-            tokio::time::sleep(Duration::from_millis(20 * (attempt + 1))).await;
         }
-        Err(StoreError::Unavailable(
-            "BatchGetItem kept leaving keys unprocessed".into(),
-        ))
+        let session = session.filter(|s| s.user_id == user_id && s.is_live(now));
+        Ok((user, session))
     }
 
     async fn rotate_refresh(&self, r: Rotation) -> StoreResult<RotateOutcome> {
@@ -843,6 +875,19 @@ impl SessionStore for DynamoStore {
         }
     }
 
+    async fn end_session(&self, session_id: &str) -> StoreResult<bool> {
+        let out = self
+            .client
+            .delete_item()
+            .table_name(&self.tables.sessions)
+            .set_key(Some(session_key(session_id)))
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        Ok(out.attributes.is_some_and(|a| !a.is_empty()))
+    }
+
     async fn end_sessions(&self, user_id: u64, keep: Option<&str>) -> StoreResult<u64> {
         let mut session_ids = Vec::new();
         let mut start: Option<Item> = None;
@@ -869,19 +914,7 @@ impl SessionStore for DynamoStore {
         }
         let mut ended = 0;
         for session_id in session_ids {
-            if Some(session_id.as_str()) == keep {
-                continue;
-            }
-            let out = self
-                .client
-                .delete_item()
-                .table_name(&self.tables.sessions)
-                .set_key(Some(session_key(&session_id)))
-                .return_values(ReturnValue::AllOld)
-                .send()
-                .await
-                .map_err(sdk_error)?;
-            if out.attributes.is_some_and(|a| !a.is_empty()) {
+            if Some(session_id.as_str()) != keep && self.end_session(&session_id).await? {
                 ended += 1;
             }
         }
@@ -1190,5 +1223,72 @@ where
         StoreError::Unavailable(message)
     } else {
         StoreError::Backend(message)
+    }
+}
+
+#[async_trait]
+impl ThrottleStore for DynamoStore {
+    async fn hit(&self, key: &CounterKey, now: i64) -> StoreResult<WindowCount> {
+        let resets_at = key.window_at(now).1;
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.tables.throttle)
+            .key(THROTTLE_KEY, s(&key.storage_key(now)))
+            .update_expression("ADD #count :one SET #expires_at = :expires_at")
+            .expression_attribute_names("#count", "count")
+            .expression_attribute_names("#expires_at", TTL_ATTRIBUTE)
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":expires_at", n(resets_at))
+            .return_values(ReturnValue::UpdatedNew)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        let attributes = out.attributes.unwrap_or_default();
+        Ok(WindowCount { count: number(&attributes, "count")?, resets_at })
+    }
+
+    async fn login_lookup(
+        &self,
+        username: &str,
+        counters: &[CounterKey],
+        now: i64,
+    ) -> StoreResult<(Option<User>, Vec<WindowCount>)> {
+        let claim = username_claim(username);
+        let mut request = HashMap::from([(
+            self.tables.users.clone(),
+            built(KeysAndAttributes::builder().keys(pk(claim.clone())).consistent_read(true).build())?,
+        )]);
+        let storage_keys: Vec<String> = counters.iter().map(|c| c.storage_key(now)).collect();
+        if !counters.is_empty() {
+            let mut keys = KeysAndAttributes::builder().consistent_read(true);
+            let mut seen = std::collections::HashSet::new();
+            for key in storage_keys.iter().filter(|k| seen.insert(k.as_str())) {
+                keys = keys.keys(HashMap::from([(THROTTLE_KEY.to_string(), s(key))]));
+            }
+            request.insert(self.tables.throttle.clone(), built(keys.build())?);
+        }
+        let found = self.batch_get(request).await?;
+        let mut counts: HashMap<String, u64> = HashMap::new();
+        for item in found.get(&self.tables.throttle).into_iter().flatten() {
+            let live = number::<i64>(item, TTL_ATTRIBUTE)? > now;
+            if live {
+                counts.insert(string(item, THROTTLE_KEY)?, number(item, "count")?);
+            }
+        }
+        let windows = counters
+            .iter()
+            .zip(&storage_keys)
+            .map(|(c, k)| WindowCount { count: counts.get(k).copied().unwrap_or(0), resets_at: c.window_at(now).1 })
+            .collect();
+        let owner = match found.get(&self.tables.users).and_then(|items| items.first()) {
+            Some(item) => Some(number::<u64>(item, "user_id")?),
+            None => None,
+        };
+        let user = match owner {
+            Some(id) => self.get_user(id).await?,
+            None => None,
+        };
+        Ok((user, windows))
     }
 }

@@ -55,6 +55,11 @@ pub trait UserStore: Send + Sync {
     /// Case-insensitive.
     async fn email_in_use(&self, email: &str) -> StoreResult<bool>;
 
+    /// The active users with this e-mail address (case-insensitive), for a password reset; none
+    /// for an empty address. E-mails are unique in both backends, so this is at most one user
+    /// (the import tool leaves a duplicate address of the old service on its first user only).
+    async fn find_active_users_by_email(&self, email: &str) -> StoreResult<Vec<User>>;
+
     /// Applies the update and returns the user afterwards. A username change keeps uniqueness
     /// (`UsernameTaken`, nothing written); `UserNotFound` for a missing user.
     async fn update_user(&self, id: u64, update: UserUpdate) -> StoreResult<User>;
@@ -85,6 +90,9 @@ pub trait SessionStore: Send + Sync {
     /// Blacklists the refresh token and, when it is its session's current token, ends the session.
     async fn logout(&self, token: SpentToken, now: i64) -> StoreResult<LogoutOutcome>;
 
+    /// Ends one session (reuse of a spent refresh token was detected); whether it was live.
+    async fn end_session(&self, session_id: &str) -> StoreResult<bool>;
+
     /// Ends every session of the user except `keep` (password change) or all of them.
     async fn end_sessions(&self, user_id: u64, keep: Option<&str>) -> StoreResult<u64>;
 }
@@ -99,8 +107,52 @@ pub trait BlacklistStore: Send + Sync {
     async fn purge_expired(&self, now: i64) -> StoreResult<u64>;
 }
 
+/// A fixed-window counter: its count in the window that contains "now", and when that window ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WindowCount {
+    pub count: u64,
+    pub resets_at: i64,
+}
+
+/// A named counter over fixed windows of `window` seconds (`login-fail:ip:192.0.2.1`, 60).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CounterKey {
+    pub name: String,
+    pub window: u64,
+}
+
+impl CounterKey {
+    /// The window containing `now`: its start (part of the stored key) and its end.
+    pub fn window_at(&self, now: i64) -> (i64, i64) {
+        let window = self.window.max(1) as i64;
+        let start = now - now.rem_euclid(window);
+        (start, start + window)
+    }
+
+    /// The stored key: the name and the window's start, so each window counts from zero.
+    pub fn storage_key(&self, now: i64) -> String {
+        format!("{}@{}", self.name, self.window_at(now).0)
+    }
+}
+
+/// Throttling counters (decision 5). Rows expire with their window (TTL in DynamoDB).
+#[async_trait]
+pub trait ThrottleStore: Send + Sync {
+    /// Adds one to the counter, atomically, and returns its count afterwards.
+    async fn hit(&self, key: &CounterKey, now: i64) -> StoreResult<WindowCount>;
+
+    /// The user a login names, read together with the counts of `counters` (one round trip
+    /// fewer than reading them apart: a login must look at both before it decides).
+    async fn login_lookup(
+        &self,
+        username: &str,
+        counters: &[CounterKey],
+        now: i64,
+    ) -> StoreResult<(Option<User>, Vec<WindowCount>)>;
+}
+
 /// Everything the handlers need from storage.
-pub trait Store: UserStore + SessionStore + BlacklistStore {}
-impl<T: UserStore + SessionStore + BlacklistStore> Store for T {}
+pub trait Store: UserStore + SessionStore + BlacklistStore + ThrottleStore {}
+impl<T: UserStore + SessionStore + BlacklistStore + ThrottleStore> Store for T {}
 
 pub type SharedStore = Arc<dyn Store>;

@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension, Row, TransactionBehavior};
 use tokio::sync::Semaphore;
 
-use super::{BlacklistStore, SessionStore, StoreError, StoreResult, UserStore};
+use super::{BlacklistStore, CounterKey, SessionStore, StoreError, StoreResult, ThrottleStore, UserStore, WindowCount};
 use crate::domain::model::{
     username_key, BlacklistEntry, LogoutOutcome, NewUser, RotateOutcome, Rotation, Session, SpentToken, User,
     UserUpdate,
@@ -53,6 +53,12 @@ CREATE TABLE IF NOT EXISTS blacklist (
     blacklisted_at INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS blacklist_by_expiry ON blacklist(expires_at);
+CREATE TABLE IF NOT EXISTS throttle (
+    key            TEXT PRIMARY KEY,      -- counter name @ window start
+    count          INTEGER NOT NULL,
+    expires_at     INTEGER NOT NULL       -- the window's end
+);
+CREATE INDEX IF NOT EXISTS throttle_by_expiry ON throttle(expires_at);
 ";
 
 const USER_COLUMNS: &str = "id, username, email, password, first_name, last_name, nickname, signature, avatar, is_active, date_joined, last_login";
@@ -307,6 +313,18 @@ impl UserStore for SqliteStore {
         .await
     }
 
+    async fn find_active_users_by_email(&self, email: &str) -> StoreResult<Vec<User>> {
+        let Some(key) = email_key(email.trim()) else { return Ok(Vec::new()) };
+        self.run(move |conn| {
+            let mut statement = conn
+                .prepare_cached(&format!("SELECT {USER_COLUMNS} FROM users WHERE email_key = ?1 AND is_active ORDER BY id"))
+                .map_err(db_error)?;
+            let users = statement.query_map([key], user_from_row).map_err(db_error)?;
+            users.collect::<rusqlite::Result<Vec<User>>>().map_err(db_error)
+        })
+        .await
+    }
+
     async fn update_user(&self, id: u64, update: UserUpdate) -> StoreResult<User> {
         self.write(move |tx| {
             let mut user = get_user(tx, id)?.ok_or(StoreError::UserNotFound)?;
@@ -425,6 +443,15 @@ impl SessionStore for SqliteStore {
         .await
     }
 
+    async fn end_session(&self, session_id: &str) -> StoreResult<bool> {
+        let session_id = session_id.to_string();
+        self.write(move |tx| {
+            let n = tx.execute("DELETE FROM sessions WHERE id = ?1", [session_id]).map_err(db_error)?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
     async fn end_sessions(&self, user_id: u64, keep: Option<&str>) -> StoreResult<u64> {
         let keep = keep.unwrap_or("").to_string();
         self.write(move |tx| {
@@ -448,7 +475,51 @@ impl BlacklistStore for SqliteStore {
         self.write(move |tx| {
             let blacklist = tx.execute("DELETE FROM blacklist WHERE expires_at <= ?1", [now]).map_err(db_error)?;
             let sessions = tx.execute("DELETE FROM sessions WHERE expires_at <= ?1", [now]).map_err(db_error)?;
-            Ok((blacklist + sessions) as u64)
+            let counters = tx.execute("DELETE FROM throttle WHERE expires_at <= ?1", [now]).map_err(db_error)?;
+            Ok((blacklist + sessions + counters) as u64)
+        })
+        .await
+    }
+}
+
+fn counter_count(conn: &Connection, key: &CounterKey, now: i64) -> StoreResult<WindowCount> {
+    let resets_at = key.window_at(now).1;
+    let count: Option<i64> = conn
+        .query_row("SELECT count FROM throttle WHERE key = ?1", [key.storage_key(now)], |row| row.get(0))
+        .optional()
+        .map_err(db_error)?;
+    Ok(WindowCount { count: count.unwrap_or(0) as u64, resets_at })
+}
+
+#[async_trait]
+impl ThrottleStore for SqliteStore {
+    async fn hit(&self, key: &CounterKey, now: i64) -> StoreResult<WindowCount> {
+        let key = key.clone();
+        self.write(move |tx| {
+            let resets_at = key.window_at(now).1;
+            let count: i64 = tx
+                .query_row(
+                    "INSERT INTO throttle (key, count, expires_at) VALUES (?1, 1, ?2)
+                     ON CONFLICT(key) DO UPDATE SET count = count + 1 RETURNING count",
+                    params![key.storage_key(now), resets_at],
+                    |row| row.get(0),
+                )
+                .map_err(db_error)?;
+            Ok(WindowCount { count: count as u64, resets_at })
+        })
+        .await
+    }
+
+    async fn login_lookup(&self, username: &str, counters: &[CounterKey], now: i64) -> StoreResult<(Option<User>, Vec<WindowCount>)> {
+        let key = username_key(username);
+        let counters = counters.to_vec();
+        self.run(move |conn| {
+            let user = conn
+                .query_row(&format!("SELECT {USER_COLUMNS} FROM users WHERE username_key = ?1"), [key], user_from_row)
+                .optional()
+                .map_err(db_error)?;
+            let counts = counters.iter().map(|c| counter_count(conn, c, now)).collect::<StoreResult<Vec<_>>>()?;
+            Ok((user, counts))
         })
         .await
     }

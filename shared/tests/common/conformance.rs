@@ -5,7 +5,7 @@
 use accounts::domain::model::{
     LogoutOutcome, NewUser, RotateOutcome, Rotation, Session, SpentToken, User, UserUpdate,
 };
-use accounts::store::{SharedStore, StoreError};
+use accounts::store::{CounterKey, SharedStore, StoreError};
 
 /// "Now" for every test (Unix seconds): times are passed explicitly, never read from a clock.
 const NOW: i64 = 1_700_000_000;
@@ -339,6 +339,28 @@ pub async fn email_in_use_is_case_insensitive(store: SharedStore) {
     assert!(store.email_in_use("alice@example.com").await.unwrap());
     assert!(store.email_in_use("ALICE@EXAMPLE.COM").await.unwrap());
     assert!(!store.email_in_use("alice@example.org").await.unwrap());
+}
+
+pub async fn find_active_users_by_email_is_case_insensitive(store: SharedStore) {
+    let (alice, _) = register(&store, "alice", "Alice@Example.com").await;
+    register(&store, "bob", "bob@example.com").await;
+    for query in ["alice@example.com", "ALICE@EXAMPLE.COM", " Alice@Example.com "] {
+        let found = store.find_active_users_by_email(query).await.unwrap();
+        assert_eq!(found, vec![alice.clone()], "{query:?}");
+    }
+    assert_eq!(store.find_active_users_by_email("alice@example.org").await.unwrap(), vec![]);
+    assert_eq!(store.find_active_users_by_email("").await.unwrap(), vec![], "no e-mail matches users without one");
+    register(&store, "noemail", "").await;
+    assert_eq!(store.find_active_users_by_email("").await.unwrap(), vec![]);
+}
+
+pub async fn find_active_users_by_email_skips_inactive_users(store: SharedStore) {
+    let dormant = User { is_active: false, ..full_user(7, "dormant", "dormant@example.com") };
+    store.insert_user(dormant).await.unwrap();
+    assert_eq!(store.find_active_users_by_email("dormant@example.com").await.unwrap(), vec![]);
+    let imported = full_user(8, "imported", "Imported@Example.com");
+    store.insert_user(imported.clone()).await.unwrap();
+    assert_eq!(store.find_active_users_by_email("imported@example.com").await.unwrap(), vec![imported]);
 }
 
 // ----- update_user, set_password_hash ------------------------------------------------------
@@ -1122,7 +1144,23 @@ pub async fn logout_after_blacklist_entry_expired(store: SharedStore) {
     );
 }
 
-// ----- end_sessions --------------------------------------------------------------------------
+// ----- end_session(s) -----------------------------------------------------------------------
+
+pub async fn end_session_ends_only_that_session(store: SharedStore) {
+    let (user, first) = register(&store, "alice", "").await;
+    let second = session("alice-s2", user.id, "alice-s2-r1");
+    store.start_session(second.clone(), NOW).await.unwrap();
+    assert!(store.end_session(&first.id).await.unwrap());
+    assert_eq!(live_session(&store, &first, NOW).await, None);
+    assert_eq!(live_session(&store, &second, NOW).await, Some(second.clone()));
+    // Ending it again (or a session that never was) reports false.
+    assert!(!store.end_session(&first.id).await.unwrap());
+    assert!(!store.end_session("no-such-session").await.unwrap());
+    // Its refresh token no longer rotates.
+    let r = rotation(&first, &first.refresh_jti, "alice-r2", NOW + 1);
+    assert_eq!(store.rotate_refresh(r).await.unwrap(), RotateOutcome::SessionEnded);
+}
+
 
 pub async fn end_sessions_keeps_the_kept_one(store: SharedStore) {
     let (user, first) = register(&store, "alice", "").await;
@@ -1244,4 +1282,54 @@ pub async fn purge_expired_never_removes_live_rows(store: SharedStore) {
     // Purging again changes nothing that is live.
     store.purge_expired(at).await.unwrap();
     assert_eq!(live_session(&store, &first, at).await, Some(first));
+}
+
+// ----- throttle counters --------------------------------------------------------------------
+
+fn counter(name: &str, window: u64) -> CounterKey {
+    CounterKey { name: name.into(), window }
+}
+
+pub async fn throttle_hits_count_per_window(store: SharedStore) {
+    let key = counter("login-fail:ip:192.0.2.1", 60);
+    let start = NOW - NOW.rem_euclid(60);
+    for expected in 1..=3 {
+        let seen = store.hit(&key, start + 5).await.unwrap();
+        assert_eq!((seen.count, seen.resets_at), (expected, start + 60));
+    }
+    // The next window counts from zero; another counter is separate.
+    assert_eq!(store.hit(&key, start + 60).await.unwrap().count, 1);
+    assert_eq!(store.hit(&counter("login-fail:ip:192.0.2.2", 60), start + 5).await.unwrap().count, 1);
+}
+
+pub async fn throttle_hits_are_atomic(store: SharedStore) {
+    let key = counter("registration:ip:unknown", 60);
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let (store, key) = (store.clone(), key.clone());
+            tokio::spawn(async move { store.hit(&key, NOW).await.unwrap().count })
+        })
+        .collect();
+    let mut counts = Vec::new();
+    for task in tasks {
+        counts.push(task.await.unwrap());
+    }
+    counts.sort_unstable();
+    assert_eq!(counts, (1..=20).collect::<Vec<u64>>(), "every hit saw its own count");
+}
+
+pub async fn login_lookup_reads_user_and_counters(store: SharedStore) {
+    let (user, _) = register(&store, "Alice", "").await;
+    let account = counter("login-fail:account:alice", 300);
+    let ip = counter("login-fail:ip:unknown", 60);
+    store.hit(&account, NOW).await.unwrap();
+    store.hit(&account, NOW).await.unwrap();
+    let (found, counts) = store.login_lookup("ALICE", &[account.clone(), ip.clone()], NOW).await.unwrap();
+    assert_eq!(found.map(|u| u.id), Some(user.id));
+    assert_eq!(counts.iter().map(|c| c.count).collect::<Vec<_>>(), vec![2, 0]);
+    assert_eq!(counts[0].resets_at, account.window_at(NOW).1);
+    // Unknown users and later windows.
+    let (nobody, counts) = store.login_lookup("nobody", &[account.clone()], NOW + 300).await.unwrap();
+    assert!(nobody.is_none());
+    assert_eq!(counts[0].count, 0);
 }

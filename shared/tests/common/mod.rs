@@ -32,6 +32,8 @@ macro_rules! store_conformance_tests {
             insert_user_refuses_taken_id_username_and_email,
             missing_users_read_as_none,
             email_in_use_is_case_insensitive,
+            find_active_users_by_email_is_case_insensitive,
+            find_active_users_by_email_skips_inactive_users,
             update_user_changes_profile_fields,
             update_user_username_change_frees_the_old_name,
             update_user_to_a_taken_username_writes_nothing,
@@ -59,10 +61,14 @@ macro_rules! store_conformance_tests {
             logout_with_non_current_token_still_blacklists,
             logout_without_session_still_blacklists,
             logout_after_blacklist_entry_expired,
+            end_session_ends_only_that_session,
             end_sessions_keeps_the_kept_one,
             end_sessions_ends_all_without_keep,
             blacklisted_ignores_expired_entries,
             purge_expired_never_removes_live_rows,
+            throttle_hits_count_per_window,
+            throttle_hits_are_atomic,
+            login_lookup_reads_user_and_counters,
         );
     };
     (@each $make:expr; $($test:ident),+ $(,)?) => {

@@ -4,6 +4,8 @@
 use std::sync::Arc;
 
 pub mod dynamo;
+pub mod s3;
+pub mod outbox;
 
 use accounts::config::Config;
 use accounts::state::AppState;

@@ -1,0 +1,208 @@
+"""Turns the raw outputs of bench/run into bench/results/latest.md, latest.json and ratios.png,
+and puts the summary between the `<!-- bench:begin -->` / `<!-- bench:end -->` markers of the README.
+
+    python report.py RAW_DIR RESULTS_DIR README.md
+"""
+import json
+import re
+import sys
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+raw, results, readme = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
+
+# endpoint -> (label, wrk threads/connections, target ratio us/old or None)
+TESTS = [
+    ("profile_get", "profile GET", 30),
+    ("token_verify", "token verify", None),
+    ("refresh_rotate", "refresh (rotation, fresh token each)", 50),
+    ("login", "login", 10),
+    ("registration", "registration (new user each)", None),
+]
+MEMORY_TARGET = 10  # old / us
+COLD_START_TARGET = 1.5  # function / hello
+
+
+def load(name):
+    path = raw / name
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def wrk_result(name, server):
+    text = (raw / f"{name}_{server}.txt").read_text()
+    figures = json.loads(re.search(r"^BENCH_JSON (.*)$", text, re.M).group(1))
+    figures["server_cpu_ms"] = int(re.search(r"^server_cpu_ms: (-?\d+)", text, re.M).group(1))
+    figures["loadavg"] = re.search(r"^loadavg: (.*)$", text, re.M).group(1)
+    figures["wrk"] = re.search(r"^threads: (\d+) connections: (\d+)", text, re.M).groups()
+    figures["rps"] = figures["requests"] / (figures["duration_us"] / 1e6)
+    figures["errors"] = sum(figures[k] for k in ("connect_errors", "read_errors", "write_errors", "non_2xx", "timeouts"))
+    figures["cpu_ms_per_req"] = figures["server_cpu_ms"] / figures["requests"] if figures["requests"] else float("nan")
+    return figures
+
+
+def ms(us):
+    value = us / 1000
+    return f"{value:.2f} ms" if value < 10 else f"{value:.0f} ms" if value < 1000 else f"{value / 1000:.2f} s"
+
+
+def rate(rps):
+    return f"{rps:,.0f}" if rps >= 100 else f"{rps:.1f}"
+
+
+def verdict(value, target, higher_is_better=True):
+    if target is None:
+        return ""
+    ok = value >= target if higher_is_better else value <= target
+    return f"{'✅' if ok else '❌'} ({'≥' if higher_is_better else '≤'} {target}×)"
+
+
+machine = load("machine.json")
+memory = load("memory.json")
+loadavg = load("loadavg.json") or {}
+throughput = {name: {s: wrk_result(name, s) for s in ("new", "old")} for name, _, _ in TESTS}
+argon = load("argon2.json")
+old_hashers = load("old_hashers.json")
+cold = {mode: load(f"cold_start_{mode}.json") for mode in ("embedded", "dynamodb")}
+round_trips = (raw / "round_trips.md").read_text() if (raw / "round_trips.md").exists() else None
+
+lines = []
+add = lines.append
+add(f"Run of {machine['date']} on {machine['cpu']}, {machine['cores']} cores, {machine['mem_gib']} GiB RAM "
+    f"(Linux {machine['kernel']}, {machine['rustc']}, {machine['wrk']}). Load average (1/5/15 min) before: "
+    f"{machine['loadavg_before']}, after the wrk runs: {loadavg.get('loadavg_after_wrk', '?')}. "
+    f"wrk ran on the same machine, {machine['duration_s']} s per test, the local server (release build, embedded "
+    f"SQLite store) and right after it the old service (gunicorn, {machine['old_workers']} workers, SQLite) "
+    "at the same concurrency.")
+add("")
+add("### Throughput and latency")
+add("")
+add("| endpoint | wrk threads/conns | **us** req/s | p50 | p99 | errors | CPU ms/req | **old** req/s | p50 | p99 | errors | CPU ms/req | **us / old** | target |")
+add("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+ratios = {}
+for name, label, target in TESTS:
+    new, old = throughput[name]["new"], throughput[name]["old"]
+    ratio = new["rps"] / old["rps"] if old["rps"] else float("inf")
+    ratios[label] = (ratio, target)
+    add(f"| {label} | {'/'.join(new['wrk'])} | **{rate(new['rps'])}** | {ms(new['p50_us'])} | {ms(new['p99_us'])} | {new['errors']} "
+        f"| {new['cpu_ms_per_req']:.3f} | **{rate(old['rps'])}** | {ms(old['p50_us'])} | {ms(old['p99_us'])} | {old['errors']} "
+        f"| {old['cpu_ms_per_req']:.1f} | **{ratio:,.1f}×** | {verdict(ratio, target)} |")
+add("")
+add("CPU ms/req is the server's user + system CPU time (all processes) over the requests of the test: "
+    "it is what other load on the machine disturbs least.")
+add("")
+
+add("### Memory (resident set)")
+add("")
+mem_ratio = memory["old_peak_rss_kib"] / memory["new_peak_rss_kib"]
+add("| | us (one process) | old service (master + workers) | old / us | target |")
+add("|---|---|---|---|---|")
+add(f"| idle after start | {memory['new_idle_rss_kib'] / 1024:.1f} MiB | {memory['old_idle_rss_kib'] / 1024:.1f} MiB "
+    f"| {memory['old_idle_rss_kib'] / memory['new_idle_rss_kib']:.1f}× | |")
+add(f"| peak during profile, verify, refresh | {memory['new_peak_rss_before_hashing_kib'] / 1024:.1f} MiB "
+    f"| {memory['old_peak_rss_before_hashing_kib'] / 1024:.1f} MiB "
+    f"| {memory['old_peak_rss_before_hashing_kib'] / memory['new_peak_rss_before_hashing_kib']:.1f}× | |")
+add(f"| peak during all runs (login, registration included) | {memory['new_peak_rss_kib'] / 1024:.1f} MiB | {memory['old_peak_rss_kib'] / 1024:.1f} MiB "
+    f"({memory['old_processes']} processes, sum of each one's peak) | **{mem_ratio:.1f}×** | {verdict(mem_ratio, MEMORY_TARGET)} |")
+add("")
+
+add("### Password hashing (one hash, this machine)")
+add("")
+add("| service | hasher | parameters | wall ms | CPU ms |")
+add("|---|---|---|---|---|")
+add(f"| us | argon2id (RustCrypto `argon2`, release) | m = {argon['memory_kib']} KiB, t = {argon['iterations']}, "
+    f"p = {argon['parallelism']} | {argon['hash_ms_median']:.1f} | {argon['hash_cpu_ms_median']:.1f} |")
+p = old_hashers["pbkdf2_sha256"]
+add(f"| old (default) | PBKDF2-SHA256 (Django) | {p['params']['iterations']:,} iterations | {p['hash_ms_median']:.0f} | {p['hash_cpu_ms_median']:.0f} |")
+a = old_hashers["argon2"]
+add(f"| old (variant) | argon2id (argon2-cffi) | m = {a['params']['memory_kib']} KiB, t = {a['params']['time_cost']}, "
+    f"p = {a['params']['parallelism']} | {a['hash_ms_median']:.0f} | {a['hash_cpu_ms_median']:.0f} |")
+add("")
+add(f"Login and registration each compute one hash, so their rate is bounded by about cores × 1000 / CPU ms per hash: "
+    f"≈ {machine['cores'] * 1000 / argon['hash_cpu_ms_median']:.0f}/s for us and "
+    f"≈ {machine['cores'] * 1000 / p['hash_cpu_ms_median']:.1f}/s for the old service's PBKDF2 on {machine['cores']} cores.")
+add("")
+
+cold_rows = []
+if cold["embedded"]:
+    add("### Lambda cold start (release binaries, local Runtime API emulator)")
+    add("")
+    add("Time from spawning the binary until its first `GET /runtime/invocation/next` (init: configuration, store "
+        "client, router) and until its answer to that first event (a happy-path request), median of "
+        f"{cold['embedded']['functions'][0]['runs']} runs after one unmeasured run. `embedded`: SQLite in a temp "
+        "folder; `dynamodb`: the SDK client as in AWS, its calls going to moto on localhost (moto answers in "
+        "milliseconds, so first answers there include the emulator's time).")
+    add("")
+    add("| function | binary | init, embedded | init, dynamodb | init / hello (dynamodb) | target | first answer, embedded | first answer, dynamodb | status |")
+    add("|---|---|---|---|---|---|---|---|---|")
+    by_mode = {mode: {f["function"]: f for f in cold[mode]["functions"]} for mode in cold if cold[mode]}
+    for f in cold["embedded"]["functions"]:
+        e = f
+        d = by_mode.get("dynamodb", {}).get(f["function"], {})
+        ratio = d.get("init_ratio_to_hello", e["init_ratio_to_hello"])
+        is_hello = f["function"] == "hello-lambda"
+        cold_rows.append((f["function"], ratio))
+        statuses = "/".join(sorted(set(e["statuses"]) | set(d.get("statuses", {}))))
+        add(f"| {f['function']} | {f['binary_bytes'] / 1048576:.1f} MiB | {e['init_ms_median']:.2f} ms | "
+            f"{d.get('init_ms_median', float('nan')):.2f} ms | {ratio:.2f}× | "
+            f"{'' if is_hello else verdict(ratio, COLD_START_TARGET, higher_is_better=False)} | "
+            f"{e['answer_ms_median']:.2f} ms | {d.get('answer_ms_median', float('nan')):.2f} ms | {statuses} |")
+    add("")
+
+if round_trips:
+    add("### DynamoDB round trips per request (happy path)")
+    add("")
+    add("Counted by an SDK interceptor on the store's client (`shared/tests/dynamodb_round_trips.rs`, in the test "
+        "command, which pins these numbers).")
+    add("")
+    lines.extend(round_trips.strip().splitlines())
+    add("")
+
+body = "\n".join(lines) + "\n"
+(results / "latest.md").write_text("# Benchmark: the new service next to the old one\n\n"
+                                   "Written by `bench/run`; raw outputs in `.tmp/bench/raw/`.\n\n" + body)
+(results / "latest.json").write_text(json.dumps({
+    "machine": machine, "loadavg": loadavg, "throughput": throughput, "memory": memory,
+    "argon2": argon, "old_hashers": old_hashers, "cold_start": cold}, indent=2, default=str) + "\n")
+
+# The chart: throughput and memory ratios, and cold start relative to hello.
+fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5), gridspec_kw={"width_ratios": [3, 2]})
+labels = [label.split(" (")[0] for label in ratios] + ["peak memory (old / us)"]
+values = [r for r, _ in ratios.values()] + [mem_ratio]
+targets = [t for _, t in ratios.values()] + [MEMORY_TARGET]
+colors = ["tab:green" if t is None or v >= t else "tab:red" for v, t in zip(values, targets)]
+bars = left.bar(labels, values, color=colors)
+for bar, target in zip(bars, targets):
+    if target:
+        left.hlines(target, bar.get_x(), bar.get_x() + bar.get_width(), colors="black", linestyles="dashed")
+left.bar_label(bars, labels=[f"{v:,.1f}×" for v in values])
+left.set_yscale("log")
+left.set_ylabel("us / old service (log scale; dashed: target)")
+left.set_title("Throughput (req/s) and memory vs the old service")
+left.tick_params(axis="x", labelrotation=20)
+if cold_rows:
+    names = [n for n, _ in cold_rows]
+    vals = [v for _, v in cold_rows]
+    cbars = right.bar(names, vals, color=["tab:gray" if n == "hello-lambda" else "tab:green" if v <= COLD_START_TARGET else "tab:red" for n, v in cold_rows])
+    right.axhline(COLD_START_TARGET, color="black", linestyle="dashed")
+    right.bar_label(cbars, labels=[f"{v:.2f}" for v in vals])
+    right.set_ylabel("init time / hello-lambda's (dashed: target)")
+    right.set_title("Lambda cold start (init, DynamoDB client)")
+    right.tick_params(axis="x", labelrotation=45)
+fig.suptitle(f"bench/run, {machine['date']}, {machine['cores']} cores, load {machine['loadavg_before']}")
+fig.tight_layout()
+fig.savefig(results / "ratios.png", dpi=90)
+
+# The README's section, between its markers.
+text = readme.read_text()
+begin, end = "<!-- bench:begin -->", "<!-- bench:end -->"
+if begin in text and end in text:
+    head, rest = text.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    readme.write_text(head + begin + "\n" + body.replace("### ", "#### ") + end + tail)
+else:
+    print(f"{readme}: no {begin} ... {end} markers, left unchanged", file=sys.stderr)
+print(body)

@@ -1,0 +1,312 @@
+//! Lambda cold starts: spawns each function's release binary against a small emulator of the
+//! Lambda Runtime API and times, from the spawn, (1) its first `GET .../invocation/next` (init
+//! done: configuration, store client, router) and (2) its answer to that first event (a
+//! happy-path request of the endpoint). The yardstick is `hello-lambda`, a bare `lambda_http`
+//! function built with the same profile.
+//!
+//!     cold-start BIN_DIR RUNS embedded|dynamodb > cold_start.json
+//!
+//! `dynamodb` needs `DYNAMODB_ENDPOINT` (moto): the store is what AWS runs, the round trips go
+//! to the emulator. Each run gets fresh data where the request uses it up (a new refresh token,
+//! a new username), so every answer is a real success.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use accounts::config::{Config, StorageConfig};
+use accounts::domain::accounts::{now, start_session};
+use accounts::http::Endpoint;
+use accounts::state::AppState;
+use accounts::store::dynamodb::{self, DynamoStore};
+use accounts::store::SharedStore;
+use anyhow::{bail, Context};
+use axum::extract::{Path as UrlPath, State};
+use axum::http::{HeaderMap, Method};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+use tower::ServiceExt;
+
+const SECRET: &str = "bench-cold-start-secret-0123456789abcdef";
+const PASSWORD: &str = "xk29!pLm#q";
+const HELLO: &str = "hello-lambda";
+
+/// What the emulator saw of one run, stamped when the request arrived.
+enum Seen {
+    Next(Instant),
+    Answer(Instant, Value),
+}
+
+#[derive(Clone)]
+struct Runtime {
+    event: Arc<Mutex<Option<Value>>>,
+    seen: mpsc::UnboundedSender<Seen>,
+}
+
+async fn next_event(State(rt): State<Runtime>) -> (HeaderMap, Json<Value>) {
+    let arrived = Instant::now();
+    loop {
+        let event = rt.event.lock().unwrap().take();
+        if let Some(event) = event {
+            let _ = rt.seen.send(Seen::Next(arrived));
+            let mut headers = HeaderMap::new();
+            headers.insert("lambda-runtime-aws-request-id", "bench-1".parse().unwrap());
+            headers.insert("lambda-runtime-deadline-ms", "99999999999999".parse().unwrap());
+            headers.insert(
+                "lambda-runtime-invoked-function-arn",
+                "arn:aws:lambda:us-east-1:000000000000:function:bench".parse().unwrap(),
+            );
+            return (headers, Json(event));
+        }
+        // The process's second poll, after its answer: it waits until the process is killed.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+async fn answer(State(rt): State<Runtime>, UrlPath(_id): UrlPath<String>, body: String) {
+    let arrived = Instant::now();
+    let body = serde_json::from_str(&body).unwrap_or(Value::String(body));
+    let _ = rt.seen.send(Seen::Answer(arrived, body));
+}
+
+fn event(method: &Method, path: &str, body: Option<Value>, bearer: Option<&str>) -> Value {
+    let mut headers = json!({"host": "api.example.com", "content-type": "application/json"});
+    if let Some(token) = bearer {
+        headers["authorization"] = json!(format!("Bearer {token}"));
+    }
+    json!({
+        "version": "2.0",
+        "routeKey": format!("{method} {path}"),
+        "rawPath": path,
+        "rawQueryString": "",
+        "headers": headers,
+        "requestContext": {
+            "accountId": "000000000000", "apiId": "api", "domainName": "api.example.com", "domainPrefix": "api",
+            "http": {"method": method.as_str(), "path": path, "protocol": "HTTP/1.1", "sourceIp": "192.0.2.1", "userAgent": "bench"},
+            "requestId": "bench-1", "routeKey": format!("{method} {path}"), "stage": "$default",
+            "time": "24/Nov/2026:06:00:00 +0000", "timeEpoch": 1795500000000u64
+        },
+        "body": body.map(|b| b.to_string()),
+        "isBase64Encoded": false
+    })
+}
+
+/// The store and configuration the functions will see, with one registered user.
+struct Fixture {
+    env: Vec<(String, String)>,
+    store: SharedStore,
+    state: AppState,
+    username: String,
+    user_id: u64,
+    access: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    async fn new(mode: &str) -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let mut env: Vec<(String, String)> = vec![
+            ("JWT_SECRET".into(), SECRET.into()),
+            ("DATA_DIR".into(), dir.path().to_string_lossy().into_owned()),
+            // Every run registers from the same address: no per-IP limit in the way.
+            ("THROTTLE_REGISTRATION_IP".into(), "1000000/60".into()),
+        ];
+        if mode == "dynamodb" {
+            let endpoint = std::env::var("DYNAMODB_ENDPOINT").context("dynamodb mode needs DYNAMODB_ENDPOINT")?;
+            let prefix = format!("b{}", uuid::Uuid::new_v4().simple());
+            env.extend([
+                ("STORAGE".into(), "dynamodb".into()),
+                ("DYNAMODB_ENDPOINT".into(), endpoint),
+                ("USERS_TABLE".into(), format!("{prefix}-users")),
+                ("SESSIONS_TABLE".into(), format!("{prefix}-sessions")),
+                ("BLACKLIST_TABLE".into(), format!("{prefix}-blacklist")),
+            ]);
+            for (name, value) in [("AWS_ACCESS_KEY_ID", "test"), ("AWS_SECRET_ACCESS_KEY", "test"), ("AWS_REGION", "us-east-1")] {
+                if std::env::var_os(name).is_none() {
+                    std::env::set_var(name, value);
+                }
+                env.push((name.into(), std::env::var(name).unwrap()));
+            }
+        } else if mode != "embedded" {
+            bail!("mode is embedded or dynamodb, not {mode:?}");
+        }
+        let lookup = env.clone();
+        let config = Config::from_lookup(|k| lookup.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()))?;
+        let state = AppState::from_config(config).await?;
+        if let StorageConfig::DynamoDb { tables, endpoint } = &state.config.storage {
+            let client = dynamodb::client(endpoint.as_deref()).await;
+            DynamoStore::new(client, tables.clone()).create_tables().await?;
+        }
+        // The user is registered through the API itself (in process), as a client would.
+        let username = "coldstart".to_string();
+        let request = axum::http::Request::post(Endpoint::Registration.path())
+            .header("content-type", "application/json")
+            .body(axum::body::Body::from(
+                json!({"username": username, "password1": PASSWORD, "password2": PASSWORD}).to_string(),
+            ))?;
+        let response = accounts::http::app(state.clone()).oneshot(request).await?;
+        let status = response.status();
+        let body: Value = serde_json::from_slice(&axum::body::to_bytes(response.into_body(), 1 << 20).await?)?;
+        if status != axum::http::StatusCode::CREATED {
+            bail!("registering the benchmark user: {status} {body}");
+        }
+        let user_id = body["user"]["pk"].as_u64().context("user.pk")?;
+        let access = body["access"].as_str().context("access")?.to_string();
+        Ok(Self { env, store: state.store.clone(), state, username, user_id, access, _dir: dir })
+    }
+
+    async fn fresh_refresh(&self) -> anyhow::Result<String> {
+        Ok(start_session(self.store.as_ref(), &self.state.tokens, self.user_id, now()).await?.refresh)
+    }
+
+    /// A happy-path request of `endpoint` (new endpoints get a plain authenticated request).
+    async fn event_for(&self, endpoint: Endpoint, run: usize) -> anyhow::Result<Value> {
+        let path = endpoint.path();
+        let post = Method::POST;
+        Ok(match endpoint {
+            Endpoint::Registration => {
+                let name = format!("cold{}r{run}", uuid::Uuid::new_v4().simple());
+                event(&post, path, Some(json!({"username": name, "password1": PASSWORD, "password2": PASSWORD})), None)
+            }
+            Endpoint::Login => event(&post, path, Some(json!({"username": self.username, "password": PASSWORD})), None),
+            Endpoint::Refresh | Endpoint::TokenRefresh | Endpoint::Logout => {
+                event(&post, path, Some(json!({"refresh": self.fresh_refresh().await?})), None)
+            }
+            Endpoint::TokenVerify => event(&post, path, Some(json!({"token": self.access})), None),
+            _ if endpoint.methods().contains(&Method::GET) => event(&Method::GET, path, None, Some(&self.access)),
+            _ => event(&post, path, Some(json!({})), Some(&self.access)),
+        })
+    }
+}
+
+struct Sample {
+    init: Duration,
+    answer: Duration,
+    status: u64,
+}
+
+async fn run_once(
+    binary: &Path,
+    function: &str,
+    env: &[(String, String)],
+    event: Value,
+    rt: &Runtime,
+    seen: &mut mpsc::UnboundedReceiver<Seen>,
+    api: &str,
+) -> anyhow::Result<Sample> {
+    while seen.try_recv().is_ok() {}
+    *rt.event.lock().unwrap() = Some(event);
+    let mut command = Command::new(binary);
+    command
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("AWS_LAMBDA_RUNTIME_API", api)
+        .env("AWS_LAMBDA_FUNCTION_NAME", function)
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_LAMBDA_LOG_STREAM_NAME", "bench")
+        .env("AWS_LAMBDA_LOG_GROUP_NAME", "bench")
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let spawned = Instant::now();
+    let mut child = command.spawn().with_context(|| format!("spawning {}", binary.display()))?;
+    let mut init = None;
+    let outcome = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(s) = seen.recv().await {
+            match s {
+                Seen::Next(at) => init = Some(at - spawned),
+                Seen::Answer(at, body) => return Some((at - spawned, body)),
+            }
+        }
+        None
+    })
+    .await;
+    let _ = child.kill();
+    let _ = child.wait();
+    let Ok(Some((answer, body))) = outcome else { bail!("{function}: no answer within 30 s") };
+    let init = init.with_context(|| format!("{function}: answered without asking for an event"))?;
+    Ok(Sample { init, answer, status: body["statusCode"].as_u64().unwrap_or(0) })
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let n = values.len();
+    if n % 2 == 1 { values[n / 2] } else { (values[n / 2 - 1] + values[n / 2]) / 2.0 }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let [bin_dir, runs, mode] = args.as_slice() else { bail!("usage: cold-start BIN_DIR RUNS embedded|dynamodb") };
+    let bin_dir = PathBuf::from(bin_dir);
+    let runs: usize = runs.parse().context("RUNS is a number")?;
+    let fixture = Fixture::new(mode).await?;
+
+    let (tx, mut seen) = mpsc::unbounded_channel();
+    let rt = Runtime { event: Arc::new(Mutex::new(None)), seen: tx };
+    let app = Router::new()
+        .route("/2018-06-01/runtime/invocation/next", get(next_event))
+        .route("/2018-06-01/runtime/invocation/{id}/response", post(answer))
+        .route("/2018-06-01/runtime/invocation/{id}/error", post(answer))
+        .route("/2018-06-01/runtime/init/error", post(|body: String| async move { eprintln!("init error: {body}") }))
+        .with_state(rt.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let api = listener.local_addr()?.to_string();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let mut functions: Vec<(String, Option<Endpoint>)> = vec![(HELLO.into(), None)];
+    functions.extend(Endpoint::ALL.iter().map(|e| (e.function().to_string(), Some(*e))));
+    let mut results = Vec::new();
+    let mut hello: Option<(f64, f64)> = None;
+    for (function, endpoint) in functions {
+        let binary = bin_dir.join(&function);
+        if !binary.exists() {
+            bail!("{} is not built (cargo build --release)", binary.display());
+        }
+        let size = std::fs::metadata(&binary)?.len();
+        let mut samples = Vec::new();
+        // One unmeasured run first: the binary in the page cache, as a warm host has it.
+        for run in 0..=runs {
+            let event = match endpoint {
+                Some(e) => fixture.event_for(e, run).await?,
+                None => event(&Method::GET, "/hello", None, None),
+            };
+            let sample = run_once(&binary, &function, &fixture.env, event, &rt, &mut seen, &api).await?;
+            if run > 0 {
+                samples.push(sample);
+            }
+        }
+        let statuses: HashMap<u64, usize> = samples.iter().fold(HashMap::new(), |mut m, s| {
+            *m.entry(s.status).or_default() += 1;
+            m
+        });
+        let init = median(samples.iter().map(|s| ms(s.init)).collect());
+        let answer = median(samples.iter().map(|s| ms(s.answer)).collect());
+        let (hello_init, hello_answer) = *hello.get_or_insert((init, answer));
+        let row = json!({
+            "function": function,
+            "runs": runs,
+            "binary_bytes": size,
+            "init_ms_median": init,
+            "init_ms_min": samples.iter().map(|s| ms(s.init)).fold(f64::INFINITY, f64::min),
+            "answer_ms_median": answer,
+            "init_ratio_to_hello": init / hello_init,
+            "answer_ratio_to_hello": answer / hello_answer,
+            "statuses": statuses.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
+        });
+        eprintln!("cold start {mode:9} {function:14} init {init:7.2} ms  first answer {answer:7.2} ms  statuses {statuses:?}");
+        results.push(row);
+    }
+    println!("{}", serde_json::to_string_pretty(&json!({"mode": mode, "functions": results}))?);
+    Ok(())
+}

@@ -1,0 +1,166 @@
+//! Password change and password reset (request and confirm): plain async functions over the
+//! store and mail traits, with dj-rest-auth's fields, order of checks and messages.
+//!
+//! Both end sessions before the new hash is written (decision 4): if ending them fails, nothing
+//! changed and the client may retry; if writing the hash fails after, the user's other devices
+//! were signed out but the old password (and a reset token) still works, so a retry succeeds.
+//! The other order could leave a changed password with the old sessions still alive.
+
+use std::net::IpAddr;
+
+use crate::config::PasswordResetConfig;
+use crate::domain::accounts::{blocking, now, Authenticated, Result};
+use crate::domain::fields::{is_valid_email, CharField, Data, FieldErrors, INVALID_EMAIL};
+use crate::domain::model::User;
+use crate::domain::password;
+use crate::domain::reset_token::{from_base36, to_base36, ResetTokens};
+use crate::domain::throttle::{self, Limits};
+use crate::error::Error;
+use crate::mail::{Mail, Mailer};
+use crate::store::{Store, StoreError};
+
+pub const PASSWORD_CHANGED: &str = "New password has been saved.";
+pub const RESET_SENT: &str = "Password reset e-mail has been sent.";
+pub const RESET_DONE: &str = "Password has been reset with the new password.";
+pub const WRONG_OLD_PASSWORD: &str = "Your old password was entered incorrectly. Please enter it again.";
+/// Django's form message, with the typographic apostrophe (U+2019).
+pub const PASSWORDS_DIFFER: &str = "The two password fields didn\u{2019}t match.";
+pub const INVALID_VALUE: &str = "Invalid value";
+/// dj-rest-auth's serializers bound every password field to 128 characters.
+pub const PASSWORD_MAX: usize = 128;
+
+fn password_field(name: &'static str) -> CharField {
+    CharField::required(name).max_length(PASSWORD_MAX)
+}
+
+/// Django's `SetPasswordForm.clean_new_password2` then `validate_password(new, user)`: a
+/// mismatch alone, else every failing validator (similarity first, as in the settings), all
+/// under `new_password2`.
+fn check_new_password(user: &User, new1: &str, new2: &str) -> Result<()> {
+    if new1 != new2 {
+        return Err(Error::field("new_password2", PASSWORDS_DIFFER));
+    }
+    let mut errors = FieldErrors::new();
+    let attributes = password::Attributes {
+        username: &user.username,
+        email: &user.email,
+        first_name: &user.first_name,
+        last_name: &user.last_name,
+    };
+    if let Some(problem) = password::similarity_problem(new2, &attributes) {
+        errors.add("new_password2", problem);
+    }
+    for problem in password::field_problems(new2) {
+        errors.add("new_password2", problem);
+    }
+    Ok(errors.into_result()?)
+}
+
+/// Ends the sessions (all but `keep`), then stores the new hash (see the module note on order).
+async fn replace_password(store: &dyn Store, user: &User, new_password: String, keep: Option<&str>) -> Result<()> {
+    let hash = blocking(move || password::hash(&new_password)).await?;
+    store.end_sessions(user.id, keep).await?;
+    match store.set_password_hash(user.id, &hash).await {
+        Ok(()) => Ok(()),
+        Err(StoreError::UserNotFound) => Err(Error::UserNotFound),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `POST /api/auth/password/change/`: the caller's other sessions end, this one continues.
+pub async fn change_password(store: &dyn Store, me: &Authenticated, data: &Data) -> Result<()> {
+    let mut errors = FieldErrors::new();
+    let old = password_field("old_password").read(data, &mut errors);
+    let new1 = password_field("new_password1").read(data, &mut errors);
+    let new2 = password_field("new_password2").read(data, &mut errors);
+    // `validate_old_password` is a field validator: it runs whenever the field itself is fine,
+    // and its error is reported alongside the other fields' errors.
+    if let Some(old) = old {
+        let stored = me.user.password_hash.clone();
+        if !blocking(move || password::verify(&old, &stored)).await? {
+            errors.add("old_password", WRONG_OLD_PASSWORD);
+        }
+    }
+    errors.into_result()?;
+    let (Some(new1), Some(new2)) = (new1, new2) else {
+        return Err(Error::Internal("password change fields missing after validation".into()));
+    };
+    check_new_password(&me.user, &new1, &new2)?;
+    replace_password(store, &me.user, new2, Some(&me.session.id)).await
+}
+
+/// The reset link and message for `user`.
+pub fn reset_mail(config: &PasswordResetConfig, from: &str, tokens: &ResetTokens, user: &User, now: i64) -> Mail {
+    let link = config.url.replace("{uid}", &to_base36(user.id)).replace("{token}", &tokens.make(user, now));
+    // `{link}` first: a username can't smuggle in a placeholder (and can't hold braces anyway).
+    let text = config.text.replace("{link}", &link).replace("{username}", &user.username);
+    Mail { from: from.to_string(), to: user.email.clone(), subject: config.subject.clone(), text }
+}
+
+/// `POST /api/auth/password/reset/`: one e-mail per active user with the address; the same
+/// answer whether there is any. A failed delivery is logged, not reported (that would tell).
+#[allow(clippy::too_many_arguments)]
+pub async fn request_reset(
+    store: &dyn Store,
+    mailer: &dyn Mailer,
+    tokens: &ResetTokens,
+    config: &PasswordResetConfig,
+    from: &str,
+    data: &Data,
+    limits: &Limits,
+    client_ip: Option<IpAddr>,
+) -> Result<()> {
+    let mut errors = FieldErrors::new();
+    let email = CharField::required("email").read(data, &mut errors);
+    if let Some(address) = &email {
+        if !is_valid_email(address) {
+            errors.add("email", INVALID_EMAIL);
+        }
+    }
+    errors.into_result()?;
+    let email = email.unwrap_or_default();
+    let now = now();
+    // Every request counts, known address or not, so a 429 tells nothing about the address.
+    for (scope, subject, limit) in [
+        ("reset:ip", throttle::ip_subject(client_ip), limits.reset_requests_per_ip),
+        ("reset:address", email.to_lowercase(), limits.reset_requests_per_address),
+    ] {
+        if !limit.is_off() {
+            let seen = store.hit(&throttle::counter(scope, &subject, limit), now).await?;
+            throttle::refuse_if_over(limit, seen, now)?;
+        }
+    }
+    for user in store.find_active_users_by_email(&email).await? {
+        let mail = reset_mail(config, from, tokens, &user, now);
+        match mailer.send(&mail).await {
+            Ok(message_id) => tracing::info!(user_id = user.id, %message_id, "password reset e-mail sent"),
+            Err(e) => tracing::error!(user_id = user.id, error = %e, "password reset e-mail not sent"),
+        }
+    }
+    Ok(())
+}
+
+/// `POST /api/auth/password/reset/confirm/`: a valid token sets the new password and ends every
+/// session of the user. A refused confirm changes nothing, so the token stays usable.
+pub async fn confirm_reset(store: &dyn Store, tokens: &ResetTokens, data: &Data) -> Result<()> {
+    let mut errors = FieldErrors::new();
+    let new1 = password_field("new_password1").read(data, &mut errors);
+    let new2 = password_field("new_password2").read(data, &mut errors);
+    let uid = CharField::required("uid").read(data, &mut errors);
+    let token = CharField::required("token").read(data, &mut errors);
+    errors.into_result()?;
+    let (Some(new1), Some(new2), Some(uid), Some(token)) = (new1, new2, uid, token) else {
+        return Err(Error::Internal("reset confirm fields missing after validation".into()));
+    };
+    let user = match from_base36(&uid) {
+        Some(id) => store.get_user(id).await?,
+        None => None,
+    };
+    // An inactive account can't sign in, so it gets no new password either.
+    let Some(user) = user.filter(|u| u.is_active) else { return Err(Error::field("uid", INVALID_VALUE)) };
+    if !tokens.check(&user, &token, now()) {
+        return Err(Error::field("token", INVALID_VALUE));
+    }
+    check_new_password(&user, &new1, &new2)?;
+    replace_password(store, &user, new2, None).await
+}
