@@ -7,6 +7,7 @@
 //! - [`config`]: every environment variable;
 //! - [`lambda`]: what each function's `main` calls.
 
+pub mod aws;
 pub mod config;
 pub mod error;
 pub mod state;

@@ -4,10 +4,6 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use aws_config::meta::region::RegionProviderChain;
-use aws_config::retry::RetryConfig;
-use aws_config::timeout::TimeoutConfig;
-use aws_config::BehaviorVersion;
 use aws_sdk_sesv2::error::{DisplayErrorContext, ProvideErrorMetadata};
 use aws_sdk_sesv2::primitives::Blob;
 use aws_sdk_sesv2::types::{Destination, EmailContent, RawMessage};
@@ -18,20 +14,8 @@ use super::{Mail, MailError, Mailer};
 /// An SES client with bounded timeouts (a reset request must not hang); `endpoint` points it at
 /// an emulator (moto).
 pub async fn client(endpoint: Option<&str>) -> Client {
-    let timeouts = TimeoutConfig::builder()
-        .connect_timeout(Duration::from_secs(1))
-        .operation_attempt_timeout(Duration::from_secs(3))
-        .operation_timeout(Duration::from_secs(6))
-        .build();
-    let region = RegionProviderChain::default_provider().or_else("us-east-1");
-    let mut loader = aws_config::defaults(BehaviorVersion::latest())
-        .region(region)
-        .timeout_config(timeouts)
-        .retry_config(RetryConfig::standard().with_max_attempts(2));
-    if let Some(endpoint) = endpoint {
-        loader = loader.endpoint_url(endpoint);
-    }
-    Client::new(&loader.load().await)
+    let timeouts = crate::aws::Timeouts { attempt: Duration::from_secs(3), operation: Duration::from_secs(6) };
+    Client::new(&crate::aws::sdk_config(endpoint, timeouts).await)
 }
 
 /// Sends through SES. The client is built at the first message (building it reads the AWS

@@ -5,10 +5,6 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use aws_config::meta::region::RegionProviderChain;
-use aws_config::retry::RetryConfig;
-use aws_config::timeout::TimeoutConfig;
-use aws_config::BehaviorVersion;
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
@@ -20,20 +16,8 @@ use super::{check_key, MediaEntry, MediaError, MediaObject, MediaResult, MediaSt
 /// An S3 client from the usual AWS configuration chain, with bounded timeouts. `endpoint` points
 /// it at an emulator (moto), with path-style addressing (`http://host/bucket/key`).
 pub async fn client(endpoint: Option<&str>) -> Client {
-    let timeouts = TimeoutConfig::builder()
-        .connect_timeout(Duration::from_secs(1))
-        .operation_attempt_timeout(Duration::from_secs(5))
-        .operation_timeout(Duration::from_secs(10))
-        .build();
-    let region = RegionProviderChain::default_provider().or_else("us-east-1");
-    let mut loader = aws_config::defaults(BehaviorVersion::latest())
-        .region(region)
-        .timeout_config(timeouts)
-        .retry_config(RetryConfig::standard().with_max_attempts(2));
-    if let Some(endpoint) = endpoint {
-        loader = loader.endpoint_url(endpoint);
-    }
-    let shared = loader.load().await;
+    let timeouts = crate::aws::Timeouts { attempt: Duration::from_secs(5), operation: Duration::from_secs(10) };
+    let shared = crate::aws::sdk_config(endpoint, timeouts).await;
     let config = aws_sdk_s3::config::Builder::from(&shared).force_path_style(endpoint.is_some()).build();
     Client::from_conf(config)
 }

@@ -13,10 +13,6 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use aws_config::meta::region::RegionProviderChain;
-use aws_config::retry::RetryConfig;
-use aws_config::timeout::TimeoutConfig;
-use aws_config::BehaviorVersion;
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
@@ -58,20 +54,8 @@ const TRANSACTION_CONFLICT: &str = "TransactionConflict";
 /// Builds a DynamoDB client from the usual AWS configuration chain, with bounded timeouts and one
 /// retry, so a broken backend fails a request in seconds. `endpoint` points it at an emulator.
 pub async fn client(endpoint: Option<&str>) -> Client {
-    let timeouts = TimeoutConfig::builder()
-        .connect_timeout(Duration::from_secs(1))
-        .operation_attempt_timeout(Duration::from_secs(2))
-        .operation_timeout(Duration::from_secs(5))
-        .build();
-    let region = RegionProviderChain::default_provider().or_else("us-east-1");
-    let mut loader = aws_config::defaults(BehaviorVersion::latest())
-        .region(region)
-        .timeout_config(timeouts)
-        .retry_config(RetryConfig::standard().with_max_attempts(2));
-    if let Some(endpoint) = endpoint {
-        loader = loader.endpoint_url(endpoint);
-    }
-    Client::new(&loader.load().await)
+    let timeouts = crate::aws::Timeouts { attempt: Duration::from_secs(2), operation: Duration::from_secs(5) };
+    Client::new(&crate::aws::sdk_config(endpoint, timeouts).await)
 }
 
 #[derive(Clone, Debug)]
