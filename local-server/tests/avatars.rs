@@ -4,58 +4,20 @@
 //! upload (grant, PUT, confirm).
 
 use std::io::Cursor;
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use image::{DynamicImage, ImageDecoder, ImageFormat, Rgb, RgbImage};
 use reqwest::multipart::{Form, Part};
 use serde_json::{json, Value};
+
+mod support;
+
+use support::Server;
 
 const STRONG: &str = "xk29!pLm#q";
 /// The server runs with a smaller file bound than the default 5 MB, to keep the oversized case cheap.
 const MAX_BYTES: usize = 1_000_000;
 const INVALID: &str = "Upload a valid image. The file you uploaded was either not an image or a corrupted image.";
 
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Server {
-    fn start(data_dir: &std::path::Path) -> Server {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = Command::new(env!("CARGO_BIN_EXE_local-server"))
-            .env("BIND", format!("127.0.0.1:{port}"))
-            .env("DATA_DIR", data_dir)
-            .env("AVATAR_MAX_BYTES", MAX_BYTES.to_string())
-            .env("RUST_LOG", "warn")
-            .env_remove("JWT_SECRET")
-            .env_remove("STORAGE")
-            .env_remove("MEDIA_BUCKET")
-            .env_remove("MEDIA_DIR")
-            .env_remove("MEDIA_BASE_URL")
-            .env_remove("AVATAR_MAX_SIDE")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("local-server starts");
-        let server = Server { child, base: format!("http://127.0.0.1:{port}") };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "local-server did not listen within 30 s");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        server
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 struct Client {
     http: reqwest::Client,
@@ -230,7 +192,7 @@ fn files_under(dir: &std::path::Path) -> Vec<String> {
 #[tokio::test]
 async fn avatars_upload_serve_replace_reject_and_clear() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path());
+    let server = Server::start_with(dir.path(), &[("AVATAR_MAX_BYTES", &MAX_BYTES.to_string())]);
     let (me, id) = Client::register(&server.base, "avatar-user").await;
     let avatar_dir = dir.path().join(format!("media/avatar/{id}"));
 
@@ -322,7 +284,7 @@ async fn avatars_upload_serve_replace_reject_and_clear() {
 #[tokio::test]
 async fn direct_upload_grant_put_and_confirm() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path());
+    let server = Server::start_with(dir.path(), &[("AVATAR_MAX_BYTES", &MAX_BYTES.to_string())]);
     let (me, id) = Client::register(&server.base, "direct-user").await;
     let (status, grant) = me.json(reqwest::Method::POST, "/api/accounts/profile/avatar/upload/", json!({})).await;
     assert_eq!(status, 200, "{grant}");

@@ -1,53 +1,13 @@
 //! End to end over real HTTP: the local server binary, started as a user would start it.
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
 use serde_json::{json, Value};
+
+mod support;
+
+use support::Server;
 
 const STRONG: &str = "xk29!pLm#q";
 
-/// A running `local-server` on a free port; killed on drop.
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Server {
-    fn start(data_dir: &std::path::Path) -> Server {
-        Self::start_with(data_dir, &[])
-    }
-
-    fn start_with(data_dir: &std::path::Path, env: &[(&str, &str)]) -> Server {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = Command::new(env!("CARGO_BIN_EXE_local-server"))
-            .env("BIND", format!("127.0.0.1:{port}"))
-            .env("DATA_DIR", data_dir)
-            .env_remove("JWT_SECRET")
-            .env_remove("STORAGE")
-            .env("RUST_LOG", "warn")
-            .envs(env.iter().copied())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("local-server starts");
-        let server = Server { child, base: format!("http://127.0.0.1:{port}") };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "local-server did not listen within 30 s");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        server
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 async fn call(client: &reqwest::Client, method: &str, url: String, body: Option<Value>, bearer: Option<&str>) -> (u16, Value) {
     let mut request = client.request(method.parse().unwrap(), url);

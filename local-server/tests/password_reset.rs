@@ -2,56 +2,18 @@
 //! store, the reset e-mail read from its outbox folder (`<DATA_DIR>/outbox/*.eml`), the link in
 //! it followed, the password replaced, and the sessions of before refused.
 
-use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+
+mod support;
+
+use support::Server;
 
 const STRONG: &str = "xk29!pLm#q";
 const NEW: &str = "Harbor-Lantern-58";
 const NEWER: &str = "Copper-Meadow-71";
 
-/// A running `local-server` on a free port; killed on drop.
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Server {
-    fn start(data_dir: &Path) -> Server {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let base = format!("http://127.0.0.1:{port}");
-        let child = Command::new(env!("CARGO_BIN_EXE_local-server"))
-            .env("BIND", format!("127.0.0.1:{port}"))
-            .env("DATA_DIR", data_dir)
-            // The link in the e-mail points at this server's own page.
-            .env("PASSWORD_RESET_URL", format!("{base}/password-reset/confirm/{{uid}}/{{token}}/"))
-            .env_remove("JWT_SECRET")
-            .env_remove("STORAGE")
-            .env_remove("MAIL_BACKEND")
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("local-server starts");
-        let server = Server { child, base };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "local-server did not listen within 30 s");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        server
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 async fn call(c: &reqwest::Client, method: &str, url: &str, body: Option<Value>, bearer: Option<&str>) -> (u16, Value) {
     let mut request = c.request(method.parse().unwrap(), url);
@@ -85,7 +47,7 @@ fn outbox(data_dir: &Path) -> Vec<(String, String, String)> {
 #[tokio::test]
 async fn reset_by_email_and_change_over_http() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path());
+    let server = Server::start_with(dir.path(), &[("PASSWORD_RESET_URL", "{base}/password-reset/confirm/{uid}/{token}/")]);
     let c = reqwest::Client::new();
     let url = |path: &str| format!("{}{path}", server.base);
 
