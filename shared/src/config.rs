@@ -12,6 +12,16 @@ pub enum StorageConfig {
     DynamoDb { tables: DynamoTables, endpoint: Option<String> },
 }
 
+impl StorageConfig {
+    /// The `accounts` feature that builds this backend in.
+    pub const fn feature(&self) -> &'static str {
+        match self {
+            StorageConfig::Embedded { .. } => "sqlite",
+            StorageConfig::DynamoDb { .. } => "dynamodb",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DynamoTables {
     pub users: String,

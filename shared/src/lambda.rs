@@ -1,6 +1,6 @@
 //! What each function's `main` runs: configuration, state, then the Lambda runtime.
 
-use crate::config::Config;
+use crate::config::{Config, MailBackend};
 use crate::http::{router, Endpoint};
 use crate::state::AppState;
 
@@ -8,21 +8,39 @@ pub use lambda_http::Error;
 
 /// Logs for CloudWatch: JSON lines (plain text when `LOG_FORMAT=text`), level from `RUST_LOG`.
 pub fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
+
+    let filter = log_filter(std::env::var("RUST_LOG").ok().as_deref());
+    let layer = tracing_subscriber::fmt::layer().with_target(false);
     let result = if std::env::var("LOG_FORMAT").as_deref() == Ok("text") {
-        builder.try_init()
+        tracing_subscriber::registry().with(layer.with_filter(filter)).try_init()
     } else {
-        builder.json().without_time().try_init()
+        tracing_subscriber::registry().with(layer.json().without_time().with_filter(filter)).try_init()
     };
     let _ = result; // already initialised (tests): keep the first subscriber
+}
+
+/// `RUST_LOG` as `level` or `target=level` directives separated by commas (`info`,
+/// `accounts=debug,warn`): `Targets` rather than `EnvFilter`, whose regex engine would add a
+/// few hundred KB to every function. Unset or unreadable: `info`.
+pub fn log_filter(rust_log: Option<&str>) -> tracing_subscriber::filter::Targets {
+    use tracing_subscriber::filter::{LevelFilter, Targets};
+    rust_log
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .and_then(|s| s.parse::<Targets>().ok())
+        .unwrap_or_else(|| Targets::new().with_default(LevelFilter::INFO))
 }
 
 /// Serves one endpoint as a Lambda function.
 pub async fn serve(endpoint: Endpoint) -> Result<(), Error> {
     init_tracing();
     let config = Config::from_env()?;
+    if let Some(missing) = missing_feature(endpoint, &config) {
+        return Err(format!("{} cannot serve {}: {missing}", endpoint.function(), endpoint.path()).into());
+    }
     let local = config.is_local();
     let state = AppState::from_config(config).await?;
     if local {
@@ -33,4 +51,40 @@ pub async fn serve(endpoint: Endpoint) -> Result<(), Error> {
     }
     tracing::info!(function = endpoint.function(), "starting");
     lambda_http::run(router(&[endpoint], state)).await
+}
+
+/// What this binary lacks to serve `endpoint` as configured: a backend its function crate did not
+/// build in (each Lambda links only what its endpoint needs, see `Endpoint::needs`). The store and
+/// the bucket are checked when they are opened.
+pub fn missing_feature(endpoint: Endpoint, config: &Config) -> Option<String> {
+    let needs = endpoint.needs();
+    if needs.images && !cfg!(feature = "images") {
+        return Some("it processes uploaded images, and this binary was built without the `images` feature".into());
+    }
+    if needs.mail && matches!(config.mail.backend, MailBackend::Ses { .. }) && !cfg!(feature = "ses") {
+        return Some("it sends e-mail through SES, and this binary was built without the `ses` feature".into());
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use tracing::Level;
+
+    use super::*;
+
+    #[test]
+    fn rust_log_levels_and_targets() {
+        let info = log_filter(None);
+        assert!(info.would_enable("accounts", &Level::INFO));
+        assert!(!info.would_enable("accounts", &Level::DEBUG));
+        let f = log_filter(Some("accounts=debug,warn"));
+        assert!(f.would_enable("accounts::http", &Level::DEBUG));
+        assert!(!f.would_enable("hyper", &Level::INFO));
+        assert!(f.would_enable("hyper", &Level::WARN));
+        assert!(log_filter(Some("error")).would_enable("x", &Level::ERROR));
+        assert!(!log_filter(Some("error")).would_enable("x", &Level::WARN));
+        // Nonsense falls back to info instead of silencing the function.
+        assert!(log_filter(Some("accounts=loud")).would_enable("x", &Level::INFO));
+    }
 }

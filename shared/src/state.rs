@@ -8,8 +8,6 @@ use crate::domain::tokens::TokenService;
 use crate::mail::SharedMailer;
 use crate::media::folder::FolderMedia;
 use crate::media::SharedMedia;
-use crate::store::dynamodb::{self, DynamoStore};
-use crate::store::sqlite::SqliteStore;
 use crate::store::{SharedStore, StoreError};
 
 #[derive(Clone)]
@@ -42,11 +40,19 @@ impl AppState {
     /// Opens the configured store (the SDK client is built here, once).
     pub async fn from_config(config: Config) -> Result<Self, StoreError> {
         let store: SharedStore = match &config.storage {
-            StorageConfig::Embedded { data_dir } => Arc::new(SqliteStore::open(data_dir)?),
+            #[cfg(feature = "sqlite")]
+            StorageConfig::Embedded { data_dir } => Arc::new(crate::store::sqlite::SqliteStore::open(data_dir)?),
+            #[cfg(feature = "dynamodb")]
             StorageConfig::DynamoDb { tables, endpoint } => {
-                let client = dynamodb::client(endpoint.as_deref()).await;
-                Arc::new(DynamoStore::new(client, tables.clone()))
+                let client = crate::store::dynamodb::client(endpoint.as_deref()).await;
+                Arc::new(crate::store::dynamodb::DynamoStore::new(client, tables.clone()))
             }
+            #[allow(unreachable_patterns)]
+            _ => return Err(StoreError::Backend(format!(
+                "this {} store needs the `{}` feature, which this binary was built without",
+                crate::config::vars::STORAGE,
+                config.storage.feature(),
+            ))),
         };
         let media = crate::media::from_config(&config).await.map_err(|e| StoreError::Backend(e.to_string()))?;
         Ok(Self::with_media(store, media, config))

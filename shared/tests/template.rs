@@ -394,7 +394,8 @@ fn function_problems(t: &Value) -> Vec<String> {
                     }
                 };
                 expect(&mut problems, "Metadata.BuildMethod", &f["Metadata"]["BuildMethod"], "rust-cargolambda");
-                expect(&mut problems, "CodeUri", property(t, f, "CodeUri"), ".");
+                // The crate's own folder: built there, it links only the features it names.
+                expect(&mut problems, "CodeUri", property(t, f, "CodeUri"), &format!("functions/{}", endpoint.function()));
                 expect(&mut problems, "Handler", property(t, f, "Handler"), "bootstrap");
                 expect(&mut problems, "Runtime", property(t, f, "Runtime"), "provided.al2023");
                 let arch: Vec<_> = one_or_many(property(t, f, "Architectures")).iter().filter_map(|v| v.as_str()).collect();
@@ -869,19 +870,117 @@ fn function_crates_match_the_endpoints() {
     }
 }
 
-/// The package name of a Cargo manifest, without a TOML parser (`name = "..."` under `[package]`).
 fn package_name(manifest: &str) -> String {
-    let mut in_package = false;
-    for line in manifest.lines().map(str::trim) {
-        if line.starts_with('[') {
-            in_package = line == "[package]";
-        } else if let Some(value) = line.strip_prefix("name").and_then(|r| r.trim_start().strip_prefix('=')) {
-            if in_package {
-                return value.trim().trim_matches('"').to_string();
-            }
+    let manifest: toml::Table = manifest.parse().expect("a Cargo manifest");
+    manifest["package"]["name"].as_str().unwrap_or_default().to_string()
+}
+
+fn cargo_toml(path: &Path) -> toml::Table {
+    std::fs::read_to_string(path).unwrap().parse().unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn strings(v: Option<&toml::Value>) -> BTreeSet<String> {
+    v.and_then(toml::Value::as_array)
+        .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
+        .unwrap_or_default()
+}
+
+/// Each function crate links the backends its endpoint needs and no other (`Endpoint::needs`),
+/// plus the embedded store behind its default `embedded` feature, which Lambda builds turn off.
+fn function_feature_problems(root: &Path) -> Vec<String> {
+    let mut problems = Vec::new();
+    for endpoint in Endpoint::ALL {
+        let path = root.join("functions").join(endpoint.function()).join("Cargo.toml");
+        let manifest = cargo_toml(&path);
+        let name = endpoint.function();
+        let accounts = manifest.get("dependencies").and_then(|d| d.get("accounts"));
+        let features = strings(accounts.and_then(|a| a.get("features")));
+        let wanted: BTreeSet<String> = endpoint.needs().lambda_features().into_iter().map(String::from).collect();
+        if features != wanted {
+            problems.push(format!("functions/{name}: accounts features {features:?}, wanted {wanted:?}"));
+        }
+        let declared = manifest.get("features");
+        if strings(declared.and_then(|f| f.get("default"))) != BTreeSet::from(["embedded".to_string()]) {
+            problems.push(format!("functions/{name}: default features must be [\"embedded\"]"));
+        }
+        if strings(declared.and_then(|f| f.get("embedded"))) != BTreeSet::from(["accounts/sqlite".to_string()]) {
+            problems.push(format!("functions/{name}: the `embedded` feature must be [\"accounts/sqlite\"]"));
         }
     }
-    String::new()
+    let workspace = cargo_toml(&root.join("Cargo.toml"));
+    let build = &workspace["workspace"]["metadata"]["lambda"]["build"];
+    if build.get("no_default_features").and_then(toml::Value::as_bool) != Some(true) {
+        problems.push("Cargo.toml: [workspace.metadata.lambda.build] must set no_default_features = true".into());
+    }
+    if workspace["workspace"]["dependencies"]["accounts"].get("default-features").and_then(toml::Value::as_bool) != Some(false) {
+        problems.push("Cargo.toml: the accounts workspace dependency must set default-features = false".into());
+    }
+    problems
+}
+
+/// The routes of `cargo lambda watch` (`[workspace.metadata.lambda.watch.router]`): `(method,
+/// path, function)`.
+fn watch_routes(workspace: &toml::Table) -> Result<BTreeSet<(String, String, String)>, String> {
+    let router = workspace["workspace"]["metadata"]["lambda"]["watch"]["router"]
+        .as_table()
+        .ok_or("no [workspace.metadata.lambda.watch.router]")?;
+    let mut routes = BTreeSet::new();
+    for (path, targets) in router {
+        for target in targets.as_array().ok_or(format!("{path}: not a list of {{ method, function }}"))? {
+            let method = target.get("method").and_then(|m| m.as_str()).ok_or(format!("{path}: no method"))?;
+            let function = target.get("function").and_then(|m| m.as_str()).ok_or(format!("{path}: no function"))?;
+            routes.insert((method.to_string(), path.clone(), function.to_string()));
+        }
+    }
+    Ok(routes)
+}
+
+fn route_table_routes() -> BTreeSet<(String, String, String)> {
+    Endpoint::ALL
+        .iter()
+        .flat_map(|e| expected_routes(*e).into_iter().map(move |(m, p)| (m, p, e.function().to_string())))
+        .collect()
+}
+
+#[test]
+fn function_crates_link_only_what_their_endpoint_needs() {
+    assert_none("function crate features", function_feature_problems(&root()));
+}
+
+#[test]
+fn cargo_lambda_watch_routes_match_the_route_table() {
+    let workspace = cargo_toml(&root().join("Cargo.toml"));
+    let got = watch_routes(&workspace).unwrap();
+    let wanted = route_table_routes();
+    let missing: Vec<_> = wanted.difference(&got).collect();
+    let extra: Vec<_> = got.difference(&wanted).collect();
+    assert!(missing.is_empty() && extra.is_empty(), "watch router: missing {missing:?}, extra {extra:?}");
+}
+
+#[test]
+fn a_stray_watch_route_or_feature_is_noticed() {
+    let mut workspace = cargo_toml(&root().join("Cargo.toml"));
+    let router = workspace["workspace"]["metadata"]["lambda"]["watch"]["router"].as_table_mut().unwrap();
+    router.remove("/api/auth/login/");
+    let got = watch_routes(&workspace).unwrap();
+    assert!(!got.contains(&("POST".into(), "/api/auth/login/".into(), "login".into())));
+    assert_ne!(got, route_table_routes());
+
+    // A function that links S3 without needing it, in a copy of the tree's manifests.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(root().join("Cargo.toml"), dir.path().join("Cargo.toml")).unwrap();
+    for endpoint in Endpoint::ALL {
+        let to = dir.path().join("functions").join(endpoint.function());
+        std::fs::create_dir_all(&to).unwrap();
+        let mut manifest = std::fs::read_to_string(root().join("functions").join(endpoint.function()).join("Cargo.toml")).unwrap();
+        if *endpoint == Endpoint::Login {
+            manifest = manifest.replace(r#"features = ["dynamodb"]"#, r#"features = ["dynamodb", "s3"]"#);
+        }
+        std::fs::write(to.join("Cargo.toml"), manifest).unwrap();
+    }
+    let problems = function_feature_problems(dir.path());
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(problems[0].contains("functions/login"), "{problems:?}");
 }
 
 /// Every route of the template reaches a handler of its function's router (no 404, no 405), and

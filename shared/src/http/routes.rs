@@ -36,6 +36,39 @@ pub enum Endpoint {
     Schema,
 }
 
+/// What an endpoint uses besides the store and the signing keys, so what its function must be
+/// built with: the `accounts` features its crate under `functions/` enables (checked by
+/// `shared/tests/template.rs`, and by the function itself when it starts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Needs {
+    /// Avatar storage: the bucket (feature `s3`) when `MEDIA_BUCKET` is set.
+    pub media: bool,
+    /// Decoding uploaded images (feature `images`).
+    pub images: bool,
+    /// Sending e-mail: SES (feature `ses`) when the mail backend is SES.
+    pub mail: bool,
+}
+
+impl Needs {
+    const NOTHING: Needs = Needs { media: false, images: false, mail: false };
+
+    /// The `accounts` features of a Lambda function with these needs (its store is DynamoDB;
+    /// the embedded store, `sqlite`, is its crate's `embedded` feature, for local runs).
+    pub fn lambda_features(self) -> Vec<&'static str> {
+        let mut features = vec!["dynamodb"];
+        if self.media {
+            features.push("s3");
+        }
+        if self.images {
+            features.push("images");
+        }
+        if self.mail {
+            features.push("ses");
+        }
+        features
+    }
+}
+
 impl Endpoint {
     pub const ALL: &'static [Endpoint] = &[
         Endpoint::Registration,
@@ -127,6 +160,15 @@ impl Endpoint {
     /// Whether every method needs a valid access token.
     pub const fn requires_auth(self) -> bool {
         matches!(self, Endpoint::UserDetails | Endpoint::Profile | Endpoint::AvatarUpload | Endpoint::AvatarConfirm | Endpoint::PasswordChange)
+    }
+
+    pub const fn needs(self) -> Needs {
+        match self {
+            Endpoint::Profile | Endpoint::AvatarConfirm => Needs { media: true, images: true, ..Needs::NOTHING },
+            Endpoint::AvatarUpload => Needs { media: true, ..Needs::NOTHING },
+            Endpoint::PasswordReset => Needs { mail: true, ..Needs::NOTHING },
+            _ => Needs::NOTHING,
+        }
     }
 
     pub fn from_function(name: &str) -> Option<Endpoint> {

@@ -4,6 +4,7 @@
 //! by [`Mail::render`].
 
 pub mod outbox;
+#[cfg(feature = "ses")]
 pub mod ses;
 
 use std::sync::Arc;
@@ -67,6 +68,23 @@ pub type SharedMailer = Arc<dyn Mailer>;
 pub fn from_config(config: &MailConfig) -> SharedMailer {
     match &config.backend {
         MailBackend::Outbox { folder } => Arc::new(outbox::OutboxMailer::new(folder)),
+        #[cfg(feature = "ses")]
         MailBackend::Ses { endpoint } => Arc::new(ses::SesMailer::new(endpoint.clone())),
+        // Every function of a cloud deployment is configured for SES; only the one that sends
+        // mail is built with it (and refuses to start without it: `lambda::missing_features`).
+        #[cfg(not(feature = "ses"))]
+        MailBackend::Ses { .. } => Arc::new(NotBuiltIn),
+    }
+}
+
+/// The mailer of a function built without the `ses` feature: every message fails.
+#[cfg(not(feature = "ses"))]
+struct NotBuiltIn;
+
+#[cfg(not(feature = "ses"))]
+#[async_trait]
+impl Mailer for NotBuiltIn {
+    async fn send(&self, _mail: &Mail) -> Result<String, MailError> {
+        Err(MailError::Delivery("this binary was built without the `ses` feature".into()))
     }
 }

@@ -8,6 +8,7 @@
 
 pub mod folder;
 pub mod picture;
+#[cfg(feature = "s3")]
 pub mod s3;
 pub mod serve;
 
@@ -149,10 +150,16 @@ pub fn media_url(base_url: Option<&str>, origin: &str, key: &str) -> String {
 /// Opens the configured media store: the bucket when `MEDIA_BUCKET` is set, else the folder.
 pub async fn from_config(config: &crate::config::Config) -> MediaResult<SharedMedia> {
     match &config.media.bucket {
+        #[cfg(feature = "s3")]
         Some(bucket) => {
             let client = s3::client(config.media.s3_endpoint.as_deref()).await;
             Ok(Arc::new(s3::S3Media::new(client, bucket.clone())))
         }
+        #[cfg(not(feature = "s3"))]
+        Some(_) => Err(MediaError::Backend(format!(
+            "{} is set, but this binary was built without the `s3` feature",
+            crate::config::vars::MEDIA_BUCKET
+        ))),
         None => Ok(Arc::new(folder::FolderMedia::new(&config.media.folder, &config.jwt_secret))),
     }
 }

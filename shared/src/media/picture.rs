@@ -4,10 +4,18 @@
 //! comments, ICC profiles, trailing data) survives. CPU-bound: callers run it with
 //! `spawn_blocking`.
 
+//!
+//! Decoding needs the `images` feature; a function built without it never processes a picture
+//! (`Endpoint::needs`), and its `process` refuses every file.
+
+#[cfg(feature = "images")]
 use std::io::Cursor;
 
+#[cfg(feature = "images")]
 use image::codecs::jpeg::JpegEncoder;
+#[cfg(feature = "images")]
 use image::imageops::FilterType;
+#[cfg(feature = "images")]
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits};
 
 pub const INVALID_IMAGE: &str =
@@ -20,6 +28,7 @@ pub const MAX_DECODE_SIDE: u32 = 12_000;
 pub const MAX_DECODE_PIXELS: u64 = 50_000_000;
 /// The decoder's own allocation cap, a backstop behind the two checks above.
 pub const MAX_DECODE_ALLOC: u64 = 256 * 1024 * 1024;
+#[cfg(feature = "images")]
 const JPEG_QUALITY: u8 = 85;
 
 /// What an avatar may be (from the configuration).
@@ -79,6 +88,17 @@ pub fn process(bytes: &[u8], bounds: AvatarBounds) -> Result<Picture, PicturePro
     if bytes.len() > bounds.max_bytes {
         return Err(PictureProblem::TooLarge { size: bytes.len(), max: bounds.max_bytes });
     }
+    decode_and_encode(bytes, bounds)
+}
+
+#[cfg(not(feature = "images"))]
+fn decode_and_encode(_bytes: &[u8], _bounds: AvatarBounds) -> Result<Picture, PictureProblem> {
+    tracing::error!("an avatar reached a build without the `images` feature");
+    Err(PictureProblem::Invalid)
+}
+
+#[cfg(feature = "images")]
+fn decode_and_encode(bytes: &[u8], bounds: AvatarBounds) -> Result<Picture, PictureProblem> {
     let mut reader = ImageReader::new(Cursor::new(bytes)).with_guessed_format().map_err(|_| PictureProblem::Invalid)?;
     let format = match reader.format() {
         Some(f @ (ImageFormat::Png | ImageFormat::Jpeg | ImageFormat::Gif | ImageFormat::WebP)) => f,
@@ -105,6 +125,7 @@ pub fn process(bytes: &[u8], bounds: AvatarBounds) -> Result<Picture, PicturePro
     encode(image, format == ImageFormat::Jpeg)
 }
 
+#[cfg(feature = "images")]
 fn decode_problem(e: image::ImageError) -> PictureProblem {
     match e {
         image::ImageError::Limits(_) => PictureProblem::TooManyPixels,
@@ -112,6 +133,7 @@ fn decode_problem(e: image::ImageError) -> PictureProblem {
     }
 }
 
+#[cfg(feature = "images")]
 fn encode(image: DynamicImage, as_jpeg: bool) -> Result<Picture, PictureProblem> {
     let (width, height) = (image.width(), image.height());
     let mut bytes = Vec::new();
@@ -132,7 +154,7 @@ fn encode(image: DynamicImage, as_jpeg: bool) -> Result<Picture, PictureProblem>
     Ok(Picture { bytes, extension, content_type, width, height })
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "images"))]
 mod tests {
     use super::*;
     use image::{Rgb, RgbImage, Rgba, RgbaImage};

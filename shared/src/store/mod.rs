@@ -6,7 +6,9 @@
 //! (one SQLite transaction, one DynamoDB `TransactWriteItems`).
 
 pub mod cleanup;
+#[cfg(feature = "dynamodb")]
 pub mod dynamodb;
+#[cfg(feature = "sqlite")]
 pub mod sqlite;
 
 use std::sync::Arc;
