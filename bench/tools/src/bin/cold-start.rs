@@ -9,6 +9,11 @@
 //! `dynamodb` needs `DYNAMODB_ENDPOINT` (moto): the store is what AWS runs, the round trips go
 //! to the emulator. Each run gets fresh data where the request uses it up (a new refresh token,
 //! a new username), so every answer is a real success.
+//!
+//! Each run also reads the process's peak resident memory (VmHWM) after its answer: what sizes
+//! the functions' `MemorySize`. The profile function gets one more case, the costliest avatar it
+//! accepts: a PNG of 7000 × 7000 pixels (49 MP, under the 50 MP decode limit) that compresses to
+//! a small upload but decodes to ~150 MB.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -187,6 +192,40 @@ struct Sample {
     init: Duration,
     answer: Duration,
     status: u64,
+    /// Peak resident memory of the process (VmHWM) when it had answered.
+    peak_rss_kib: u64,
+}
+
+/// `VmHWM` of a running process, in KiB (0 when unreadable).
+fn peak_rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status.lines().find_map(|l| l.strip_prefix("VmHWM:").and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+/// A PATCH of the profile with the costliest avatar the limits let through, as API Gateway
+/// hands a multipart body to the function (base64).
+fn largest_avatar_event(access: &str) -> anyhow::Result<Value> {
+    use base64::Engine;
+    let side = 7000;
+    let image = image::RgbImage::from_pixel(side, side, image::Rgb([40, 90, 160]));
+    let mut png = Vec::new();
+    image.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)?;
+    let boundary = "bench-boundary-7000";
+    let mut body = format!(
+        "--{boundary}\r\ncontent-disposition: form-data; name=\"avatar\"; filename=\"big.png\"\r\ncontent-type: image/png\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend_from_slice(&png);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let mut event = event(&Method::PATCH, Endpoint::Profile.path(), None, Some(access));
+    event["headers"]["content-type"] = json!(format!("multipart/form-data; boundary={boundary}"));
+    event["body"] = json!(base64::engine::general_purpose::STANDARD.encode(&body));
+    event["isBase64Encoded"] = json!(true);
+    Ok(event)
 }
 
 async fn run_once(
@@ -227,11 +266,12 @@ async fn run_once(
         None
     })
     .await;
+    let peak_rss_kib = peak_rss_kib(child.id());
     let _ = child.kill();
     let _ = child.wait();
     let Ok(Some((answer, body))) = outcome else { bail!("{function}: no answer within 30 s") };
     let init = init.with_context(|| format!("{function}: answered without asking for an event"))?;
-    Ok(Sample { init, answer, status: body["statusCode"].as_u64().unwrap_or(0) })
+    Ok(Sample { init, answer, status: body["statusCode"].as_u64().unwrap_or(0), peak_rss_kib })
 }
 
 fn median(mut values: Vec<f64>) -> f64 {
@@ -304,10 +344,31 @@ async fn main() -> anyhow::Result<()> {
             "answer_ms_median": answer,
             "init_ratio_to_hello": init / hello_init,
             "answer_ratio_to_hello": answer / hello_answer,
+            "peak_rss_kib_max": samples.iter().map(|s| s.peak_rss_kib).max().unwrap_or(0),
             "statuses": statuses.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
         });
-        eprintln!("cold start {mode:9} {function:14} init {init:7.2} ms  first answer {answer:7.2} ms  statuses {statuses:?}");
+        let rss = samples.iter().map(|s| s.peak_rss_kib).max().unwrap_or(0) as f64 / 1024.0;
+        eprintln!("cold start {mode:9} {function:14} init {init:7.2} ms  first answer {answer:7.2} ms  peak RSS {rss:6.1} MiB  statuses {statuses:?}");
         results.push(row);
+    }
+    // The profile function's worst case: memory for the largest image the limits accept.
+    let profile = bin_dir.join(Endpoint::Profile.function());
+    if profile.exists() {
+        let event = largest_avatar_event(&fixture.access)?;
+        let sample = run_once(&profile, "profile", &fixture.env, event, &rt, &mut seen, &api).await?;
+        let rss = sample.peak_rss_kib as f64 / 1024.0;
+        eprintln!(
+            "cold start {mode:9} profile + 49 MP avatar: first answer {:7.2} ms  peak RSS {rss:6.1} MiB  status {}",
+            ms(sample.answer),
+            sample.status
+        );
+        results.push(json!({
+            "function": "profile (49 MP avatar)",
+            "runs": 1,
+            "answer_ms_median": ms(sample.answer),
+            "peak_rss_kib_max": sample.peak_rss_kib,
+            "statuses": {sample.status.to_string(): 1},
+        }));
     }
     println!("{}", serde_json::to_string_pretty(&json!({"mode": mode, "functions": results}))?);
     Ok(())
