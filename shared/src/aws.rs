@@ -1,13 +1,25 @@
-//! The AWS SDK configuration every client shares: the usual credential and region chain
-//! (`us-east-1` when none is set), bounded timeouts and one retry, so a broken backend fails a
-//! request in seconds instead of hanging it; `endpoint` points the client at an emulator (moto).
+//! The AWS SDK configuration every client shares: credentials and region, bounded timeouts and
+//! one retry, so a broken backend fails a request in seconds instead of hanging it; `endpoint`
+//! points the client at an emulator (moto).
+//!
+//! HTTPS goes through rustls on `ring`, the same crypto as the JWTs, so a function links one
+//! crypto library instead of two (aws-lc is the SDK's default).
+//!
+//! Credentials: a Lambda function reads the ones its runtime puts in the environment
+//! (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, region `AWS_REGION`), and
+//! links nothing else. With the `aws-credential-chain` feature (the local server and the tools)
+//! the SDK's whole default chain applies: profiles, SSO, web identity, container, IMDS.
 
 use std::time::Duration;
 
-use aws_config::meta::region::RegionProviderChain;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
+use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
+use aws_smithy_http_client::Builder;
+
+/// Where no region is configured (the emulator does not care).
+const FALLBACK_REGION: &str = "us-east-1";
 
 /// The time one attempt of a call may take, and the call with its retry.
 #[derive(Debug, Clone, Copy)]
@@ -22,13 +34,60 @@ pub async fn sdk_config(endpoint: Option<&str>, timeouts: Timeouts) -> SdkConfig
         .operation_attempt_timeout(timeouts.attempt)
         .operation_timeout(timeouts.operation)
         .build();
-    let region = RegionProviderChain::default_provider().or_else("us-east-1");
+    let http_client = Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https();
+    let retry_config = RetryConfig::standard().with_max_attempts(2);
+    configure(endpoint, http_client, timeout_config, retry_config).await
+}
+
+#[cfg(feature = "aws-credential-chain")]
+async fn configure(
+    endpoint: Option<&str>,
+    http_client: aws_smithy_runtime_api::client::http::SharedHttpClient,
+    timeout_config: TimeoutConfig,
+    retry_config: RetryConfig,
+) -> SdkConfig {
+    // The loader's own region chain (a standalone one would build its IMDS client without
+    // this HTTP client), then the fallback.
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
-        .region(region)
+        .http_client(http_client)
         .timeout_config(timeout_config)
-        .retry_config(RetryConfig::standard().with_max_attempts(2));
+        .retry_config(retry_config);
     if let Some(endpoint) = endpoint {
         loader = loader.endpoint_url(endpoint);
     }
-    loader.load().await
+    let config = loader.load().await;
+    if config.region().is_some() {
+        config
+    } else {
+        config.into_builder().region(aws_config::Region::new(FALLBACK_REGION)).build()
+    }
+}
+
+#[cfg(not(feature = "aws-credential-chain"))]
+async fn configure(
+    endpoint: Option<&str>,
+    http_client: aws_smithy_runtime_api::client::http::SharedHttpClient,
+    timeout_config: TimeoutConfig,
+    retry_config: RetryConfig,
+) -> SdkConfig {
+    use aws_config::environment::{EnvironmentVariableCredentialsProvider, EnvironmentVariableRegionProvider};
+    use aws_config::meta::region::ProvideRegion;
+    use aws_credential_types::provider::SharedCredentialsProvider;
+    let region = EnvironmentVariableRegionProvider::new()
+        .region()
+        .await
+        .unwrap_or_else(|| aws_config::Region::new(FALLBACK_REGION));
+    let mut builder = SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .http_client(http_client)
+        .region(region)
+        .credentials_provider(SharedCredentialsProvider::new(EnvironmentVariableCredentialsProvider::new()))
+        .sleep_impl(aws_smithy_async::rt::sleep::default_async_sleep().expect("the tokio sleep of rt-tokio"))
+        .time_source(aws_smithy_async::time::SharedTimeSource::default())
+        .timeout_config(timeout_config)
+        .retry_config(retry_config);
+    if let Some(endpoint) = endpoint {
+        builder = builder.endpoint_url(endpoint);
+    }
+    builder.build()
 }

@@ -61,6 +61,9 @@ pub fn missing_feature(endpoint: Endpoint, config: &Config) -> Option<String> {
     if needs.images && !cfg!(feature = "images") {
         return Some("it processes uploaded images, and this binary was built without the `images` feature".into());
     }
+    if needs.openapi && !cfg!(feature = "openapi") {
+        return Some("it serves the OpenAPI document, and this binary was built without the `openapi` feature".into());
+    }
     if needs.mail && matches!(config.mail.backend, MailBackend::Ses { .. }) && !cfg!(feature = "ses") {
         return Some("it sends e-mail through SES, and this binary was built without the `ses` feature".into());
     }

@@ -7,7 +7,7 @@
 //! - [`config`]: every environment variable;
 //! - [`lambda`]: what each function's `main` calls.
 
-#[cfg(any(feature = "dynamodb", feature = "s3", feature = "ses"))]
+#[cfg(feature = "aws")]
 pub mod aws;
 pub mod config;
 pub mod error;

@@ -7,6 +7,7 @@ pub mod body;
 pub mod client_ip;
 pub mod handlers;
 pub mod jwks;
+#[cfg(feature = "openapi")]
 pub mod openapi;
 pub mod logging;
 pub mod passwords;

@@ -47,10 +47,12 @@ pub struct Needs {
     pub images: bool,
     /// Sending e-mail: SES (feature `ses`) when the mail backend is SES.
     pub mail: bool,
+    /// The OpenAPI document (feature `openapi`).
+    pub openapi: bool,
 }
 
 impl Needs {
-    const NOTHING: Needs = Needs { media: false, images: false, mail: false };
+    const NOTHING: Needs = Needs { media: false, images: false, mail: false, openapi: false };
 
     /// The `accounts` features of a Lambda function with these needs (its store is DynamoDB;
     /// the embedded store, `sqlite`, is its crate's `embedded` feature, for local runs).
@@ -64,6 +66,9 @@ impl Needs {
         }
         if self.mail {
             features.push("ses");
+        }
+        if self.openapi {
+            features.push("openapi");
         }
         features
     }
@@ -167,6 +172,7 @@ impl Endpoint {
             Endpoint::Profile | Endpoint::AvatarConfirm => Needs { media: true, images: true, ..Needs::NOTHING },
             Endpoint::AvatarUpload => Needs { media: true, ..Needs::NOTHING },
             Endpoint::PasswordReset => Needs { mail: true, ..Needs::NOTHING },
+            Endpoint::Schema => Needs { openapi: true, ..Needs::NOTHING },
             _ => Needs::NOTHING,
         }
     }
@@ -195,7 +201,12 @@ impl Endpoint {
             Endpoint::PasswordResetConfirm => post(crate::http::passwords::password_reset_confirm),
             Endpoint::PasswordResetLink => get(crate::http::passwords::password_reset_link),
             Endpoint::Jwks => get(crate::http::jwks::jwks),
+            #[cfg(feature = "openapi")]
             Endpoint::Schema => get(crate::http::openapi::schema),
+            // A function built without the document refuses to start as the schema endpoint
+            // (`lambda::missing_feature`); the others never route it.
+            #[cfg(not(feature = "openapi"))]
+            Endpoint::Schema => get(|| async { Error::NotFound }),
         }
     }
 
