@@ -1,9 +1,11 @@
-"""`cargo lambda watch` serves the API under its own paths, on the embedded store.
+"""`cargo lambda watch` serves the API under its own paths, on the embedded store and on DynamoDB.
 
 Starts `cargo lambda watch` (its routes: [workspace.metadata.lambda.watch.router] in Cargo.toml)
 on a free port with a fresh data folder, then registers, logs in, reads and updates the profile
-and refreshes through it, as a developer's app would. Run by scripts/test after the workspace
-build, so the functions start without compiling. Exits non-zero with the watch log on failure.
+and refreshes through it, as a developer's app would; then again with STORAGE=dynamodb on the
+emulator at DYNAMODB_ENDPOINT (fresh tables made by `local-server --create-tables`). Run by
+scripts/test after the workspace build, so the functions start without compiling. Exits non-zero
+with the watch log on failure.
 """
 
 import json
@@ -49,15 +51,29 @@ def expect(what, got, status):
     return got[1]
 
 
-def main():
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    data_dir = tempfile.mkdtemp(prefix="watch-")
-    log_path = os.path.join(ROOT, ".tmp", "watch.log")
-    os.makedirs(os.path.dirname(log_path), exist_ok=True)
-    env = dict(os.environ, DATA_DIR=data_dir, RUST_LOG="warn")
+def storage_env(storage):
+    """The functions' environment: the embedded store in a fresh folder, or fresh DynamoDB tables."""
+    env = dict(os.environ, DATA_DIR=tempfile.mkdtemp(prefix="watch-"), RUST_LOG="warn")
     for name in ("STORAGE", "DYNAMODB_ENDPOINT", "MEDIA_BUCKET", "JWT_SECRET"):
         env.pop(name, None)
+    if storage == "dynamodb":
+        endpoint = os.environ.get("DYNAMODB_ENDPOINT") or sys.exit("DYNAMODB_ENDPOINT is not set (scripts/test starts moto)")
+        prefix = f"watch{os.getpid()}{int(time.time())}"
+        env.update(
+            STORAGE="dynamodb", DYNAMODB_ENDPOINT=endpoint, JWT_SECRET="watch-" + "k" * 32,
+            USERS_TABLE=f"{prefix}-users", SESSIONS_TABLE=f"{prefix}-sessions",
+            BLACKLIST_TABLE=f"{prefix}-blacklist", THROTTLE_TABLE=f"{prefix}-throttle",
+        )
+        subprocess.run([os.path.join(ROOT, "target", "debug", "local-server"), "--create-tables"], env=env, check=True)
+    return env
+
+
+def check(storage):
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = storage_env(storage)
+    log_path = os.path.join(ROOT, ".tmp", f"watch-{storage}.log")
+    os.makedirs(os.path.dirname(log_path), exist_ok=True)
     with open(log_path, "w") as log:
         watch = subprocess.Popen(
             ["cargo", "lambda", "watch", "--invoke-address", "127.0.0.1", "--invoke-port", str(port)],
@@ -91,7 +107,7 @@ def main():
         assert link == {"uid": "1", "token": "abc-123"}, link
         # A path of no function is refused by the emulator's router, as by API Gateway's.
         expect("unrouted path", call(base, "GET", "/api/nothing/"), 404)
-        print(f"cargo lambda watch: the API's own paths answer on {base} (log: .tmp/watch.log)")
+        print(f"cargo lambda watch ({storage}): the API's own paths answer on {base} (log: {os.path.relpath(log_path, ROOT)})")
     except Exception:
         with open(log_path) as log:
             sys.stderr.write(log.read()[-4000:])
@@ -105,4 +121,5 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    for storage in ("embedded", "dynamodb"):
+        check(storage)
