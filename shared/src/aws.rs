@@ -29,30 +29,36 @@ pub struct Timeouts {
 }
 
 pub async fn sdk_config(endpoint: Option<&str>, timeouts: Timeouts) -> SdkConfig {
-    let timeout_config = TimeoutConfig::builder()
-        .connect_timeout(Duration::from_secs(1))
-        .operation_attempt_timeout(timeouts.attempt)
-        .operation_timeout(timeouts.operation)
-        .build();
-    let http_client = Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https();
-    let retry_config = RetryConfig::standard().with_max_attempts(2);
-    configure(endpoint, http_client, timeout_config, retry_config).await
+    let settings = Settings {
+        endpoint: endpoint.map(str::to_string),
+        http_client: Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https(),
+        timeouts: TimeoutConfig::builder()
+            .connect_timeout(Duration::from_secs(1))
+            .operation_attempt_timeout(timeouts.attempt)
+            .operation_timeout(timeouts.operation)
+            .build(),
+        retry: RetryConfig::standard().with_max_attempts(2),
+    };
+    configure(settings).await
+}
+
+/// What every client gets, whichever way its credentials come.
+struct Settings {
+    endpoint: Option<String>,
+    http_client: aws_smithy_runtime_api::client::http::SharedHttpClient,
+    timeouts: TimeoutConfig,
+    retry: RetryConfig,
 }
 
 #[cfg(feature = "aws-credential-chain")]
-async fn configure(
-    endpoint: Option<&str>,
-    http_client: aws_smithy_runtime_api::client::http::SharedHttpClient,
-    timeout_config: TimeoutConfig,
-    retry_config: RetryConfig,
-) -> SdkConfig {
+async fn configure(settings: Settings) -> SdkConfig {
     // The loader's own region chain (a standalone one would build its IMDS client without
     // this HTTP client), then the fallback.
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
-        .http_client(http_client)
-        .timeout_config(timeout_config)
-        .retry_config(retry_config);
-    if let Some(endpoint) = endpoint {
+        .http_client(settings.http_client)
+        .timeout_config(settings.timeouts)
+        .retry_config(settings.retry);
+    if let Some(endpoint) = settings.endpoint {
         loader = loader.endpoint_url(endpoint);
     }
     let config = loader.load().await;
@@ -64,12 +70,7 @@ async fn configure(
 }
 
 #[cfg(not(feature = "aws-credential-chain"))]
-async fn configure(
-    endpoint: Option<&str>,
-    http_client: aws_smithy_runtime_api::client::http::SharedHttpClient,
-    timeout_config: TimeoutConfig,
-    retry_config: RetryConfig,
-) -> SdkConfig {
+async fn configure(settings: Settings) -> SdkConfig {
     use aws_config::environment::{EnvironmentVariableCredentialsProvider, EnvironmentVariableRegionProvider};
     use aws_config::meta::region::ProvideRegion;
     use aws_credential_types::provider::SharedCredentialsProvider;
@@ -79,14 +80,14 @@ async fn configure(
         .unwrap_or_else(|| aws_config::Region::new(FALLBACK_REGION));
     let mut builder = SdkConfig::builder()
         .behavior_version(BehaviorVersion::latest())
-        .http_client(http_client)
+        .http_client(settings.http_client)
         .region(region)
         .credentials_provider(SharedCredentialsProvider::new(EnvironmentVariableCredentialsProvider::new()))
         .sleep_impl(aws_smithy_async::rt::sleep::default_async_sleep().expect("the tokio sleep of rt-tokio"))
         .time_source(aws_smithy_async::time::SharedTimeSource::default())
-        .timeout_config(timeout_config)
-        .retry_config(retry_config);
-    if let Some(endpoint) = endpoint {
+        .timeout_config(settings.timeouts)
+        .retry_config(settings.retry);
+    if let Some(endpoint) = settings.endpoint {
         builder = builder.endpoint_url(endpoint);
     }
     builder.build()

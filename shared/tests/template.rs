@@ -875,7 +875,8 @@ fn package_name(manifest: &str) -> String {
     manifest["package"]["name"].as_str().unwrap_or_default().to_string()
 }
 
-fn cargo_toml(path: &Path) -> toml::Table {
+/// A TOML file (a Cargo manifest, samconfig.toml).
+fn read_toml(path: &Path) -> toml::Table {
     std::fs::read_to_string(path).unwrap().parse().unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
@@ -891,7 +892,7 @@ fn function_feature_problems(root: &Path) -> Vec<String> {
     let mut problems = Vec::new();
     for endpoint in Endpoint::ALL {
         let path = root.join("functions").join(endpoint.function()).join("Cargo.toml");
-        let manifest = cargo_toml(&path);
+        let manifest = read_toml(&path);
         let name = endpoint.function();
         let accounts = manifest.get("dependencies").and_then(|d| d.get("accounts"));
         let features = strings(accounts.and_then(|a| a.get("features")));
@@ -907,7 +908,7 @@ fn function_feature_problems(root: &Path) -> Vec<String> {
             problems.push(format!("functions/{name}: the `embedded` feature must be [\"accounts/sqlite\"]"));
         }
     }
-    let workspace = cargo_toml(&root.join("Cargo.toml"));
+    let workspace = read_toml(&root.join("Cargo.toml"));
     let build = &workspace["workspace"]["metadata"]["lambda"]["build"];
     if build.get("no_default_features").and_then(toml::Value::as_bool) != Some(true) {
         problems.push("Cargo.toml: [workspace.metadata.lambda.build] must set no_default_features = true".into());
@@ -949,7 +950,7 @@ fn function_crates_link_only_what_their_endpoint_needs() {
 
 #[test]
 fn cargo_lambda_watch_routes_match_the_route_table() {
-    let workspace = cargo_toml(&root().join("Cargo.toml"));
+    let workspace = read_toml(&root().join("Cargo.toml"));
     let got = watch_routes(&workspace).unwrap();
     let wanted = route_table_routes();
     let missing: Vec<_> = wanted.difference(&got).collect();
@@ -959,7 +960,7 @@ fn cargo_lambda_watch_routes_match_the_route_table() {
 
 #[test]
 fn a_stray_watch_route_or_feature_is_noticed() {
-    let mut workspace = cargo_toml(&root().join("Cargo.toml"));
+    let mut workspace = read_toml(&root().join("Cargo.toml"));
     let router = workspace["workspace"]["metadata"]["lambda"]["watch"]["router"].as_table_mut().unwrap();
     router.remove("/api/auth/login/");
     let got = watch_routes(&workspace).unwrap();
@@ -1247,4 +1248,19 @@ fn table_drift_is_noticed() {
     let problems = table_problems(&t);
     assert!(problems.iter().any(|p| p.contains("KEYS_ONLY")), "{problems:?}");
     assert!(problems.iter().any(|p| p.contains("BlacklistTable: TTL")), "{problems:?}");
+}
+
+/// SAM's build cache keys a function on its CodeUri folder (`functions/<name>`) alone, so it
+/// would keep a stale binary after a change in shared/: every environment builds uncached.
+#[test]
+fn sam_builds_are_never_cached() {
+    let config = read_toml(&root().join("samconfig.toml"));
+    let mut environments = 0;
+    for (env, table) in &config {
+        let Some(build) = table.get("build").and_then(|b| b.get("parameters")) else { continue };
+        environments += 1;
+        assert_eq!(build.get("cached").and_then(toml::Value::as_bool), Some(false), "samconfig.toml [{env}.build.parameters] cached");
+        assert_eq!(build.get("beta_features").and_then(toml::Value::as_bool), Some(true), "[{env}.build.parameters] beta_features (rust-cargolambda)");
+    }
+    assert!(environments >= 3, "default, dev and prod build parameters");
 }
