@@ -213,7 +213,7 @@ impl Cloud {
     async fn start() -> Cloud {
         let endpoint = std::env::var("DYNAMODB_ENDPOINT").expect("DYNAMODB_ENDPOINT is not set: run scripts/test (it starts moto)");
         let s3_endpoint = std::env::var("S3_ENDPOINT").unwrap_or_else(|_| endpoint.clone());
-        let prefix = format!("lambda{}", uuid_like());
+        let prefix = format!("lambda{}", uuid::Uuid::new_v4().simple());
         let tables = accounts::config::DynamoTables {
             users: format!("{prefix}-users"),
             sessions: format!("{prefix}-sessions"),
@@ -250,11 +250,6 @@ impl Cloud {
         }
         env
     }
-}
-
-fn uuid_like() -> String {
-    use std::time::{SystemTime, UNIX_EPOCH};
-    format!("{}{}", std::process::id(), SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos())
 }
 
 /// The binaries Lambda runs: each function with only its own backends, on DynamoDB and S3.

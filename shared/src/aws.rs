@@ -31,7 +31,7 @@ pub struct Timeouts {
 pub async fn sdk_config(endpoint: Option<&str>, timeouts: Timeouts) -> SdkConfig {
     let settings = Settings {
         endpoint: endpoint.map(str::to_string),
-        http_client: Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https(),
+        http_client: https_client(),
         timeouts: TimeoutConfig::builder()
             .connect_timeout(Duration::from_secs(1))
             .operation_attempt_timeout(timeouts.attempt)
@@ -40,6 +40,13 @@ pub async fn sdk_config(endpoint: Option<&str>, timeouts: Timeouts) -> SdkConfig
         retry: RetryConfig::standard().with_max_attempts(2),
     };
     configure(settings).await
+}
+
+/// One HTTPS client (connection pool, TLS configuration, root certificates) for every AWS client
+/// of the process: a function that talks to DynamoDB and S3 sets it up once at its cold start.
+fn https_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    static CLIENT: std::sync::OnceLock<aws_smithy_runtime_api::client::http::SharedHttpClient> = std::sync::OnceLock::new();
+    CLIENT.get_or_init(|| Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https()).clone()
 }
 
 /// What every client gets, whichever way its credentials come.
