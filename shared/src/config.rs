@@ -425,7 +425,7 @@ fn seconds(
 fn local_dev_secret(data_dir: &std::path::Path) -> Result<Vec<u8>, ConfigError> {
     use std::io::Write;
     let invalid = |why: String| ConfigError::Invalid { name: vars::DATA_DIR, why };
-    std::fs::create_dir_all(data_dir).map_err(|e| invalid(format!("{}: {e}", data_dir.display())))?;
+    crate::private_files::create_dir(data_dir).map_err(|e| invalid(format!("{}: {e}", data_dir.display())))?;
     let path = data_dir.join("jwt-dev-secret");
     let fresh: String = {
         use rand::Rng;
@@ -433,7 +433,7 @@ fn local_dev_secret(data_dir: &std::path::Path) -> Result<Vec<u8>, ConfigError> 
         bytes.iter().map(|b| format!("{b:02x}")).collect()
     };
     // create_new: of two processes starting at once, one writes and both read the same key.
-    match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
+    match crate::private_files::create_new(&path) {
         Ok(mut file) => {
             file.write_all(fresh.as_bytes()).map_err(|e| invalid(e.to_string()))?;
         }
@@ -482,6 +482,9 @@ mod tests {
         assert!(a.is_local());
         assert_eq!(a.jwt_secret, b.jwt_secret);
         assert_eq!(a.jwt_secret.len(), 64);
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("jwt-dev-secret")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "the signing key is readable by this user only");
     }
 
     #[test]

@@ -65,6 +65,10 @@ pub enum Error {
     /// Storage did not answer in time: worth retrying.
     #[error("storage unavailable: {0}")]
     Unavailable(String),
+    /// Too many password checks already waiting for a CPU (`domain::accounts::blocking`):
+    /// refused at once rather than queued without bound.
+    #[error("overloaded")]
+    Overloaded,
     /// A bug or corrupt data; the details go to the log, not to the client.
     #[error("internal error: {0}")]
     Internal(String),
@@ -160,7 +164,7 @@ impl Error {
             Error::UploadForbidden => {
                 (S::FORBIDDEN, json!({"detail": "This upload URL is invalid or has expired."}), false)
             }
-            Error::Unavailable(_) => (
+            Error::Unavailable(_) | Error::Overloaded => (
                 S::SERVICE_UNAVAILABLE,
                 json!({"detail": "Service temporarily unavailable, try again later."}),
                 false,
@@ -185,7 +189,7 @@ impl IntoResponse for Error {
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"api\""));
         }
         match self {
-            Error::Unavailable(_) => {
+            Error::Unavailable(_) | Error::Overloaded => {
                 response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
             Error::Throttled { retry_after } => {

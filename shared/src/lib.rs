@@ -17,4 +17,5 @@ pub mod http;
 pub mod lambda;
 pub mod mail;
 pub mod media;
+pub mod private_files;
 pub mod store;

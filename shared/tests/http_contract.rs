@@ -144,6 +144,7 @@ async fn inactive_users_cannot_log_in() {
             is_active: false,
             date_joined: 0,
             last_login: None,
+            password_version: 0,
         })
         .await
         .unwrap();

@@ -60,7 +60,8 @@ async fn parallel_registrations_of_one_name_create_one_user() {
     for task in tasks {
         match task.await.unwrap() {
             StatusCode::CREATED => created += 1,
-            StatusCode::BAD_REQUEST => {}
+            // Taken, or refused at once by the bounded password-hashing queue.
+            StatusCode::BAD_REQUEST | StatusCode::SERVICE_UNAVAILABLE => {}
             other => panic!("unexpected {other}"),
         }
     }

@@ -207,6 +207,7 @@ async fn reset_request_sends_nothing_to_inactive_or_address_less_users() {
         is_active: false,
         date_joined: 0,
         last_login: None,
+        password_version: 0,
     };
     app.state.store.insert_user(dormant).await.unwrap();
     assert_eq!(app.post(RESET, json!({"email": "dormant@example.com"})).await.status, StatusCode::OK);
@@ -391,6 +392,7 @@ async fn django_hashes_log_in_and_are_upgraded_to_argon2id() {
             is_active: true,
             date_joined: 0,
             last_login: None,
+            password_version: 0,
         };
         app.state.store.insert_user(user).await.unwrap();
         assert!(login(&app, &username, "wrong-password").await.is_err(), "{hash}");

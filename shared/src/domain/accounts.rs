@@ -3,17 +3,17 @@
 
 use crate::domain::fields::{is_valid_email, CharField, Data, FieldErrors, INVALID_EMAIL};
 use crate::domain::model::{
-    LogoutOutcome, NewUser, RotateOutcome, Rotation, Session, SpentToken, User, UserUpdate,
+    LogoutOutcome, NewUser, PasswordReplacement, RotateOutcome, Rotation, Session, SpentToken, User, UserUpdate,
 };
 use crate::domain::model::username_key;
 use crate::domain::password;
-use crate::domain::throttle::{self, Limits};
+use crate::domain::throttle::{self, Limits, Rule, Usage};
 use crate::domain::tokens::{Claims, TokenPair, TokenProblem, TokenService, TokenType};
 use crate::domain::user::{
     is_valid_username, normalize_username, EMAIL_TAKEN, INVALID_USERNAME, MAX_USERNAME_LENGTH, USERNAME_TAKEN,
 };
 use crate::error::Error;
-use crate::store::{Store, StoreError};
+use crate::store::{Admission, Reservation, Store, StoreError};
 
 use std::net::IpAddr;
 
@@ -43,18 +43,67 @@ fn new_session_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
 
-/// Password hashes running at once: one per CPU. More would not finish sooner, they would only
-/// hold more memory (argon2id takes 19 MiB each), which the allocator then keeps: a burst of 64
-/// logins took the local server to 1.2 GB. Extra requests wait here, in arrival order.
-static HASHING: std::sync::LazyLock<tokio::sync::Semaphore> = std::sync::LazyLock::new(|| {
-    tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get()))
+/// Password hashing admission: one hash per CPU runs, a bounded number wait, the rest are
+/// refused at once (503). More running at once would not finish sooner, only hold more memory
+/// (argon2id takes 19 MiB each); an unbounded queue let a flood of failed logins delay every
+/// other user's login by seconds. Throttling counters are checked before a request gets here.
+struct HashQueue {
+    running: tokio::sync::Semaphore,
+    admitted: std::sync::atomic::AtomicUsize,
+    capacity: usize,
+}
+
+/// How many password checks may wait per CPU: a waiting login is served within about this many
+/// hash durations (argon2id: ~50 ms on one Lambda vCPU).
+const HASHES_WAITING_PER_CPU: usize = 4;
+
+static HASHING: std::sync::LazyLock<HashQueue> = std::sync::LazyLock::new(|| {
+    let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+    HashQueue {
+        running: tokio::sync::Semaphore::new(cpus),
+        admitted: std::sync::atomic::AtomicUsize::new(0),
+        capacity: cpus * (1 + HASHES_WAITING_PER_CPU),
+    }
 });
 
-/// Password hashing is CPU-bound: run it beside the async runtime, not on it, and at most one
-/// per CPU at a time.
+/// A place in the hash queue, given back on drop (also when the request is cancelled).
+struct QueueTicket(&'static HashQueue);
+
+impl Drop for QueueTicket {
+    fn drop(&mut self) {
+        self.0.admitted.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
+impl HashQueue {
+    fn admit(&'static self) -> Result<QueueTicket> {
+        let before = self.admitted.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        let ticket = QueueTicket(self);
+        if before >= self.capacity {
+            return Err(Error::Overloaded);
+        }
+        Ok(ticket)
+    }
+}
+
+/// Password hashing is CPU-bound: run it beside the async runtime, not on it, at most one per
+/// CPU at a time, and refuse it when too many are waiting already.
 pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
-    let _permit = HASHING.acquire().await.map_err(|e| Error::Internal(format!("hashing queue closed: {e}")))?;
+    let _ticket = HASHING.admit()?;
+    let _permit =
+        HASHING.running.acquire().await.map_err(|e| Error::Internal(format!("hashing queue closed: {e}")))?;
     tokio::task::spawn_blocking(f).await.map_err(|e| Error::Internal(format!("blocking task failed: {e}")))
+}
+
+/// Takes a place in the counters of `rules` before any password work: 429 when one is full.
+pub(crate) async fn reserve(store: &dyn Store, rules: &[Rule], known: Option<&[Usage]>, now: i64) -> Result<Reservation> {
+    if rules.is_empty() {
+        return Ok(Reservation::default());
+    }
+    match store.reserve(rules, known, now).await? {
+        Admission::Admitted(reservation) => Ok(reservation),
+        Admission::Refused { retry_after } => Err(Error::Throttled { retry_after }),
+    }
 }
 
 /// Reads and checks a username field: length, characters, and (unless it is `own`) uniqueness.
@@ -94,11 +143,9 @@ pub async fn register(
     limits: &Limits,
     client_ip: Option<IpAddr>,
 ) -> Result<(User, TokenPair)> {
-    if !limits.registrations_per_ip.is_off() {
-        let key = throttle::counter("registration:ip", &throttle::ip_subject(client_ip), limits.registrations_per_ip);
-        let now = now();
-        throttle::refuse_if_over(limits.registrations_per_ip, store.hit(&key, now).await?, now)?;
-    }
+    // Every attempt counts, valid or not (a refused one takes no place).
+    let ip = throttle::ip_subject(client_ip);
+    reserve(store, &throttle::rules(&[("registration:ip", &ip, limits.registrations_per_ip)]), None, now()).await?;
     let mut errors = FieldErrors::new();
     let username = read_username(store, CharField::required("username"), data, &mut errors, None).await?;
     let mut email = CharField::optional("email").allow_blank(false).read(data, &mut errors);
@@ -134,13 +181,14 @@ pub async fn register(
     let now = now();
     let session_id = new_session_id();
     // The id is allocated by the store, so the tokens are signed after the write.
-    let mut refresh_claims = tokens.refresh_claims(0, &session_id, now);
+    let mut refresh_claims = tokens.refresh_claims(0, &session_id, 0, now);
     let session = Session {
         id: session_id,
         user_id: 0,
         refresh_jti: refresh_claims.jti.clone(),
         created_at: now,
         expires_at: refresh_claims.exp,
+        password_version: 0,
     };
     let user = match store
         .create_user(NewUser { username, email, password_hash, date_joined: now }, session)
@@ -156,8 +204,9 @@ pub async fn register(
     Ok((user, tokens.sign_pair(refresh_claims)))
 }
 
-/// `POST /api/auth/login/`: checks the credentials and starts a session. Failed attempts count
-/// per account and per client IP; at a limit even the right password is refused.
+/// `POST /api/auth/login/`: checks the credentials and starts a session. Every attempt takes a
+/// place per account and per client IP before the password is checked (at a limit even the
+/// right password is refused, without hashing); a successful one gives its places back.
 pub async fn login(
     store: &dyn Store,
     tokens: &TokenService,
@@ -175,55 +224,74 @@ pub async fn login(
 
     let username = normalize_username(&username);
     let now = now();
-    let per_account = throttle::counter("login-fail:account", &username_key(&username), limits.login_failures_per_account);
-    let per_ip = throttle::counter("login-fail:ip", &throttle::ip_subject(client_ip), limits.login_failures_per_ip);
-    let (user, seen) = store.login_lookup(&username, &[per_account.clone(), per_ip.clone()], now).await?;
-    throttle::refuse_if_reached(limits.login_failures_per_account, seen[0], now)?;
-    throttle::refuse_if_reached(limits.login_failures_per_ip, seen[1], now)?;
+    let rules = limits.password_check(&username_key(&username), client_ip);
+    let (user, usages) = store.login_lookup(&username, &rules, now).await?;
+    // Already over a limit: refused without a write.
+    if let Some(retry_after) = throttle::refusal(&rules, &usages, now) {
+        return Err(Error::Throttled { retry_after });
+    }
+    let reservation = reserve(store, &rules, Some(&usages), now).await?;
     // Unknown users are checked against a dummy hash so that they cost the same time.
     let stored_hash = user.as_ref().map_or_else(|| password::dummy_hash().to_string(), |u| u.password_hash.clone());
     let matched = {
-        let password = password.clone();
+        let (password, stored_hash) = (password.clone(), stored_hash.clone());
         blocking(move || password::verify(&password, &stored_hash)).await?
     };
-    let user = match user {
+    // A failure keeps its places in the counters.
+    let mut user = match user {
         Some(user) if matched && user.is_active => user,
-        _ => {
-            let (a, b) = tokio::join!(store.hit(&per_account, now), store.hit(&per_ip, now));
-            a?;
-            b?;
-            return Err(Error::non_field(BAD_CREDENTIALS));
-        }
+        _ => return Err(Error::non_field(BAD_CREDENTIALS)),
     };
+    // A success gives its places back, beside the session's write rather than before it.
+    let release = store.release(&reservation);
     if password::needs_rehash(&user.password_hash) {
         let fresh = blocking(move || password::hash(&password)).await?;
-        store.set_password_hash(user.id, &fresh).await?;
+        let upgrade = PasswordReplacement {
+            user_id: user.id,
+            expected_hash: stored_hash,
+            new_hash: fresh.clone(),
+            new_version: false,
+            keep_session: None,
+        };
+        match store.replace_password_hash(upgrade).await {
+            Ok(_) => user.password_hash = fresh,
+            // The password changed since it was checked: this login is refused.
+            Err(StoreError::Stale | StoreError::UserNotFound) => return Err(Error::non_field(BAD_CREDENTIALS)),
+            Err(e) => return Err(e.into()),
+        }
     }
 
-    let pair = match start_session(store, tokens, user.id, now).await {
+    // The session is opened under the password version just checked; if the password changed
+    // meanwhile, the store refuses it (a login racing a change never outlives it).
+    let (released, started) = tokio::join!(release, start_session(store, tokens, user.id, user.password_version, now));
+    released?;
+    let pair = match started {
         Ok(pair) => pair,
-        Err(StoreError::UserNotFound) => return Err(Error::non_field(BAD_CREDENTIALS)),
+        Err(StoreError::UserNotFound | StoreError::Stale) => return Err(Error::non_field(BAD_CREDENTIALS)),
         Err(e) => return Err(e.into()),
     };
     Ok((User { last_login: Some(now), ..user }, pair))
 }
 
 /// A new session of an existing user and its first token pair: what a login does once the
-/// password matched (the benchmark's token minter calls it too). `UserNotFound` when the user is gone.
+/// password matched (the benchmark's token minter calls it too). `UserNotFound` when the user is
+/// gone, `Stale` when the user's password version is no longer `password_version`.
 pub async fn start_session(
     store: &dyn Store,
     tokens: &TokenService,
     user_id: u64,
+    password_version: u64,
     now: i64,
 ) -> std::result::Result<TokenPair, StoreError> {
     let session_id = new_session_id();
-    let pair = tokens.issue_pair(user_id, &session_id, now);
+    let pair = tokens.issue_pair(user_id, &session_id, password_version, now);
     let session = Session {
         id: session_id,
         user_id,
         refresh_jti: pair.refresh_claims.jti.clone(),
         created_at: now,
         expires_at: pair.refresh_claims.exp,
+        password_version,
     };
     store.start_session(session, now).await?;
     Ok(pair)
@@ -259,24 +327,36 @@ pub async fn refresh(
     let token = token.unwrap_or_default();
     let now = now();
     let claims = tokens.decode(&token, Some(TokenType::Refresh), now).map_err(Error::TokenRejected)?;
-    let pair = tokens.issue_pair(claims.user_id(), &claims.sid, now);
-    let outcome = store
-        .rotate_refresh(Rotation {
-            user_id: claims.user_id(),
-            session_id: claims.sid.clone(),
-            old_jti: claims.jti.clone(),
-            old_exp: claims.exp,
-            new_jti: pair.refresh_claims.jti.clone(),
-            new_exp: pair.refresh_claims.exp,
-            now,
-        })
-        .await?;
-    match outcome {
-        RotateOutcome::Rotated => Ok(pair),
-        RotateOutcome::Blacklisted => reused_refresh(store, tokens, &claims, now, grace).await,
-        RotateOutcome::UserMissing | RotateOutcome::UserInactive => Err(Error::NoActiveAccount),
-        RotateOutcome::SessionEnded => Err(Error::TokenRejected(TokenProblem::Invalid)),
+    // The token's password version first; a session kept by a password change learns its new
+    // one from the store and rotates again (once).
+    let mut password_version = claims.pwv;
+    for _ in 0..2 {
+        let pair = tokens.issue_pair(claims.user_id(), &claims.sid, password_version, now);
+        let outcome = store
+            .rotate_refresh(Rotation {
+                user_id: claims.user_id(),
+                session_id: claims.sid.clone(),
+                old_jti: claims.jti.clone(),
+                old_exp: claims.exp,
+                new_jti: pair.refresh_claims.jti.clone(),
+                new_exp: pair.refresh_claims.exp,
+                password_version,
+                now,
+            })
+            .await?;
+        return match outcome {
+            RotateOutcome::Rotated => Ok(pair),
+            RotateOutcome::Blacklisted => reused_refresh(store, tokens, &claims, now, grace).await,
+            RotateOutcome::UserMissing | RotateOutcome::UserInactive => Err(Error::NoActiveAccount),
+            RotateOutcome::SessionEnded => Err(Error::TokenRejected(TokenProblem::Invalid)),
+            RotateOutcome::PasswordVersion(version) if version != password_version => {
+                password_version = version;
+                continue;
+            }
+            RotateOutcome::PasswordVersion(_) => Err(Error::TokenRejected(TokenProblem::Invalid)),
+        };
     }
+    Err(Error::TokenRejected(TokenProblem::Invalid))
 }
 
 /// A spent refresh token presented again: the session's current pair within the grace window,
@@ -294,7 +374,7 @@ async fn reused_refresh(
         .is_some_and(|entry| entry.session_id == claims.sid && now - entry.blacklisted_at < grace.as_secs() as i64);
     if within_grace {
         if let (Some(user), Some(session)) = store.session_with_user(claims.user_id(), &claims.sid, now).await? {
-            if user.is_active && session.refresh_jti != claims.jti {
+            if user.is_active && session.is_valid_for(&user, now) && session.refresh_jti != claims.jti {
                 return Ok(tokens.current_pair(&session));
             }
         }
@@ -314,14 +394,16 @@ pub async fn verify(store: &dyn Store, tokens: &TokenService, data: &Data) -> Re
     if claims.token_type == TokenType::Refresh && store.blacklisted(&claims.jti, now).await?.is_some() {
         return Err(Error::VerifyBlacklisted);
     }
-    let (_, session) = store.session_with_user(claims.user_id(), &claims.sid, now).await?;
-    if session.is_none() {
-        return Err(Error::TokenRejected(TokenProblem::Invalid));
+    let (user, session) = store.session_with_user(claims.user_id(), &claims.sid, now).await?;
+    match (user, session) {
+        (Some(user), Some(session)) if session.is_valid_for(&user, now) => Ok(()),
+        _ => Err(Error::TokenRejected(TokenProblem::Invalid)),
     }
-    Ok(())
 }
 
-/// `POST /api/auth/logout/`: blacklists the refresh token and ends its session.
+/// `POST /api/auth/logout/`: blacklists the refresh token and ends its session. A token spent
+/// already still ends its session, then answers 401: the victim of a stolen, rotated token who
+/// taps "log out" ends the thief's session too (as reuse detection would at a refresh).
 pub async fn logout(store: &dyn Store, tokens: &TokenService, data: &Data) -> Result<()> {
     let token = match data.get("refresh") {
         None => return Err(Error::LogoutMissingRefresh),
@@ -331,9 +413,15 @@ pub async fn logout(store: &dyn Store, tokens: &TokenService, data: &Data) -> Re
     let now = now();
     let claims = tokens.decode(&token, Some(TokenType::Refresh), now).map_err(Error::LogoutTokenRejected)?;
     let spent = SpentToken { jti: claims.jti.clone(), exp: claims.exp, user_id: claims.user_id(), session_id: claims.sid };
+    let (session_id, user_id) = (spent.session_id.clone(), spent.user_id);
     match store.logout(spent, now).await? {
         LogoutOutcome::LoggedOut => Ok(()),
-        LogoutOutcome::AlreadyBlacklisted => Err(Error::LogoutTokenRejected(TokenProblem::Blacklisted)),
+        LogoutOutcome::AlreadyBlacklisted => {
+            if store.end_session(&session_id).await? {
+                tracing::warn!(user_id, "logout with a spent refresh token: session ended");
+            }
+            Err(Error::LogoutTokenRejected(TokenProblem::Blacklisted))
+        }
     }
 }
 
@@ -344,6 +432,10 @@ pub async fn authenticate(store: &dyn Store, tokens: &TokenService, token: &str)
     let (user, session) = store.session_with_user(claims.user_id(), &claims.sid, now).await?;
     let Some(session) = session else { return Err(Error::AccessTokenRejected(TokenProblem::Invalid)) };
     let Some(user) = user else { return Err(Error::UserNotFound) };
+    // A session of an older password is over, even if the change has not deleted it yet.
+    if !session.is_valid_for(&user, now) {
+        return Err(Error::AccessTokenRejected(TokenProblem::Invalid));
+    }
     if !user.is_active {
         return Err(Error::UserInactive);
     }

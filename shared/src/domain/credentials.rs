@@ -1,17 +1,18 @@
 //! Password change and password reset (request and confirm): plain async functions over the
 //! store and mail traits, with dj-rest-auth's fields, order of checks and messages.
 //!
-//! Both end sessions before the new hash is written (decision 4): if ending them fails, nothing
-//! changed and the client may retry; if writing the hash fails after, the user's other devices
-//! were signed out but the old password (and a reset token) still works, so a retry succeeds.
-//! The other order could leave a changed password with the old sessions still alive.
+//! Both write the new hash first, compare-and-set on the hash the request was checked against
+//! (of two changes or confirms made from the same state, one wins; a reset token works once),
+//! and the password version goes up in the same write: from that instant every session opened
+//! under the old password is refused by every authenticated read, refresh and session start,
+//! including a login that raced the change. Deleting those sessions afterwards only tidies up.
 
 use std::net::IpAddr;
 
 use crate::config::PasswordResetConfig;
-use crate::domain::accounts::{blocking, now, Authenticated, Result};
+use crate::domain::accounts::{blocking, now, reserve, Authenticated, Result};
 use crate::domain::fields::{is_valid_email, CharField, Data, FieldErrors, INVALID_EMAIL};
-use crate::domain::model::User;
+use crate::domain::model::{username_key, PasswordReplacement, User};
 use crate::domain::password;
 use crate::domain::reset_token::{from_base36, to_base36, ResetTokens};
 use crate::domain::throttle::{self, Limits};
@@ -56,19 +57,46 @@ fn check_new_password(user: &User, new1: &str, new2: &str) -> Result<()> {
     Ok(errors.into_result()?)
 }
 
-/// Ends the sessions (all but `keep`), then stores the new hash (see the module note on order).
-async fn replace_password(store: &dyn Store, user: &User, new_password: String, keep: Option<&str>) -> Result<()> {
+/// Stores the new hash if the stored one is still `user`'s (see the module note), then ends the
+/// sessions of the old password (all but `keep`). `Stale` when another change won.
+async fn replace_password(
+    store: &dyn Store,
+    user: &User,
+    new_password: String,
+    keep: Option<&str>,
+) -> Result<std::result::Result<(), StoreError>> {
     let hash = blocking(move || password::hash(&new_password)).await?;
-    store.end_sessions(user.id, keep).await?;
-    match store.set_password_hash(user.id, &hash).await {
-        Ok(()) => Ok(()),
-        Err(StoreError::UserNotFound) => Err(Error::UserNotFound),
-        Err(e) => Err(e.into()),
+    let replacement = PasswordReplacement {
+        user_id: user.id,
+        expected_hash: user.password_hash.clone(),
+        new_hash: hash,
+        new_version: true,
+        keep_session: keep.map(str::to_string),
+    };
+    match store.replace_password_hash(replacement).await {
+        Ok(_) => {}
+        Err(e @ StoreError::Stale) => return Ok(Err(e)),
+        Err(StoreError::UserNotFound) => return Err(Error::UserNotFound),
+        Err(e) => return Err(e.into()),
     }
+    // Already refused everywhere by their version; deleting them is housekeeping, so a failure
+    // here is logged, not reported (the password did change).
+    if let Err(e) = store.end_sessions(user.id, keep).await {
+        tracing::warn!(user_id = user.id, error = %e, "sessions of the old password not deleted");
+    }
+    Ok(Ok(()))
 }
 
-/// `POST /api/auth/password/change/`: the caller's other sessions end, this one continues.
-pub async fn change_password(store: &dyn Store, me: &Authenticated, data: &Data) -> Result<()> {
+/// `POST /api/auth/password/change/`: the caller's other sessions end, this one continues. A
+/// wrong old password counts as a failed login of the account (same counters, same 429): a
+/// stolen access token must not become an unthrottled password oracle.
+pub async fn change_password(
+    store: &dyn Store,
+    me: &Authenticated,
+    data: &Data,
+    limits: &Limits,
+    client_ip: Option<IpAddr>,
+) -> Result<()> {
     let mut errors = FieldErrors::new();
     let old = password_field("old_password").read(data, &mut errors);
     let new1 = password_field("new_password1").read(data, &mut errors);
@@ -76,8 +104,12 @@ pub async fn change_password(store: &dyn Store, me: &Authenticated, data: &Data)
     // `validate_old_password` is a field validator: it runs whenever the field itself is fine,
     // and its error is reported alongside the other fields' errors.
     if let Some(old) = old {
+        let rules = limits.password_check(&username_key(&me.user.username), client_ip);
+        let reservation = reserve(store, &rules, None, now()).await?;
         let stored = me.user.password_hash.clone();
-        if !blocking(move || password::verify(&old, &stored)).await? {
+        if blocking(move || password::verify(&old, &stored)).await? {
+            store.release(&reservation).await?;
+        } else {
             errors.add("old_password", WRONG_OLD_PASSWORD);
         }
     }
@@ -86,7 +118,12 @@ pub async fn change_password(store: &dyn Store, me: &Authenticated, data: &Data)
         return Err(Error::Internal("password change fields missing after validation".into()));
     };
     check_new_password(&me.user, &new1, &new2)?;
-    replace_password(store, &me.user, new2, Some(&me.session.id)).await
+    match replace_password(store, &me.user, new2, Some(&me.session.id)).await? {
+        Ok(()) => Ok(()),
+        // Changed by a parallel request since this one was checked: its old password is no longer
+        // the stored one.
+        Err(_) => Err(Error::field("old_password", WRONG_OLD_PASSWORD)),
+    }
 }
 
 /// The reset link and message for `user`.
@@ -121,15 +158,11 @@ pub async fn request_reset(
     let email = email.unwrap_or_default();
     let now = now();
     // Every request counts, known address or not, so a 429 tells nothing about the address.
-    for (scope, subject, limit) in [
-        ("reset:ip", throttle::ip_subject(client_ip), limits.reset_requests_per_ip),
-        ("reset:address", email.to_lowercase(), limits.reset_requests_per_address),
-    ] {
-        if !limit.is_off() {
-            let seen = store.hit(&throttle::counter(scope, &subject, limit), now).await?;
-            throttle::refuse_if_over(limit, seen, now)?;
-        }
-    }
+    let rules = throttle::rules(&[
+        ("reset:ip", &throttle::ip_subject(client_ip), limits.reset_requests_per_ip),
+        ("reset:address", &email.to_lowercase(), limits.reset_requests_per_address),
+    ]);
+    reserve(store, &rules, None, now).await?;
     for user in store.find_active_users_by_email(&email).await? {
         let mail = reset_mail(config, from, tokens, &user, now);
         match mailer.send(&mail).await {
@@ -162,5 +195,10 @@ pub async fn confirm_reset(store: &dyn Store, tokens: &ResetTokens, data: &Data)
         return Err(Error::field("token", INVALID_VALUE));
     }
     check_new_password(&user, &new1, &new2)?;
-    replace_password(store, &user, new2, None).await
+    match replace_password(store, &user, new2, None).await? {
+        Ok(()) => Ok(()),
+        // A parallel confirm with the same token won: the token was made from a hash that is no
+        // longer stored, so it is spent.
+        Err(_) => Err(Error::field("token", INVALID_VALUE)),
+    }
 }

@@ -10,6 +10,9 @@ pub struct User {
     pub email: String,
     /// PHC string (`$argon2id$...`) or an imported Django hash.
     pub password_hash: String,
+    /// Goes up by one with every new password (not with a rehash of the same one). A session
+    /// remembers the version it was opened under and is over once the user's has moved on.
+    pub password_version: u64,
     pub first_name: String,
     pub last_name: String,
     pub nickname: String,
@@ -59,12 +62,35 @@ pub struct Session {
     pub created_at: i64,
     /// The current refresh token's `exp`: after it the session is over (and DynamoDB's TTL removes it).
     pub expires_at: i64,
+    /// The user's password version when the session was opened (or kept by a password change).
+    pub password_version: u64,
 }
 
 impl Session {
     pub fn is_live(&self, now: i64) -> bool {
         self.expires_at > now
     }
+
+    /// Live, and opened under the user's current password: a session of an older password is
+    /// over, even before the password change has deleted it.
+    pub fn is_valid_for(&self, user: &User, now: i64) -> bool {
+        self.is_live(now) && self.user_id == user.id && self.password_version == user.password_version
+    }
+}
+
+/// A new password hash (or a rehash of the same password), written only if the stored hash is
+/// still `expected` (compare-and-set: of two changes made from the same state, one wins).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PasswordReplacement {
+    pub user_id: u64,
+    pub expected_hash: String,
+    pub new_hash: String,
+    /// A new password: the version goes up by one, so every session opened under the old one is
+    /// over at once. `false` for a rehash of the same password (an imported hash upgraded at login).
+    pub new_version: bool,
+    /// With `new_version`: this session (the caller's, on a password change) follows the user to
+    /// the new version in the same write.
+    pub keep_session: Option<String>,
 }
 
 /// A refresh token that may never be used again (rotated or logged out).
@@ -87,6 +113,9 @@ pub struct Rotation {
     pub old_exp: i64,
     pub new_jti: String,
     pub new_exp: i64,
+    /// The password version the refresh token names (its `pwv` claim): the rotation checks it
+    /// against the session and the user in the same atomic write, without reading them first.
+    pub password_version: u64,
     pub now: i64,
 }
 
@@ -98,8 +127,12 @@ pub enum RotateOutcome {
     Blacklisted,
     UserMissing,
     UserInactive,
-    /// The session is gone or expired, or `old_jti` is not its current token.
+    /// The session is gone or expired, `old_jti` is not its current token, or the session was
+    /// opened under an older password than the user's.
     SessionEnded,
+    /// Nothing written: the session is valid, but under this password version, not the one the
+    /// rotation named (the caller's session kept by a password change). Rotate again with it.
+    PasswordVersion(u64),
 }
 
 /// What a logout found.

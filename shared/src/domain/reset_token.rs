@@ -105,6 +105,7 @@ mod tests {
             is_active: true,
             date_joined: 1_000,
             last_login: Some(2_000),
+            password_version: 0,
         }
     }
 

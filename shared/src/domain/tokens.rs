@@ -38,6 +38,15 @@ pub struct Claims {
     pub user_id: String,
     /// The session this token belongs to.
     pub sid: String,
+    /// The password version the session was opened under (0, and left out, until the first
+    /// password change). Only a hint that spares the refresh rotation a read: the session's
+    /// stored version is what counts (`store::SessionStore::rotate_refresh`).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub pwv: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl Claims {
@@ -123,6 +132,7 @@ struct RawClaims {
     user_id: Option<String>,
     sid: Option<serde_json::Value>,
     nbf: Option<serde_json::Value>,
+    pwv: Option<serde_json::Value>,
 }
 
 /// How far ahead of our clock an `iat` or `nbf` may be (clocks of several Lambda hosts differ).
@@ -222,7 +232,7 @@ impl TokenService {
     }
 
     /// The claims of a new refresh token of the session.
-    pub fn refresh_claims(&self, user_id: u64, session_id: &str, now: i64) -> Claims {
+    pub fn refresh_claims(&self, user_id: u64, session_id: &str, password_version: u64, now: i64) -> Claims {
         Claims {
             token_type: TokenType::Refresh,
             exp: now + self.refresh_lifetime.as_secs() as i64,
@@ -230,6 +240,7 @@ impl TokenService {
             jti: new_jti(),
             user_id: user_id.to_string(),
             sid: session_id.to_string(),
+            pwv: password_version,
         }
     }
 
@@ -259,12 +270,13 @@ impl TokenService {
             jti: session.refresh_jti.clone(),
             user_id: session.user_id.to_string(),
             sid: session.id.clone(),
+            pwv: session.password_version,
         })
     }
 
     /// A new pair for the session.
-    pub fn issue_pair(&self, user_id: u64, session_id: &str, now: i64) -> TokenPair {
-        self.sign_pair(self.refresh_claims(user_id, session_id, now))
+    pub fn issue_pair(&self, user_id: u64, session_id: &str, password_version: u64, now: i64) -> TokenPair {
+        self.sign_pair(self.refresh_claims(user_id, session_id, password_version, now))
     }
 
     /// Checks signature, expiry, `jti` and, when `expected` is given, `token_type` (in simplejwt's order).
@@ -307,7 +319,8 @@ impl TokenService {
             Some(serde_json::Value::String(s)) if !s.is_empty() => s,
             _ => return Err(TokenProblem::Invalid),
         };
-        Ok(Claims { token_type, exp, iat, jti, user_id, sid })
+        let pwv = raw.pwv.as_ref().and_then(serde_json::Value::as_u64).unwrap_or(0);
+        Ok(Claims { token_type, exp, iat, jti, user_id, sid, pwv })
     }
 }
 
@@ -334,7 +347,7 @@ mod tests {
 
     #[test]
     fn pair_has_the_old_claims_in_order() {
-        let pair = service().issue_pair(7, "sess", 1_000);
+        let pair = service().issue_pair(7, "sess", 0, 1_000);
         let access = payload(&pair.access);
         let keys: Vec<&String> = access.as_object().unwrap().keys().collect();
         assert_eq!(keys, ["token_type", "exp", "iat", "jti", "user_id", "sid"]);
@@ -351,7 +364,7 @@ mod tests {
     #[test]
     fn decode_checks_type_expiry_signature_and_id() {
         let s = service();
-        let pair = s.issue_pair(7, "sess", 1_000);
+        let pair = s.issue_pair(7, "sess", 0, 1_000);
         assert_eq!(s.decode(&pair.access, Some(TokenType::Access), 1_001).unwrap().user_id(), 7);
         assert_eq!(s.decode(&pair.refresh, Some(TokenType::Access), 1_001), Err(TokenProblem::WrongType));
         assert_eq!(s.decode(&pair.access, Some(TokenType::Refresh), 1_001), Err(TokenProblem::WrongType));
@@ -402,7 +415,7 @@ mod tests {
     #[test]
     fn eddsa_signs_with_kid_and_publishes_the_public_key() {
         let s = ed(ED_KEY_1, None, None);
-        let pair = s.issue_pair(3, "sess", 1_000);
+        let pair = s.issue_pair(3, "sess", 0, 1_000);
         let header = jsonwebtoken::decode_header(&pair.access).unwrap();
         assert_eq!(header.alg, Algorithm::EdDSA);
         let jwks = serde_json::to_value(s.public_keys()).unwrap();
@@ -418,12 +431,12 @@ mod tests {
     #[test]
     fn rotation_keeps_old_tokens_valid_until_they_expire() {
         let old = ed(ED_KEY_1, Some("2026-01"), None);
-        let old_token = old.issue_pair(3, "sess", 1_000).access;
+        let old_token = old.issue_pair(3, "sess", 0, 1_000).access;
         let retired = serde_json::to_string(old.public_keys()).unwrap();
         let new = ed(ED_KEY_2, Some("2026-02"), Some(retired));
         assert_eq!(new.public_keys().keys.len(), 2);
         assert!(new.decode(&old_token, None, 1_001).is_ok(), "signed by the retired key");
-        assert!(new.decode(&new.issue_pair(3, "sess", 1_000).access, None, 1_001).is_ok());
+        assert!(new.decode(&new.issue_pair(3, "sess", 0, 1_000).access, None, 1_001).is_ok());
         // Without the retired key published, the old token is invalid.
         assert_eq!(ed(ED_KEY_2, Some("2026-02"), None).decode(&old_token, None, 1_001), Err(TokenProblem::Invalid));
     }
@@ -431,7 +444,7 @@ mod tests {
     #[test]
     fn algorithm_confusion_is_refused() {
         let asymmetric = ed(ED_KEY_1, Some("k1"), None);
-        let genuine = asymmetric.issue_pair(3, "sess", 1_000);
+        let genuine = asymmetric.issue_pair(3, "sess", 0, 1_000);
         // HS256 signed with the published public key as the HMAC secret.
         let jwk = &asymmetric.public_keys().keys[0];
         let public_x = match &jwk.algorithm {
@@ -446,16 +459,16 @@ mod tests {
         }
         // An HS256 service refuses EdDSA tokens, and the other way round.
         assert_eq!(service().decode(&genuine.access, None, 1_001), Err(TokenProblem::Invalid));
-        assert_eq!(asymmetric.decode(&service().issue_pair(3, "sess", 1_000).access, None, 1_001), Err(TokenProblem::Invalid));
+        assert_eq!(asymmetric.decode(&service().issue_pair(3, "sess", 0, 1_000).access, None, 1_001), Err(TokenProblem::Invalid));
         // An unknown kid.
-        let stranger = ed(ED_KEY_2, Some("k1"), None).issue_pair(3, "sess", 1_000).access;
+        let stranger = ed(ED_KEY_2, Some("k1"), None).issue_pair(3, "sess", 0, 1_000).access;
         assert_eq!(asymmetric.decode(&stranger, None, 1_001), Err(TokenProblem::Invalid));
     }
 
     #[test]
     fn hostile_shapes_are_invalid_not_panics() {
         let s = service();
-        let pair = s.issue_pair(7, "sess", 1_000);
+        let pair = s.issue_pair(7, "sess", 0, 1_000);
         let parts: Vec<&str> = pair.access.split('.').collect();
         let huge_header = format!("{}.{}.{}", b64.encode(format!("{{\"alg\":\"HS256\",\"x\":\"{}\"}}", "a".repeat(100_000))), parts[1], parts[2]);
         let non_json = format!("{}.{}.{}", b64.encode("not json"), b64.encode("{also not"), parts[2]);

@@ -11,6 +11,13 @@ pub fn normalize_username(raw: &str) -> String {
     raw.nfkc().collect()
 }
 
+/// The key under which usernames must be unique: the UTS #39 confusable skeleton of the
+/// lowercased name, so that a look-alike (Cyrillic "а" in "pаypal" next to "paypal", "ｌ" for "l")
+/// is the same name. Logins still match on the lowercased name itself.
+pub fn username_skeleton(username: &str) -> String {
+    unicode_security::confusable_detection::skeleton(&username.to_lowercase()).collect()
+}
+
 /// `^[\w.@+-]+\Z` with Python's Unicode `\w`: letters (CJK included), digits, `_`, and `.@+-`.
 pub fn is_valid_username(username: &str) -> bool {
     !username.is_empty()
@@ -30,5 +37,16 @@ mod tests {
             assert!(!is_valid_username(bad), "{bad}");
         }
         assert_eq!(normalize_username("ｆｕｌｌｗｉｄｔｈ"), "fullwidth");
+    }
+
+    #[test]
+    fn look_alike_usernames_share_a_skeleton() {
+        // Cyrillic а (U+0430) and о (U+043E) in otherwise Latin names.
+        assert_eq!(username_skeleton("p\u{0430}ypal"), username_skeleton("paypal"));
+        assert_eq!(username_skeleton("PayPal"), username_skeleton("paypal"));
+        assert_eq!(username_skeleton("g\u{043E}\u{043E}gle"), username_skeleton("google"));
+        assert_ne!(username_skeleton("alice"), username_skeleton("alicia"));
+        // Names in other scripts keep their own skeletons.
+        assert_ne!(username_skeleton("小明"), username_skeleton("小红"));
     }
 }

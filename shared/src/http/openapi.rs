@@ -145,10 +145,10 @@ pub fn describe(endpoint: Endpoint, method: &Method) -> Option<Description> {
             &[400],
         ),
         E::PasswordChange if post => d(
-            "Change the caller's password (ends the caller's other sessions)",
+            "Change the caller's password (ends the caller's other sessions); a wrong old password counts as a failed login",
             Some(PASSWORD_CHANGE),
             (200, "Message"),
-            &[400],
+            &[400, 429],
         ),
         E::PasswordReset if post => d(
             "E-mail a password reset link (the same answer whether or not the address is known)",
@@ -340,7 +340,7 @@ const ERROR_RESPONSES: &[(u16, &str, &str, &[&str])] = &[
     (413, "The request body is larger than `MAX_BODY_BYTES`", "Detail", &[]),
     (415, "The body is neither JSON, form-encoded nor multipart", "Detail", &[]),
     (429, "Over a throttling limit", "Detail", &["Retry-After"]),
-    (503, "Storage did not answer; retry", "Detail", &["Retry-After"]),
+    (503, "Storage did not answer, or too many password checks are waiting; retry", "Detail", &["Retry-After"]),
 ];
 
 fn components() -> utoipa::openapi::Components {

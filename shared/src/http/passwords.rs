@@ -14,8 +14,13 @@ use crate::state::AppState;
 
 type JsonResult = Result<Json<Value>, Error>;
 
-pub async fn password_change(State(state): State<AppState>, me: Authenticated, payload: Payload) -> JsonResult {
-    credentials::change_password(&*state.store, &me, &payload.data).await?;
+pub async fn password_change(
+    State(state): State<AppState>,
+    me: Authenticated,
+    ClientIp(ip): ClientIp,
+    payload: Payload,
+) -> JsonResult {
+    credentials::change_password(&*state.store, &me, &payload.data, &state.config.limits, ip).await?;
     Ok(Json(json!({"detail": PASSWORD_CHANGED})))
 }
 

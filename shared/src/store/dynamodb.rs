@@ -1,8 +1,8 @@
 //! The DynamoDB backend: three tables, every multi-record change in one `TransactWriteItems`.
 //!
-//! - users table (partition key `pk`): `USER#<id>` (the user), `USERNAME#<username_key>` and
-//!   `EMAIL#<lowercased e-mail>` (uniqueness claims holding `user_id`), `COUNTER#user_id` (the id
-//!   counter, attribute `value`);
+//! - users table (partition key `pk`): `USER#<id>` (the user), `USERNAME#<username_key>`,
+//!   `SKELETON#<confusable skeleton>` and `EMAIL#<lowercased e-mail>` (uniqueness claims holding
+//!   `user_id`), `COUNTER#user_id` (the id counter, attribute `value`);
 //! - sessions table (partition key `session_id`, GSI `by_user` on `user_id`, TTL on `expires_at`);
 //! - blacklist table (partition key `jti`, TTL on `expires_at`).
 //!
@@ -24,12 +24,17 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_dynamodb::Client;
 
-use super::{BlacklistStore, CounterKey, SessionStore, StoreError, StoreResult, ThrottleStore, UserStore, WindowCount};
+use super::{
+    Admission, BlacklistStore, Reservation, SessionStore, StoreError, StoreResult, ThrottleStore,
+    UserStore,
+};
 use crate::config::DynamoTables;
 use crate::domain::model::{
-    username_key, BlacklistEntry, LogoutOutcome, NewUser, RotateOutcome, Rotation, Session,
-    SpentToken, User, UserUpdate,
+    username_key, BlacklistEntry, LogoutOutcome, NewUser, PasswordReplacement, RotateOutcome,
+    Rotation, Session, SpentToken, User, UserUpdate,
 };
+use crate::domain::throttle::{self, Rule, Usage};
+use crate::domain::user::username_skeleton;
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -42,6 +47,8 @@ const COUNTER_KEY: &str = "COUNTER#user_id";
 pub const BY_USER_INDEX: &str = "by_user";
 /// The TTL attribute of the sessions and blacklist tables.
 pub const TTL_ATTRIBUTE: &str = "expires_at";
+/// The password version of a user and of a session (`User::password_version`).
+const PASSWORD_VERSION: &str = "password_version";
 
 /// How often a transaction cancelled only by `TransactionConflict` (another transaction on the
 /// same items) is tried again before giving up with `Unavailable`.
@@ -314,12 +321,16 @@ impl DynamoStore {
     }
 
     /// The puts that write a user with its claims, in this order: the user, the username claim,
-    /// the e-mail claim (only for a non-empty e-mail).
+    /// the skeleton claim, the e-mail claim (only for a non-empty e-mail).
     fn user_puts(&self, user: &User) -> StoreResult<Vec<TransactWriteItem>> {
         let mut puts = vec![put_if_absent(&self.tables.users, user_item(user))?];
         puts.push(put_if_absent(
             &self.tables.users,
             claim_item(username_claim(&user.username), user.id),
+        )?);
+        puts.push(put_if_absent(
+            &self.tables.users,
+            claim_item(skeleton_claim(&user.username), user.id),
         )?);
         if !user.email.is_empty() {
             puts.push(put_if_absent(
@@ -339,10 +350,10 @@ impl DynamoStore {
     ) -> StoreResult<Option<StoreError>> {
         let failed = |i: usize| codes.get(i).is_some_and(|c| c == CONDITION_FAILED);
         if !codes.is_empty() {
-            if failed(1) {
+            if failed(1) || failed(2) {
                 return Ok(Some(StoreError::UsernameTaken));
             }
-            if !user.email.is_empty() && failed(2) {
+            if !user.email.is_empty() && failed(3) {
                 return Ok(Some(StoreError::EmailTaken));
             }
             if failed(0) {
@@ -355,6 +366,10 @@ impl DynamoStore {
             .claim_owner(username_claim(&user.username))
             .await?
             .is_some()
+            || self
+                .claim_owner(skeleton_claim(&user.username))
+                .await?
+                .is_some_and(|owner| owner != user.id)
         {
             return Ok(Some(StoreError::UsernameTaken));
         }
@@ -435,6 +450,7 @@ impl UserStore for DynamoStore {
                 is_active: true,
                 date_joined: new.date_joined,
                 last_login: None,
+                password_version: 0,
             };
             let session = Session {
                 user_id: id,
@@ -582,29 +598,39 @@ impl UserStore for DynamoStore {
                 ("#pk".to_string(), PK.to_string()),
                 ("#user_id".to_string(), "user_id".to_string()),
             ]);
-            let items = vec![
-                TransactWriteItem::builder()
-                    .put(built(
-                        Put::builder()
-                            .table_name(&self.tables.users)
-                            .set_item(Some(claim_item(username_claim(new_username), id)))
-                            .condition_expression(claim_condition)
-                            .set_expression_attribute_names(Some(claim_names.clone()))
-                            .expression_attribute_values(":id", n(id))
-                            .build(),
-                    )?)
-                    .build(),
-                TransactWriteItem::builder()
-                    .delete(built(
-                        Delete::builder()
-                            .table_name(&self.tables.users)
-                            .set_key(Some(pk(format!("USERNAME#{old_key}"))))
-                            .condition_expression(claim_condition)
-                            .set_expression_attribute_names(Some(claim_names))
-                            .expression_attribute_values(":id", n(id))
-                            .build(),
-                    )?)
-                    .build(),
+            // Claims move from the old name to the new one: put the new claim unless another user
+            // holds it, delete the old one unless another user holds it (or it is missing).
+            let move_claim = |new: String, old: String| -> StoreResult<[TransactWriteItem; 2]> {
+                Ok([
+                    TransactWriteItem::builder()
+                        .put(built(
+                            Put::builder()
+                                .table_name(&self.tables.users)
+                                .set_item(Some(claim_item(new, id)))
+                                .condition_expression(claim_condition)
+                                .set_expression_attribute_names(Some(claim_names.clone()))
+                                .expression_attribute_values(":id", n(id))
+                                .build(),
+                        )?)
+                        .build(),
+                    TransactWriteItem::builder()
+                        .delete(built(
+                            Delete::builder()
+                                .table_name(&self.tables.users)
+                                .set_key(Some(pk(old)))
+                                .condition_expression(claim_condition)
+                                .set_expression_attribute_names(Some(claim_names.clone()))
+                                .expression_attribute_values(":id", n(id))
+                                .build(),
+                        )?)
+                        .build(),
+                ])
+            };
+            let [put_name, delete_name] =
+                move_claim(username_claim(new_username), format!("USERNAME#{old_key}"))?;
+            let mut items = vec![
+                put_name,
+                delete_name,
                 TransactWriteItem::builder()
                     .update(built(
                         Update::builder()
@@ -618,18 +644,26 @@ impl UserStore for DynamoStore {
                     )?)
                     .build(),
             ];
+            // The skeleton claim moves too, unless the new name looks like the old one (one
+            // transaction may not touch an item twice).
+            let (new_skeleton, old_skeleton) =
+                (skeleton_claim(new_username), skeleton_claim(&current.username));
+            if new_skeleton != old_skeleton {
+                items.extend(move_claim(new_skeleton.clone(), old_skeleton)?);
+            }
             match self.transact(items).await? {
                 Ok(()) => return self.get_user(id).await?.ok_or(StoreError::UserNotFound),
                 Err(codes) if codes.is_empty() => {
                     let owner = self.claim_owner(username_claim(new_username)).await?;
-                    if owner.is_some_and(|owner| owner != id) {
+                    let look_alike = self.claim_owner(new_skeleton).await?;
+                    if owner.or(look_alike).is_some_and(|owner| owner != id) {
                         return Err(StoreError::UsernameTaken);
                     }
                     // Otherwise the user changed or went: look again.
                 }
                 Err(codes) => {
                     let failed = |i: usize| codes.get(i).is_some_and(|c| c == CONDITION_FAILED);
-                    if failed(0) {
+                    if failed(0) || failed(3) {
                         return Err(StoreError::UsernameTaken);
                     }
                     if failed(1) {
@@ -649,23 +683,63 @@ impl UserStore for DynamoStore {
         ))
     }
 
-    async fn set_password_hash(&self, id: u64, password_hash: &str) -> StoreResult<()> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.tables.users)
-            .set_key(Some(user_key(id)))
-            .update_expression("SET #password = :password")
-            .condition_expression("attribute_exists(#pk)")
-            .expression_attribute_names("#password", "password")
-            .expression_attribute_names("#pk", PK)
-            .expression_attribute_values(":password", s(password_hash))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if is_condition_failure(&e) => Err(StoreError::UserNotFound),
-            Err(e) => Err(sdk_error(e)),
+    async fn replace_password_hash(&self, r: PasswordReplacement) -> StoreResult<u64> {
+        // The version read with the hash: the write names it, so a version is never skipped
+        // or given twice (the hash condition alone would already refuse a concurrent change).
+        let current = self.get_user(r.user_id).await?.ok_or(StoreError::UserNotFound)?;
+        if current.password_hash != r.expected_hash {
+            return Err(StoreError::Stale);
+        }
+        let version = current.password_version + u64::from(r.new_version);
+        let mut items = vec![TransactWriteItem::builder()
+            .update(built(
+                Update::builder()
+                    .table_name(&self.tables.users)
+                    .set_key(Some(user_key(r.user_id)))
+                    .update_expression("SET #password = :new, #pwv = :version")
+                    .condition_expression(format!(
+                        "attribute_exists(#pk) AND #password = :expected AND {}",
+                        password_version_is(current.password_version)
+                    ))
+                    .expression_attribute_names("#pk", PK)
+                    .expression_attribute_names("#password", "password")
+                    .expression_attribute_names("#pwv", PASSWORD_VERSION)
+                    .expression_attribute_values(":new", s(&r.new_hash))
+                    .expression_attribute_values(":expected", s(&r.expected_hash))
+                    .expression_attribute_values(":pwv", n(current.password_version))
+                    .expression_attribute_values(":version", n(version))
+                    .build(),
+            )?)
+            .build()];
+        if let (true, Some(keep)) = (r.new_version, &r.keep_session) {
+            items.push(
+                TransactWriteItem::builder()
+                    .update(built(
+                        Update::builder()
+                            .table_name(&self.tables.sessions)
+                            .set_key(Some(session_key(keep)))
+                            .update_expression("SET #pwv = :version")
+                            .condition_expression("#user_id = :uid")
+                            .expression_attribute_names("#pwv", PASSWORD_VERSION)
+                            .expression_attribute_names("#user_id", "user_id")
+                            .expression_attribute_values(":version", n(version))
+                            .expression_attribute_values(":uid", n(r.user_id))
+                            .build(),
+                    )?)
+                    .build(),
+            );
+        }
+        match self.transact(items).await? {
+            Ok(()) => Ok(version),
+            Err(codes) if codes.first().is_some_and(|c| c == CONDITION_FAILED) || codes.is_empty() => {
+                match self.get_user(r.user_id).await? {
+                    None => Err(StoreError::UserNotFound),
+                    Some(_) => Err(StoreError::Stale),
+                }
+            }
+            // The kept session is gone: the password is not changed without it.
+            Err(codes) if codes.get(1).is_some_and(|c| c == CONDITION_FAILED) => Err(StoreError::Stale),
+            Err(codes) => Err(cancelled(&codes)),
         }
     }
 }
@@ -681,23 +755,28 @@ impl SessionStore for DynamoStore {
                         .table_name(&self.tables.users)
                         .set_key(Some(user_key(session.user_id)))
                         .update_expression("SET #last_login = :login_at")
-                        .condition_expression("attribute_exists(#pk)")
+                        .condition_expression(format!(
+                            "attribute_exists(#pk) AND {}",
+                            password_version_is(session.password_version)
+                        ))
                         .expression_attribute_names("#last_login", "last_login")
                         .expression_attribute_names("#pk", PK)
+                        .expression_attribute_names("#pwv", PASSWORD_VERSION)
                         .expression_attribute_values(":login_at", n(login_at))
+                        .expression_attribute_values(":pwv", n(session.password_version))
                         .build(),
                 )?)
                 .build(),
         ];
         match self.transact(items).await? {
             Ok(()) => Ok(()),
-            Err(codes) if codes.get(1).is_some_and(|c| c == CONDITION_FAILED) => {
-                Err(StoreError::UserNotFound)
+            Err(codes) if codes.is_empty() || codes.get(1).is_some_and(|c| c == CONDITION_FAILED) => {
+                match self.get_user(session.user_id).await? {
+                    None => Err(StoreError::UserNotFound),
+                    Some(user) if user.password_version != session.password_version => Err(StoreError::Stale),
+                    Some(_) => Err(cancelled(&codes)),
+                }
             }
-            Err(codes) if codes.is_empty() => match self.get_user(session.user_id).await? {
-                None => Err(StoreError::UserNotFound),
-                Some(_) => Err(cancelled(&codes)),
-            },
             Err(codes) => Err(cancelled(&codes)),
         }
     }
@@ -760,12 +839,15 @@ impl SessionStore for DynamoStore {
                         .table_name(&self.tables.sessions)
                         .set_key(Some(session_key(&r.session_id)))
                         .update_expression("SET #refresh_jti = :new, #expires_at = :new_exp")
-                        .condition_expression(
-                            "#refresh_jti = :old AND #expires_at > :now AND #user_id = :uid",
-                        )
+                        .condition_expression(format!(
+                            "#refresh_jti = :old AND #expires_at > :now AND #user_id = :uid AND {}",
+                            password_version_is(r.password_version)
+                        ))
                         .expression_attribute_names("#refresh_jti", "refresh_jti")
                         .expression_attribute_names("#expires_at", "expires_at")
                         .expression_attribute_names("#user_id", "user_id")
+                        .expression_attribute_names("#pwv", PASSWORD_VERSION)
+                        .expression_attribute_values(":pwv", n(r.password_version))
                         .expression_attribute_values(":new", s(&r.new_jti))
                         .expression_attribute_values(":new_exp", n(r.new_exp))
                         .expression_attribute_values(":old", s(&r.old_jti))
@@ -779,9 +861,14 @@ impl SessionStore for DynamoStore {
                     ConditionCheck::builder()
                         .table_name(&self.tables.users)
                         .set_key(Some(user_key(r.user_id)))
-                        .condition_expression("#is_active = :true")
+                        .condition_expression(format!(
+                            "#is_active = :true AND {}",
+                            password_version_is(r.password_version)
+                        ))
                         .expression_attribute_names("#is_active", "is_active")
+                        .expression_attribute_names("#pwv", PASSWORD_VERSION)
                         .expression_attribute_values(":true", AttributeValue::Bool(true))
+                        .expression_attribute_values(":pwv", n(r.password_version))
                         .build(),
                 )?)
                 .build(),
@@ -794,10 +881,26 @@ impl SessionStore for DynamoStore {
         if self.blacklisted(&r.old_jti, r.now).await?.is_some() {
             return Ok(RotateOutcome::Blacklisted);
         }
-        match self.get_user(r.user_id).await? {
+        let user = match self.get_user(r.user_id).await? {
             None => return Ok(RotateOutcome::UserMissing),
             Some(user) if !user.is_active => return Ok(RotateOutcome::UserInactive),
-            Some(_) => {}
+            Some(user) => user,
+        };
+        if user.password_version != r.password_version {
+            // The token's version is not the user's: the session may have followed the user
+            // (the caller's own session in a password change) or be one of an older password.
+            let session = self
+                .get(&self.tables.sessions, session_key(&r.session_id))
+                .await?
+                .map(|item| session_from_item(&item))
+                .transpose()?
+                .filter(|s| s.refresh_jti == r.old_jti && s.user_id == r.user_id && s.is_live(r.now));
+            return Ok(match session {
+                Some(s) if s.password_version == user.password_version => {
+                    RotateOutcome::PasswordVersion(s.password_version)
+                }
+                _ => RotateOutcome::SessionEnded,
+            });
         }
         if !codes.is_empty() && !codes.iter().any(|c| c == CONDITION_FAILED) {
             // Cancelled by conflicts only, and nothing explains it: let the caller retry.
@@ -1001,6 +1104,10 @@ fn username_claim(username: &str) -> String {
     format!("USERNAME#{}", username_key(username))
 }
 
+fn skeleton_claim(username: &str) -> String {
+    format!("SKELETON#{}", username_skeleton(username))
+}
+
 fn email_claim(email: &str) -> String {
     format!("EMAIL#{}", email.to_lowercase())
 }
@@ -1035,7 +1142,26 @@ fn user_item(user: &User) -> Item {
     if let Some(last_login) = user.last_login {
         item.insert("last_login".into(), n(last_login));
     }
+    item.insert(PASSWORD_VERSION.into(), n(user.password_version));
     item
+}
+
+/// A number attribute that items written before it existed lack: 0 then.
+fn number_or_zero(item: &Item, attr: &str) -> StoreResult<u64> {
+    match item.get(attr) {
+        None => Ok(0),
+        Some(_) => number(item, attr),
+    }
+}
+
+/// The condition "the item's password version is `version`" (`#pwv` names the attribute);
+/// items written before versions existed are at 0.
+fn password_version_is(version: u64) -> &'static str {
+    if version == 0 {
+        "(attribute_not_exists(#pwv) OR #pwv = :pwv)"
+    } else {
+        "#pwv = :pwv"
+    }
 }
 
 fn user_from_item(item: &Item) -> StoreResult<User> {
@@ -1058,6 +1184,7 @@ fn user_from_item(item: &Item) -> StoreResult<User> {
             None | Some(AttributeValue::Null(_)) => None,
             Some(_) => Some(number(item, "last_login")?),
         },
+        password_version: number_or_zero(item, PASSWORD_VERSION)?,
     })
 }
 
@@ -1067,6 +1194,7 @@ fn session_item(session: &Session) -> Item {
     item.insert("refresh_jti".into(), s(&session.refresh_jti));
     item.insert("created_at".into(), n(session.created_at));
     item.insert("expires_at".into(), n(session.expires_at));
+    item.insert(PASSWORD_VERSION.into(), n(session.password_version));
     item
 }
 
@@ -1077,6 +1205,7 @@ fn session_from_item(item: &Item) -> StoreResult<Session> {
         refresh_jti: string(item, "refresh_jti")?,
         created_at: number(item, "created_at")?,
         expires_at: number(item, "expires_at")?,
+        password_version: number_or_zero(item, PASSWORD_VERSION)?,
     })
 }
 
@@ -1210,60 +1339,204 @@ where
     }
 }
 
+impl DynamoStore {
+    /// The counts of the given throttle rows (consistent reads), by key; missing rows count 0.
+    async fn counter_values(&self, keys: &[String], now: i64) -> StoreResult<HashMap<String, u64>> {
+        if keys.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let mut request = KeysAndAttributes::builder().consistent_read(true);
+        let mut seen = std::collections::HashSet::new();
+        for key in keys.iter().filter(|k| seen.insert(k.as_str())) {
+            request = request.keys(HashMap::from([(THROTTLE_KEY.to_string(), s(key))]));
+        }
+        let found = self.batch_get(HashMap::from([(self.tables.throttle.clone(), built(request.build())?)])).await?;
+        counts_of(found.get(&self.tables.throttle), now)
+    }
+
+    /// One more in the current window of `rule`, if its count is below `ceiling`.
+    fn reserve_update(&self, rule: &Rule, ceiling: u64, now: i64) -> StoreResult<Update> {
+        built(
+            Update::builder()
+                .table_name(&self.tables.throttle)
+                .key(THROTTLE_KEY, s(&rule.keys(now).0))
+                .update_expression("ADD #count :one SET #expires_at = :expires_at")
+                .condition_expression("attribute_not_exists(#count) OR #count < :ceiling")
+                .expression_attribute_names("#count", "count")
+                .expression_attribute_names("#expires_at", TTL_ATTRIBUTE)
+                .expression_attribute_values(":one", n(1))
+                .expression_attribute_values(":ceiling", n(ceiling))
+                .expression_attribute_values(":expires_at", n(rule.expires_at(now)))
+                .build(),
+        )
+    }
+}
+
+/// Live throttle rows' counts by key.
+fn counts_of(items: Option<&Vec<Item>>, now: i64) -> StoreResult<HashMap<String, u64>> {
+    let mut counts = HashMap::new();
+    for item in items.into_iter().flatten() {
+        if number::<i64>(item, TTL_ATTRIBUTE)? > now {
+            counts.insert(string(item, THROTTLE_KEY)?, number::<i64>(item, "count")?.max(0) as u64);
+        }
+    }
+    Ok(counts)
+}
+
 #[async_trait]
 impl ThrottleStore for DynamoStore {
-    async fn hit(&self, key: &CounterKey, now: i64) -> StoreResult<WindowCount> {
-        let resets_at = key.window_at(now).1;
-        let out = self
-            .client
-            .update_item()
-            .table_name(&self.tables.throttle)
-            .key(THROTTLE_KEY, s(&key.storage_key(now)))
-            .update_expression("ADD #count :one SET #expires_at = :expires_at")
-            .expression_attribute_names("#count", "count")
-            .expression_attribute_names("#expires_at", TTL_ATTRIBUTE)
-            .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":expires_at", n(resets_at))
-            .return_values(ReturnValue::UpdatedNew)
-            .send()
-            .await
-            .map_err(sdk_error)?;
-        let attributes = out.attributes.unwrap_or_default();
-        Ok(WindowCount { count: number(&attributes, "count")?, resets_at })
+    async fn reserve(&self, rules: &[Rule], known: Option<&[Usage]>, now: i64) -> StoreResult<Admission> {
+        if rules.is_empty() {
+            return Ok(Admission::Admitted(Reservation::default()));
+        }
+        // The previous windows are closed, so reading them first is safe; the current windows
+        // are counted by conditional updates that refuse at the ceiling those leave, all in one
+        // transaction: of parallel attempts, no more than the limit get through.
+        let usages: Vec<Usage> = match known {
+            Some(usages) if usages.len() == rules.len() => usages.to_vec(),
+            _ => {
+                let keys: Vec<String> = rules.iter().flat_map(|r| { let (c, p) = r.keys(now); [c, p] }).collect();
+                let counts = self.counter_values(&keys, now).await?;
+                rules
+                    .iter()
+                    .map(|r| {
+                        let (current, previous) = r.keys(now);
+                        Usage {
+                            previous: counts.get(&previous).copied().unwrap_or(0),
+                            current: counts.get(&current).copied().unwrap_or(0),
+                        }
+                    })
+                    .collect()
+            }
+        };
+        if let Some(retry_after) = throttle::refusal(rules, &usages, now) {
+            return Ok(Admission::Refused { retry_after });
+        }
+        let ceilings: Vec<u64> = rules.iter().zip(&usages).map(|(r, u)| r.limit.current_ceiling(u.previous, now)).collect();
+        let refused = |failed: &dyn Fn(usize) -> bool| {
+            // A refused condition means the count reached its ceiling meanwhile.
+            let at_ceiling: Vec<Usage> = usages
+                .iter()
+                .zip(&ceilings)
+                .enumerate()
+                .map(|(i, (u, c))| if failed(i) { Usage { previous: u.previous, current: *c } } else { *u })
+                .collect();
+            Admission::Refused { retry_after: throttle::refusal(rules, &at_ceiling, now).unwrap_or(1) }
+        };
+        let keys: Vec<String> = rules.iter().map(|r| r.keys(now).0).collect();
+        if let [rule] = rules {
+            let update = self.reserve_update(rule, ceilings[0], now)?;
+            let result = self
+                .client
+                .update_item()
+                .set_table_name(Some(update.table_name))
+                .set_key(Some(update.key))
+                .set_update_expression(Some(update.update_expression))
+                .set_condition_expression(update.condition_expression)
+                .set_expression_attribute_names(update.expression_attribute_names)
+                .set_expression_attribute_values(update.expression_attribute_values)
+                .send()
+                .await;
+            return match result {
+                Ok(_) => Ok(Admission::Admitted(Reservation { keys })),
+                Err(e) if is_condition_failure(&e) => Ok(refused(&|_| true)),
+                Err(e) => Err(sdk_error(e)),
+            };
+        }
+        let items = rules
+            .iter()
+            .zip(&ceilings)
+            .map(|(rule, ceiling)| Ok(TransactWriteItem::builder().update(self.reserve_update(rule, *ceiling, now)?).build()))
+            .collect::<StoreResult<Vec<_>>>()?;
+        match self.transact(items).await? {
+            Ok(()) => Ok(Admission::Admitted(Reservation { keys })),
+            Err(codes) if codes.iter().any(|c| c == CONDITION_FAILED) => {
+                Ok(refused(&|i| codes.get(i).is_some_and(|c| c == CONDITION_FAILED)))
+            }
+            // No reasons given: assume every counter is full (refusing is the safe side).
+            Err(codes) if codes.is_empty() => Ok(refused(&|_| true)),
+            Err(codes) => Err(cancelled(&codes)),
+        }
+    }
+
+    async fn release(&self, reservation: &Reservation) -> StoreResult<()> {
+        let give_back = |key: &String| {
+            built(
+                Update::builder()
+                    .table_name(&self.tables.throttle)
+                    .key(THROTTLE_KEY, s(key))
+                    .update_expression("ADD #count :minus_one")
+                    // Never below zero, and never a new row without its TTL.
+                    .condition_expression("#count > :zero")
+                    .expression_attribute_names("#count", "count")
+                    .expression_attribute_values(":minus_one", n(-1))
+                    .expression_attribute_values(":zero", n(0))
+                    .build(),
+            )
+        };
+        // Both places in one call; if one counter had nothing left to give back, one at a time.
+        if reservation.keys.len() > 1 {
+            let items = reservation
+                .keys
+                .iter()
+                .map(|key| Ok(TransactWriteItem::builder().update(give_back(key)?).build()))
+                .collect::<StoreResult<Vec<_>>>()?;
+            match self.transact(items).await? {
+                Ok(()) => return Ok(()),
+                Err(codes) if codes.is_empty() || codes.iter().any(|c| c == CONDITION_FAILED) => {}
+                Err(codes) => return Err(cancelled(&codes)),
+            }
+        }
+        for key in &reservation.keys {
+            let update = give_back(key)?;
+            let result = self
+                .client
+                .update_item()
+                .set_table_name(Some(update.table_name))
+                .set_key(Some(update.key))
+                .set_update_expression(Some(update.update_expression))
+                .set_condition_expression(update.condition_expression)
+                .set_expression_attribute_names(update.expression_attribute_names)
+                .set_expression_attribute_values(update.expression_attribute_values)
+                .send()
+                .await;
+            match result {
+                Ok(_) => {}
+                Err(e) if is_condition_failure(&e) => {}
+                Err(e) => return Err(sdk_error(e)),
+            }
+        }
+        Ok(())
     }
 
     async fn login_lookup(
         &self,
         username: &str,
-        counters: &[CounterKey],
+        rules: &[Rule],
         now: i64,
-    ) -> StoreResult<(Option<User>, Vec<WindowCount>)> {
+    ) -> StoreResult<(Option<User>, Vec<Usage>)> {
         let claim = username_claim(username);
         let mut request = HashMap::from([(
             self.tables.users.clone(),
             built(KeysAndAttributes::builder().keys(pk(claim.clone())).consistent_read(true).build())?,
         )]);
-        let storage_keys: Vec<String> = counters.iter().map(|c| c.storage_key(now)).collect();
-        if !counters.is_empty() {
-            let mut keys = KeysAndAttributes::builder().consistent_read(true);
+        let keys: Vec<(String, String)> = rules.iter().map(|r| r.keys(now)).collect();
+        if !rules.is_empty() {
+            let mut request_keys = KeysAndAttributes::builder().consistent_read(true);
             let mut seen = std::collections::HashSet::new();
-            for key in storage_keys.iter().filter(|k| seen.insert(k.as_str())) {
-                keys = keys.keys(HashMap::from([(THROTTLE_KEY.to_string(), s(key))]));
+            for key in keys.iter().flat_map(|(c, p)| [c, p]).filter(|k| seen.insert(k.as_str())) {
+                request_keys = request_keys.keys(HashMap::from([(THROTTLE_KEY.to_string(), s(key))]));
             }
-            request.insert(self.tables.throttle.clone(), built(keys.build())?);
+            request.insert(self.tables.throttle.clone(), built(request_keys.build())?);
         }
         let found = self.batch_get(request).await?;
-        let mut counts: HashMap<String, u64> = HashMap::new();
-        for item in found.get(&self.tables.throttle).into_iter().flatten() {
-            let live = number::<i64>(item, TTL_ATTRIBUTE)? > now;
-            if live {
-                counts.insert(string(item, THROTTLE_KEY)?, number(item, "count")?);
-            }
-        }
-        let windows = counters
+        let counts = counts_of(found.get(&self.tables.throttle), now)?;
+        let usages = keys
             .iter()
-            .zip(&storage_keys)
-            .map(|(c, k)| WindowCount { count: counts.get(k).copied().unwrap_or(0), resets_at: c.window_at(now).1 })
+            .map(|(current, previous)| Usage {
+                previous: counts.get(previous).copied().unwrap_or(0),
+                current: counts.get(current).copied().unwrap_or(0),
+            })
             .collect();
         let owner = match found.get(&self.tables.users).and_then(|items| items.first()) {
             Some(item) => Some(number::<u64>(item, "user_id")?),
@@ -1273,6 +1546,6 @@ impl ThrottleStore for DynamoStore {
             Some(id) => self.get_user(id).await?,
             None => None,
         };
-        Ok((user, windows))
+        Ok((user, usages))
     }
 }

@@ -16,9 +16,10 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::domain::model::{
-    BlacklistEntry, LogoutOutcome, NewUser, RotateOutcome, Rotation, Session, SpentToken, User,
-    UserUpdate,
+    BlacklistEntry, LogoutOutcome, NewUser, PasswordReplacement, RotateOutcome, Rotation, Session,
+    SpentToken, User, UserUpdate,
 };
+use crate::domain::throttle::{Rule, Usage};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -28,6 +29,10 @@ pub enum StoreError {
     EmailTaken,
     #[error("user not found")]
     UserNotFound,
+    /// A compare-and-set lost: the record changed since it was read (a password replaced from a
+    /// hash that is no longer stored, a session started under a password version that moved on).
+    #[error("changed since it was read")]
+    Stale,
     /// The backend could not be reached in time: the request may be retried.
     #[error("storage unavailable: {0}")]
     Unavailable(String),
@@ -66,18 +71,22 @@ pub trait UserStore: Send + Sync {
     /// (`UsernameTaken`, nothing written); `UserNotFound` for a missing user.
     async fn update_user(&self, id: u64, update: UserUpdate) -> StoreResult<User>;
 
-    /// Replaces the password hash (a login that upgrades an imported hash, a password change).
-    async fn set_password_hash(&self, id: u64, password_hash: &str) -> StoreResult<()>;
+    /// Replaces the password hash if it is still the expected one; returns the user's password
+    /// version afterwards. `Stale` when the hash changed meanwhile (nothing written),
+    /// `UserNotFound` for a missing user.
+    async fn replace_password_hash(&self, replacement: PasswordReplacement) -> StoreResult<u64>;
 }
 
 #[async_trait]
 pub trait SessionStore: Send + Sync {
-    /// Starts a session for an existing user and records the login time, atomically.
-    /// `UserNotFound` when the user is gone.
+    /// Starts a session for an existing user and records the login time, atomically, if the
+    /// user's password version is still the session's. `UserNotFound` when the user is gone,
+    /// `Stale` when the password changed since it was checked (nothing written).
     async fn start_session(&self, session: Session, login_at: i64) -> StoreResult<()>;
 
     /// The user and the live session behind an access token, read together (one round trip).
-    /// An expired session reads as `None`.
+    /// An expired session reads as `None`; the caller checks the password versions
+    /// ([`Session::is_valid_for`]).
     async fn session_with_user(
         &self,
         user_id: u64,
@@ -86,7 +95,8 @@ pub trait SessionStore: Send + Sync {
     ) -> StoreResult<(Option<User>, Option<Session>)>;
 
     /// Spends `old_jti` and makes `new_jti` the session's current refresh token, exactly once:
-    /// of several rotations of the same token only one returns `Rotated`.
+    /// of several rotations of the same token only one returns `Rotated`. Only while the user
+    /// is active and the session's and the user's password versions are the rotation's.
     async fn rotate_refresh(&self, rotation: Rotation) -> StoreResult<RotateOutcome>;
 
     /// Blacklists the refresh token and, when it is its session's current token, ends the session.
@@ -109,48 +119,43 @@ pub trait BlacklistStore: Send + Sync {
     async fn purge_expired(&self, now: i64) -> StoreResult<u64>;
 }
 
-/// A fixed-window counter: its count in the window that contains "now", and when that window ends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct WindowCount {
-    pub count: u64,
-    pub resets_at: i64,
-}
-
-/// A named counter over fixed windows of `window` seconds (`login-fail:ip:192.0.2.1`, 60).
+/// What [`ThrottleStore::reserve`] found.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CounterKey {
-    pub name: String,
-    pub window: u64,
+pub enum Admission {
+    /// A place was taken in every counter; [`ThrottleStore::release`] gives them back.
+    Admitted(Reservation),
+    /// A counter is at its limit and nothing was counted: the seconds until one more event
+    /// would be admitted.
+    Refused { retry_after: u64 },
 }
 
-impl CounterKey {
-    /// The window containing `now`: its start (part of the stored key) and its end.
-    pub fn window_at(&self, now: i64) -> (i64, i64) {
-        let window = self.window.max(1) as i64;
-        let start = now - now.rem_euclid(window);
-        (start, start + window)
-    }
-
-    /// The stored key: the name and the window's start, so each window counts from zero.
-    pub fn storage_key(&self, now: i64) -> String {
-        format!("{}@{}", self.name, self.window_at(now).0)
-    }
+/// The places an admitted attempt took: the stored keys of the counters' windows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reservation {
+    pub keys: Vec<String>,
 }
 
-/// Throttling counters (decision 5). Rows expire with their window (TTL in DynamoDB).
+/// Throttling counters (`domain::throttle`): one row per counter and fixed window, gone with its
+/// window's successor (TTL in DynamoDB).
 #[async_trait]
 pub trait ThrottleStore: Send + Sync {
-    /// Adds one to the counter, atomically, and returns its count afterwards.
-    async fn hit(&self, key: &CounterKey, now: i64) -> StoreResult<WindowCount>;
+    /// Takes one place in the counter of every rule in one atomic step, unless one of them is at
+    /// its limit (sliding window): then nothing is counted. `known` are usages the caller read
+    /// moments ago (`login_lookup`, same `now`): a backend that cannot read and write in one step
+    /// takes the previous windows from them instead of reading again.
+    async fn reserve(&self, rules: &[Rule], known: Option<&[Usage]>, now: i64) -> StoreResult<Admission>;
 
-    /// The user a login names, read together with the counts of `counters` (one round trip
-    /// fewer than reading them apart: a login must look at both before it decides).
+    /// Gives back the places of a reservation (a password check that succeeded).
+    async fn release(&self, reservation: &Reservation) -> StoreResult<()>;
+
+    /// The user a login names, read together with the usage of the rules' counters (one round
+    /// trip fewer than reading them apart: a login must look at both before it decides).
     async fn login_lookup(
         &self,
         username: &str,
-        counters: &[CounterKey],
+        rules: &[Rule],
         now: i64,
-    ) -> StoreResult<(Option<User>, Vec<WindowCount>)>;
+    ) -> StoreResult<(Option<User>, Vec<Usage>)>;
 }
 
 /// Everything the handlers need from storage.

@@ -12,18 +12,24 @@ use async_trait::async_trait;
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension, Row, TransactionBehavior};
 use tokio::sync::Semaphore;
 
-use super::{BlacklistStore, CounterKey, SessionStore, StoreError, StoreResult, ThrottleStore, UserStore, WindowCount};
-use crate::domain::model::{
-    username_key, BlacklistEntry, LogoutOutcome, NewUser, RotateOutcome, Rotation, Session, SpentToken, User,
-    UserUpdate,
+use super::{
+    Admission, BlacklistStore, Reservation, SessionStore, StoreError, StoreResult, ThrottleStore, UserStore,
 };
+use crate::domain::model::{
+    username_key, BlacklistEntry, LogoutOutcome, NewUser, PasswordReplacement, RotateOutcome, Rotation, Session,
+    SpentToken, User, UserUpdate,
+};
+use crate::domain::throttle::{self, Rule, Usage};
+use crate::domain::user::username_skeleton;
 
-const SCHEMA_VERSION: i64 = 1;
+/// 2: password versions (users, sessions) and username skeletons.
+const SCHEMA_VERSION: i64 = 2;
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS users (
     id            INTEGER PRIMARY KEY AUTOINCREMENT,
     username      TEXT NOT NULL,
     username_key  TEXT NOT NULL UNIQUE,
+    username_skeleton TEXT UNIQUE,         -- NULL only for look-alikes that predate the rule
     email         TEXT NOT NULL DEFAULT '',
     email_key     TEXT UNIQUE,             -- NULL when there is no e-mail
     password      TEXT NOT NULL,
@@ -34,14 +40,16 @@ CREATE TABLE IF NOT EXISTS users (
     avatar        TEXT,
     is_active     INTEGER NOT NULL DEFAULT 1,
     date_joined   INTEGER NOT NULL,
-    last_login    INTEGER
+    last_login    INTEGER,
+    password_version INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS sessions (
     id            TEXT PRIMARY KEY,
     user_id       INTEGER NOT NULL,
     refresh_jti   TEXT NOT NULL,
     created_at    INTEGER NOT NULL,
-    expires_at    INTEGER NOT NULL
+    expires_at    INTEGER NOT NULL,
+    password_version INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS sessions_by_user ON sessions(user_id);
 CREATE INDEX IF NOT EXISTS sessions_by_expiry ON sessions(expires_at);
@@ -56,12 +64,13 @@ CREATE INDEX IF NOT EXISTS blacklist_by_expiry ON blacklist(expires_at);
 CREATE TABLE IF NOT EXISTS throttle (
     key            TEXT PRIMARY KEY,      -- counter name @ window start
     count          INTEGER NOT NULL,
-    expires_at     INTEGER NOT NULL       -- the window's end
+    expires_at     INTEGER NOT NULL       -- the end of the next window (until then it is its previous one)
 );
 CREATE INDEX IF NOT EXISTS throttle_by_expiry ON throttle(expires_at);
 ";
 
-const USER_COLUMNS: &str = "id, username, email, password, first_name, last_name, nickname, signature, avatar, is_active, date_joined, last_login";
+const USER_COLUMNS: &str = "id, username, email, password, first_name, last_name, nickname, signature, avatar, is_active, date_joined, last_login, password_version";
+const SESSION_COLUMNS: &str = "id, user_id, refresh_jti, created_at, expires_at, password_version";
 
 /// How many connections (and so blocking threads) one process uses at most.
 const POOL_SIZE: usize = 4;
@@ -73,16 +82,20 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) `<data_dir>/accounts.sqlite3`.
+    /// Opens (creating if needed) `<data_dir>/accounts.sqlite3`. A new data folder is made
+    /// private (0700): it holds password hashes and the local signing key.
     pub fn open(data_dir: &Path) -> StoreResult<Self> {
-        std::fs::create_dir_all(data_dir)
+        crate::private_files::create_dir(data_dir)
             .map_err(|e| StoreError::Backend(format!("cannot create {}: {e}", data_dir.display())))?;
         Self::open_file(&data_dir.join("accounts.sqlite3"))
     }
 
     pub fn open_file(path: &Path) -> StoreResult<Self> {
-        let first = connect(path)?;
-        migrate(&first)?;
+        // Created 0600 before SQLite opens it: SQLite gives its -wal and -shm files the same mode.
+        crate::private_files::touch(path)
+            .map_err(|e| StoreError::Backend(format!("cannot create {}: {e}", path.display())))?;
+        let mut first = connect(path)?;
+        migrate(&mut first)?;
         let mut pool = vec![first];
         for _ in 1..POOL_SIZE {
             pool.push(connect(path)?);
@@ -141,14 +154,41 @@ fn connect(path: &Path) -> StoreResult<Connection> {
     Ok(conn)
 }
 
-fn migrate(conn: &Connection) -> StoreResult<()> {
-    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(db_error)?;
+fn migrate(conn: &mut Connection) -> StoreResult<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db_error)?;
+    let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(db_error)?;
     if version > SCHEMA_VERSION {
         return Err(StoreError::Backend(format!("database schema {version} is newer than this program ({SCHEMA_VERSION})")));
     }
-    conn.execute_batch(SCHEMA).map_err(db_error)?;
-    conn.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(db_error)?;
-    Ok(())
+    if version == 1 {
+        tx.execute_batch(
+            "ALTER TABLE users ADD COLUMN username_skeleton TEXT;
+             ALTER TABLE users ADD COLUMN password_version INTEGER NOT NULL DEFAULT 0;
+             ALTER TABLE sessions ADD COLUMN password_version INTEGER NOT NULL DEFAULT 0;",
+        )
+        .map_err(db_error)?;
+        // Skeletons of the existing names, oldest first; a later look-alike keeps its name
+        // (NULL: uniqueness by skeleton holds from now on).
+        let names: Vec<(i64, String)> = {
+            let mut statement = tx.prepare("SELECT id, username FROM users ORDER BY id").map_err(db_error)?;
+            let rows = statement.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).map_err(db_error)?;
+            rows.collect::<rusqlite::Result<_>>().map_err(db_error)?
+        };
+        for (id, name) in names {
+            let skeleton = username_skeleton(&name);
+            tx.execute(
+                "UPDATE users SET username_skeleton = ?2 WHERE id = ?1
+                 AND NOT EXISTS (SELECT 1 FROM users WHERE username_skeleton = ?2)",
+                params![id, skeleton],
+            )
+            .map_err(db_error)?;
+        }
+        tx.execute_batch("CREATE UNIQUE INDEX IF NOT EXISTS users_by_skeleton ON users(username_skeleton);")
+            .map_err(db_error)?;
+    }
+    tx.execute_batch(SCHEMA).map_err(db_error)?;
+    tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(db_error)?;
+    tx.commit().map_err(db_error)
 }
 
 fn db_error(e: rusqlite::Error) -> StoreError {
@@ -158,7 +198,7 @@ fn db_error(e: rusqlite::Error) -> StoreError {
             let text = e.to_string();
             if text.contains("email_key") {
                 StoreError::EmailTaken
-            } else if text.contains("username_key") || text.contains("users.id") {
+            } else if text.contains("username_key") || text.contains("username_skeleton") || text.contains("users.id") {
                 StoreError::UsernameTaken
             } else {
                 StoreError::Backend(text)
@@ -182,6 +222,7 @@ fn user_from_row(row: &Row<'_>) -> rusqlite::Result<User> {
         is_active: row.get(9)?,
         date_joined: row.get(10)?,
         last_login: row.get(11)?,
+        password_version: row.get::<_, i64>(12)? as u64,
     })
 }
 
@@ -192,6 +233,7 @@ fn session_from_row(row: &Row<'_>) -> rusqlite::Result<Session> {
         refresh_jti: row.get(2)?,
         created_at: row.get(3)?,
         expires_at: row.get(4)?,
+        password_version: row.get::<_, i64>(5)? as u64,
     })
 }
 
@@ -205,10 +247,15 @@ fn get_user(conn: &Connection, id: u64) -> StoreResult<Option<User>> {
         .map_err(db_error)
 }
 
-/// A taken username is reported before a taken e-mail (SQLite names only the first constraint it trips).
+/// A taken username (or a look-alike of one) is reported before a taken e-mail (SQLite names
+/// only the first constraint it trips).
 fn ensure_username_free(conn: &Connection, username: &str) -> StoreResult<()> {
     let taken = conn
-        .query_row("SELECT 1 FROM users WHERE username_key = ?1", [username_key(username)], |_| Ok(()))
+        .query_row(
+            "SELECT 1 FROM users WHERE username_key = ?1 OR username_skeleton = ?2",
+            [username_key(username), username_skeleton(username)],
+            |_| Ok(()),
+        )
         .optional()
         .map_err(db_error)?;
     match taken {
@@ -219,8 +266,8 @@ fn ensure_username_free(conn: &Connection, username: &str) -> StoreResult<()> {
 
 fn insert_session(conn: &Connection, s: &Session) -> StoreResult<()> {
     conn.execute(
-        "INSERT INTO sessions (id, user_id, refresh_jti, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![s.id, s.user_id as i64, s.refresh_jti, s.created_at, s.expires_at],
+        &format!("INSERT INTO sessions ({SESSION_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"),
+        params![s.id, s.user_id as i64, s.refresh_jti, s.created_at, s.expires_at, s.password_version as i64],
     )
     .map_err(db_error)?;
     Ok(())
@@ -260,8 +307,8 @@ impl UserStore for SqliteStore {
         self.write(move |tx| {
             ensure_username_free(tx, &user.username)?;
             tx.execute(
-                "INSERT INTO users (username, username_key, email, email_key, password, date_joined) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![user.username, username_key(&user.username), user.email, email_key(&user.email), user.password_hash, user.date_joined],
+                "INSERT INTO users (username, username_key, username_skeleton, email, email_key, password, date_joined) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![user.username, username_key(&user.username), username_skeleton(&user.username), user.email, email_key(&user.email), user.password_hash, user.date_joined],
             )
             .map_err(db_error)?;
             let id = tx.last_insert_rowid() as u64;
@@ -275,11 +322,12 @@ impl UserStore for SqliteStore {
         self.write(move |tx| {
             ensure_username_free(tx, &user.username)?;
             tx.execute(
-                &format!("INSERT INTO users ({USER_COLUMNS}, username_key, email_key) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"),
+                &format!("INSERT INTO users ({USER_COLUMNS}, username_key, email_key, username_skeleton) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"),
                 params![
                     user.id as i64, user.username, user.email, user.password_hash, user.first_name, user.last_name,
                     user.nickname, user.signature, user.avatar, user.is_active, user.date_joined, user.last_login,
-                    username_key(&user.username), email_key(&user.email)
+                    user.password_version as i64, username_key(&user.username), email_key(&user.email),
+                    username_skeleton(&user.username)
                 ],
             )
             .map_err(db_error)?;
@@ -329,6 +377,18 @@ impl UserStore for SqliteStore {
         self.write(move |tx| {
             let mut user = get_user(tx, id)?.ok_or(StoreError::UserNotFound)?;
             if let Some(username) = update.username {
+                // Another user's name, or a look-alike of it (the user's own look-alikes are fine).
+                let taken = tx
+                    .query_row(
+                        "SELECT 1 FROM users WHERE id != ?1 AND (username_key = ?2 OR username_skeleton = ?3)",
+                        params![id as i64, username_key(&username), username_skeleton(&username)],
+                        |_| Ok(()),
+                    )
+                    .optional()
+                    .map_err(db_error)?;
+                if taken.is_some() {
+                    return Err(StoreError::UsernameTaken);
+                }
                 user.username = username;
             }
             if let Some(v) = update.first_name {
@@ -347,8 +407,8 @@ impl UserStore for SqliteStore {
                 user.avatar = v;
             }
             tx.execute(
-                "UPDATE users SET username = ?2, username_key = ?3, first_name = ?4, last_name = ?5, nickname = ?6, signature = ?7, avatar = ?8 WHERE id = ?1",
-                params![id as i64, user.username, username_key(&user.username), user.first_name, user.last_name, user.nickname, user.signature, user.avatar],
+                "UPDATE users SET username = ?2, username_key = ?3, username_skeleton = ?9, first_name = ?4, last_name = ?5, nickname = ?6, signature = ?7, avatar = ?8 WHERE id = ?1",
+                params![id as i64, user.username, username_key(&user.username), user.first_name, user.last_name, user.nickname, user.signature, user.avatar, username_skeleton(&user.username)],
             )
             .map_err(db_error)?;
             Ok(user)
@@ -356,13 +416,31 @@ impl UserStore for SqliteStore {
         .await
     }
 
-    async fn set_password_hash(&self, id: u64, password_hash: &str) -> StoreResult<()> {
-        let hash = password_hash.to_string();
+    async fn replace_password_hash(&self, r: PasswordReplacement) -> StoreResult<u64> {
         self.write(move |tx| {
-            match tx.execute("UPDATE users SET password = ?2 WHERE id = ?1", params![id as i64, hash]).map_err(db_error)? {
-                0 => Err(StoreError::UserNotFound),
-                _ => Ok(()),
+            let id = r.user_id as i64;
+            let replaced = tx
+                .execute(
+                    "UPDATE users SET password = ?3, password_version = password_version + ?4 WHERE id = ?1 AND password = ?2",
+                    params![id, r.expected_hash, r.new_hash, i64::from(r.new_version)],
+                )
+                .map_err(db_error)?;
+            let version: Option<i64> = tx
+                .query_row("SELECT password_version FROM users WHERE id = ?1", [id], |row| row.get(0))
+                .optional()
+                .map_err(db_error)?;
+            let Some(version) = version else { return Err(StoreError::UserNotFound) };
+            if replaced == 0 {
+                return Err(StoreError::Stale);
             }
+            if let (true, Some(keep)) = (r.new_version, &r.keep_session) {
+                tx.execute(
+                    "UPDATE sessions SET password_version = ?3 WHERE id = ?1 AND user_id = ?2",
+                    params![keep, id, version],
+                )
+                .map_err(db_error)?;
+            }
+            Ok(version as u64)
         })
         .await
     }
@@ -373,10 +451,16 @@ impl SessionStore for SqliteStore {
     async fn start_session(&self, session: Session, login_at: i64) -> StoreResult<()> {
         self.write(move |tx| {
             let updated = tx
-                .execute("UPDATE users SET last_login = ?2 WHERE id = ?1", params![session.user_id as i64, login_at])
+                .execute(
+                    "UPDATE users SET last_login = ?2 WHERE id = ?1 AND password_version = ?3",
+                    params![session.user_id as i64, login_at, session.password_version as i64],
+                )
                 .map_err(db_error)?;
             if updated == 0 {
-                return Err(StoreError::UserNotFound);
+                return match get_user(tx, session.user_id)? {
+                    None => Err(StoreError::UserNotFound),
+                    Some(_) => Err(StoreError::Stale),
+                };
             }
             insert_session(tx, &session)
         })
@@ -389,7 +473,7 @@ impl SessionStore for SqliteStore {
             let user = get_user(conn, user_id)?;
             let session = conn
                 .query_row(
-                    "SELECT id, user_id, refresh_jti, created_at, expires_at FROM sessions WHERE id = ?1 AND user_id = ?2 AND expires_at > ?3",
+                    &format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE id = ?1 AND user_id = ?2 AND expires_at > ?3"),
                     params![session_id, user_id as i64, now],
                     session_from_row,
                 )
@@ -405,14 +489,29 @@ impl SessionStore for SqliteStore {
             if live_blacklist_entry(tx, &r.old_jti, r.now)?.is_some() {
                 return Ok(RotateOutcome::Blacklisted);
             }
-            let active: Option<bool> = tx
-                .query_row("SELECT is_active FROM users WHERE id = ?1", [r.user_id as i64], |row| row.get(0))
+            let user: Option<(bool, i64)> = tx
+                .query_row("SELECT is_active, password_version FROM users WHERE id = ?1", [r.user_id as i64], |row| {
+                    Ok((row.get(0)?, row.get(1)?))
+                })
                 .optional()
                 .map_err(db_error)?;
-            match active {
+            let user_version = match user {
                 None => return Ok(RotateOutcome::UserMissing),
-                Some(false) => return Ok(RotateOutcome::UserInactive),
-                Some(true) => {}
+                Some((false, _)) => return Ok(RotateOutcome::UserInactive),
+                Some((true, version)) => version as u64,
+            };
+            let session_version: Option<i64> = tx
+                .query_row(
+                    "SELECT password_version FROM sessions WHERE id = ?1 AND user_id = ?2 AND refresh_jti = ?3 AND expires_at > ?4",
+                    params![r.session_id, r.user_id as i64, r.old_jti, r.now],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(db_error)?;
+            match session_version.map(|v| v as u64) {
+                Some(v) if v != user_version => return Ok(RotateOutcome::SessionEnded),
+                Some(v) if v != r.password_version => return Ok(RotateOutcome::PasswordVersion(v)),
+                _ => {}
             }
             let rotated = tx
                 .execute(
@@ -482,44 +581,70 @@ impl BlacklistStore for SqliteStore {
     }
 }
 
-fn counter_count(conn: &Connection, key: &CounterKey, now: i64) -> StoreResult<WindowCount> {
-    let resets_at = key.window_at(now).1;
+fn counter_value(conn: &Connection, key: &str) -> StoreResult<u64> {
     let count: Option<i64> = conn
-        .query_row("SELECT count FROM throttle WHERE key = ?1", [key.storage_key(now)], |row| row.get(0))
+        .query_row("SELECT count FROM throttle WHERE key = ?1", [key], |row| row.get(0))
         .optional()
         .map_err(db_error)?;
-    Ok(WindowCount { count: count.unwrap_or(0) as u64, resets_at })
+    Ok(count.unwrap_or(0).max(0) as u64)
+}
+
+fn usage(conn: &Connection, rule: &Rule, now: i64) -> StoreResult<Usage> {
+    let (current, previous) = rule.keys(now);
+    Ok(Usage { previous: counter_value(conn, &previous)?, current: counter_value(conn, &current)? })
 }
 
 #[async_trait]
 impl ThrottleStore for SqliteStore {
-    async fn hit(&self, key: &CounterKey, now: i64) -> StoreResult<WindowCount> {
-        let key = key.clone();
+    async fn reserve(&self, rules: &[Rule], _known: Option<&[Usage]>, now: i64) -> StoreResult<Admission> {
+        let rules = rules.to_vec();
+        // One write transaction reads and counts: of parallel attempts, each sees the ones before it.
         self.write(move |tx| {
-            let resets_at = key.window_at(now).1;
-            let count: i64 = tx
-                .query_row(
+            let usages = rules.iter().map(|rule| usage(tx, rule, now)).collect::<StoreResult<Vec<_>>>()?;
+            if let Some(retry_after) = throttle::refusal(&rules, &usages, now) {
+                return Ok(Admission::Refused { retry_after });
+            }
+            let mut keys = Vec::with_capacity(rules.len());
+            for rule in &rules {
+                let key = rule.keys(now).0;
+                tx.execute(
                     "INSERT INTO throttle (key, count, expires_at) VALUES (?1, 1, ?2)
-                     ON CONFLICT(key) DO UPDATE SET count = count + 1 RETURNING count",
-                    params![key.storage_key(now), resets_at],
-                    |row| row.get(0),
+                     ON CONFLICT(key) DO UPDATE SET count = count + 1",
+                    params![key, rule.expires_at(now)],
                 )
                 .map_err(db_error)?;
-            Ok(WindowCount { count: count as u64, resets_at })
+                keys.push(key);
+            }
+            Ok(Admission::Admitted(Reservation { keys }))
         })
         .await
     }
 
-    async fn login_lookup(&self, username: &str, counters: &[CounterKey], now: i64) -> StoreResult<(Option<User>, Vec<WindowCount>)> {
+    async fn release(&self, reservation: &Reservation) -> StoreResult<()> {
+        let keys = reservation.keys.clone();
+        if keys.is_empty() {
+            return Ok(());
+        }
+        self.write(move |tx| {
+            for key in keys {
+                tx.execute("UPDATE throttle SET count = count - 1 WHERE key = ?1 AND count > 0", [key])
+                    .map_err(db_error)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn login_lookup(&self, username: &str, rules: &[Rule], now: i64) -> StoreResult<(Option<User>, Vec<Usage>)> {
         let key = username_key(username);
-        let counters = counters.to_vec();
+        let rules = rules.to_vec();
         self.run(move |conn| {
             let user = conn
                 .query_row(&format!("SELECT {USER_COLUMNS} FROM users WHERE username_key = ?1"), [key], user_from_row)
                 .optional()
                 .map_err(db_error)?;
-            let counts = counters.iter().map(|c| counter_count(conn, c, now)).collect::<StoreResult<Vec<_>>>()?;
-            Ok((user, counts))
+            let usages = rules.iter().map(|rule| usage(conn, rule, now)).collect::<StoreResult<Vec<_>>>()?;
+            Ok((user, usages))
         })
         .await
     }

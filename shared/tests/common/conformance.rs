@@ -3,9 +3,10 @@
 //! are the specification.
 
 use accounts::domain::model::{
-    LogoutOutcome, NewUser, RotateOutcome, Rotation, Session, SpentToken, User, UserUpdate,
+    LogoutOutcome, NewUser, PasswordReplacement, RotateOutcome, Rotation, Session, SpentToken, User, UserUpdate,
 };
-use accounts::store::{CounterKey, SharedStore, StoreError};
+use accounts::domain::throttle::{Limit, Rule, Usage};
+use accounts::store::{Admission, Reservation, SharedStore, StoreError};
 
 /// "Now" for every test (Unix seconds): times are passed explicitly, never read from a clock.
 const NOW: i64 = 1_700_000_000;
@@ -29,6 +30,7 @@ fn session(id: &str, user_id: u64, jti: &str) -> Session {
         refresh_jti: jti.into(),
         created_at: NOW,
         expires_at: NOW + HOUR,
+        password_version: 0,
     }
 }
 
@@ -47,6 +49,7 @@ fn full_user(id: u64, username: &str, email: &str) -> User {
         is_active: true,
         date_joined: NOW - 1000,
         last_login: Some(NOW - 500),
+        password_version: 0,
     }
 }
 
@@ -74,6 +77,7 @@ fn rotation(s: &Session, old_jti: &str, new_jti: &str, now: i64) -> Rotation {
         old_exp: s.expires_at,
         new_jti: new_jti.into(),
         new_exp: now + 2 * HOUR,
+        password_version: 0,
         now,
     }
 }
@@ -607,26 +611,85 @@ pub async fn update_user_empty_update_returns_the_user(store: SharedStore) {
     );
 }
 
-pub async fn set_password_hash_replaces_the_hash(store: SharedStore) {
+fn new_password(user: &User, expected: &str, new: &str, keep: Option<&str>) -> PasswordReplacement {
+    PasswordReplacement {
+        user_id: user.id,
+        expected_hash: expected.into(),
+        new_hash: new.into(),
+        new_version: true,
+        keep_session: keep.map(str::to_string),
+    }
+}
+
+pub async fn replace_password_hash_is_compare_and_set(store: SharedStore) {
     let (user, _) = register(&store, "alice", "").await;
-    store
-        .set_password_hash(user.id, "$argon2id$new")
-        .await
-        .unwrap();
+    // From a hash that is not the stored one: nothing changes.
+    let err = store.replace_password_hash(new_password(&user, "$argon2id$other", "$argon2id$new", None)).await.unwrap_err();
+    assert!(matches!(err, StoreError::Stale), "{err:?}");
+    assert_eq!(store.get_user(user.id).await.unwrap().unwrap(), user);
+    // From the stored one: the hash and the version change together.
+    assert_eq!(store.replace_password_hash(new_password(&user, HASH, "$argon2id$new", None)).await.unwrap(), 1);
     let read = store.get_user(user.id).await.unwrap().unwrap();
-    assert_eq!(
-        read,
-        User {
-            password_hash: "$argon2id$new".into(),
-            ..user
-        }
-    );
+    assert_eq!(read, User { password_hash: "$argon2id$new".into(), password_version: 1, ..user.clone() });
+    // A rehash of the same password keeps the version.
+    let rehash = PasswordReplacement { new_version: false, ..new_password(&user, "$argon2id$new", "$argon2id$rehashed", None) };
+    assert_eq!(store.replace_password_hash(rehash).await.unwrap(), 1);
+    assert_eq!(store.get_user(user.id).await.unwrap().unwrap().password_hash, "$argon2id$rehashed");
     let err = store
-        .set_password_hash(424_242, "$argon2id$x")
+        .replace_password_hash(PasswordReplacement { user_id: 424_242, ..new_password(&user, HASH, "$argon2id$x", None) })
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::UserNotFound), "{err:?}");
     assert_eq!(store.get_user(424_242).await.unwrap(), None);
+}
+
+pub async fn parallel_password_replacements_from_one_hash_succeed_once(store: SharedStore) {
+    let (user, _) = register(&store, "alice", "").await;
+    let tasks: Vec<_> = (0..5)
+        .map(|i| {
+            let (store, r) = (store.clone(), new_password(&user, HASH, &format!("$argon2id$new{i}"), None));
+            tokio::spawn(async move { store.replace_password_hash(r).await })
+        })
+        .collect();
+    let mut won = Vec::new();
+    for (i, task) in tasks.into_iter().enumerate() {
+        match task.await.unwrap() {
+            Ok(version) => won.push((i, version)),
+            Err(StoreError::Stale) => {}
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+    assert_eq!(won.len(), 1, "exactly one replacement wins: {won:?}");
+    let read = store.get_user(user.id).await.unwrap().unwrap();
+    assert_eq!((read.password_hash, read.password_version), (format!("$argon2id$new{}", won[0].0), 1));
+}
+
+pub async fn a_new_password_ends_the_sessions_of_the_old_one_but_the_kept_one(store: SharedStore) {
+    let (user, first) = register(&store, "alice", "").await;
+    let second = session("alice-s2", user.id, "alice-s2-r1");
+    store.start_session(second.clone(), NOW).await.unwrap();
+    store.replace_password_hash(new_password(&user, HASH, "$argon2id$new", Some(&first.id))).await.unwrap();
+    let (now_user, kept) = store.session_with_user(user.id, &first.id, NOW + 1).await.unwrap();
+    let now_user = now_user.unwrap();
+    assert_eq!(now_user.password_version, 1);
+    assert!(kept.unwrap().is_valid_for(&now_user, NOW + 1), "the kept session follows the new version");
+    let (_, other) = store.session_with_user(user.id, &second.id, NOW + 1).await.unwrap();
+    assert!(!other.unwrap().is_valid_for(&now_user, NOW + 1), "the other session is of the old password");
+    // Its refresh token no longer rotates; the kept one rotates after learning its version.
+    let stale = store.rotate_refresh(rotation(&second, "alice-s2-r1", "alice-s2-r2", NOW + 2)).await.unwrap();
+    assert_eq!(stale, RotateOutcome::SessionEnded);
+    let hinted = store.rotate_refresh(rotation(&first, "alice-r1", "alice-r2", NOW + 2)).await.unwrap();
+    assert_eq!(hinted, RotateOutcome::PasswordVersion(1));
+    let r = Rotation { password_version: 1, ..rotation(&first, "alice-r1", "alice-r2", NOW + 2) };
+    assert_eq!(store.rotate_refresh(r).await.unwrap(), RotateOutcome::Rotated);
+    // No session starts under the old version any more (a login that checked the old password).
+    let late = session("alice-s3", user.id, "alice-s3-r1");
+    let err = store.start_session(late.clone(), NOW + 3).await.unwrap_err();
+    assert!(matches!(err, StoreError::Stale), "{err:?}");
+    assert_eq!(store.session_with_user(user.id, &late.id, NOW + 3).await.unwrap().1, None);
+    let current = Session { password_version: 1, ..late };
+    store.start_session(current.clone(), NOW + 3).await.unwrap();
+    assert!(store.session_with_user(user.id, &current.id, NOW + 3).await.unwrap().1.is_some());
 }
 
 // ----- sessions ------------------------------------------------------------------------------
@@ -1286,50 +1349,120 @@ pub async fn purge_expired_never_removes_live_rows(store: SharedStore) {
 
 // ----- throttle counters --------------------------------------------------------------------
 
-fn counter(name: &str, window: u64) -> CounterKey {
-    CounterKey { name: name.into(), window }
+fn rule(name: &str, count: u64, window: u64) -> Rule {
+    Rule { name: name.into(), limit: Limit::new(count, window) }
 }
 
-pub async fn throttle_hits_count_per_window(store: SharedStore) {
-    let key = counter("login-fail:ip:192.0.2.1", 60);
-    let start = NOW - NOW.rem_euclid(60);
-    for expected in 1..=3 {
-        let seen = store.hit(&key, start + 5).await.unwrap();
-        assert_eq!((seen.count, seen.resets_at), (expected, start + 60));
+async fn admitted(store: &SharedStore, rules: &[Rule], now: i64) -> Option<Reservation> {
+    match store.reserve(rules, None, now).await.unwrap() {
+        Admission::Admitted(r) => Some(r),
+        Admission::Refused { retry_after } => {
+            assert!(retry_after >= 1);
+            None
+        }
     }
-    // The next window counts from zero; another counter is separate.
-    assert_eq!(store.hit(&key, start + 60).await.unwrap().count, 1);
-    assert_eq!(store.hit(&counter("login-fail:ip:192.0.2.2", 60), start + 5).await.unwrap().count, 1);
 }
 
-pub async fn throttle_hits_are_atomic(store: SharedStore) {
-    let key = counter("registration:ip:unknown", 60);
-    let tasks: Vec<_> = (0..20)
+pub async fn reserve_admits_up_to_the_limit_per_window(store: SharedStore) {
+    let ip = rule("login-fail:ip:192.0.2.1", 3, 60);
+    let start = NOW - NOW.rem_euclid(60);
+    for _ in 0..3 {
+        assert!(admitted(&store, std::slice::from_ref(&ip), start + 5).await.is_some());
+    }
+    assert!(admitted(&store, std::slice::from_ref(&ip), start + 6).await.is_none());
+    // Another counter is separate.
+    assert!(admitted(&store, &[rule("login-fail:ip:192.0.2.2", 3, 60)], start + 6).await.is_some());
+    // The previous window still weighs at the start of the next one, less as it slides out.
+    assert!(admitted(&store, std::slice::from_ref(&ip), start + 60).await.is_none());
+    assert!(admitted(&store, std::slice::from_ref(&ip), start + 60 + 21).await.is_some());
+    // Two windows on, nothing of it is left.
+    for _ in 0..3 {
+        assert!(admitted(&store, std::slice::from_ref(&ip), start + 180).await.is_some());
+    }
+}
+
+pub async fn reserve_is_all_or_nothing(store: SharedStore) {
+    let (account, ip) = (rule("login-fail:account:alice", 5, 300), rule("login-fail:ip:unknown", 1, 60));
+    assert!(admitted(&store, &[account.clone(), ip.clone()], NOW).await.is_some());
+    // The IP is full: the account's counter does not move either.
+    assert!(admitted(&store, &[account.clone(), ip.clone()], NOW).await.is_none());
+    let (_, usages) = store.login_lookup("alice", &[account, ip], NOW).await.unwrap();
+    assert_eq!(usages.iter().map(|u| u.current).collect::<Vec<_>>(), vec![1, 1]);
+}
+
+pub async fn parallel_reservations_admit_exactly_the_limit(store: SharedStore) {
+    let rules = vec![rule("login-fail:account:alice", 5, 300), rule("login-fail:ip:unknown", 100, 60)];
+    let tasks: Vec<_> = (0..30)
         .map(|_| {
-            let (store, key) = (store.clone(), key.clone());
-            tokio::spawn(async move { store.hit(&key, NOW).await.unwrap().count })
+            let (store, rules) = (store.clone(), rules.clone());
+            tokio::spawn(async move { matches!(store.reserve(&rules, None, NOW).await.unwrap(), Admission::Admitted(_)) })
         })
         .collect();
-    let mut counts = Vec::new();
+    let mut admitted = 0;
     for task in tasks {
-        counts.push(task.await.unwrap());
+        admitted += usize::from(task.await.unwrap());
     }
-    counts.sort_unstable();
-    assert_eq!(counts, (1..=20).collect::<Vec<u64>>(), "every hit saw its own count");
+    assert_eq!(admitted, 5, "of 30 parallel attempts, exactly the limit get a place");
 }
 
-pub async fn login_lookup_reads_user_and_counters(store: SharedStore) {
+pub async fn release_gives_the_places_back(store: SharedStore) {
+    let rules = vec![rule("login-fail:account:alice", 1, 300), rule("login-fail:ip:unknown", 1, 60)];
+    for _ in 0..3 {
+        let reservation = admitted(&store, &rules, NOW).await.expect("a place, given back each time");
+        store.release(&reservation).await.unwrap();
+    }
+    let kept = admitted(&store, &rules, NOW).await.unwrap();
+    assert!(admitted(&store, &rules, NOW).await.is_none());
+    store.release(&kept).await.unwrap();
+    // Releasing twice never goes below zero.
+    store.release(&kept).await.unwrap();
+    let (_, usages) = store.login_lookup("alice", &rules, NOW).await.unwrap();
+    assert_eq!(usages, vec![Usage::default(), Usage::default()]);
+}
+
+pub async fn login_lookup_reads_user_and_usage(store: SharedStore) {
     let (user, _) = register(&store, "Alice", "").await;
-    let account = counter("login-fail:account:alice", 300);
-    let ip = counter("login-fail:ip:unknown", 60);
-    store.hit(&account, NOW).await.unwrap();
-    store.hit(&account, NOW).await.unwrap();
-    let (found, counts) = store.login_lookup("ALICE", &[account.clone(), ip.clone()], NOW).await.unwrap();
+    let account = rule("login-fail:account:alice", 5, 300);
+    let ip = rule("login-fail:ip:unknown", 10, 60);
+    admitted(&store, std::slice::from_ref(&account), NOW).await.unwrap();
+    admitted(&store, std::slice::from_ref(&account), NOW).await.unwrap();
+    let (found, usages) = store.login_lookup("ALICE", &[account.clone(), ip.clone()], NOW).await.unwrap();
     assert_eq!(found.map(|u| u.id), Some(user.id));
-    assert_eq!(counts.iter().map(|c| c.count).collect::<Vec<_>>(), vec![2, 0]);
-    assert_eq!(counts[0].resets_at, account.window_at(NOW).1);
-    // Unknown users and later windows.
-    let (nobody, counts) = store.login_lookup("nobody", &[account.clone()], NOW + 300).await.unwrap();
+    assert_eq!(usages, vec![Usage { previous: 0, current: 2 }, Usage::default()]);
+    // In the next window the counts are the previous window's; two windows on, gone.
+    let next = NOW - NOW.rem_euclid(300) + 300;
+    let (nobody, usages) = store.login_lookup("nobody", std::slice::from_ref(&account), next).await.unwrap();
     assert!(nobody.is_none());
-    assert_eq!(counts[0].count, 0);
+    assert_eq!(usages, vec![Usage { previous: 2, current: 0 }]);
+    let (_, usages) = store.login_lookup("nobody", &[account], next + 300).await.unwrap();
+    assert_eq!(usages, vec![Usage::default()]);
+}
+
+pub async fn look_alike_usernames_are_taken(store: SharedStore) {
+    let (paypal, _) = register(&store, "paypal", "").await;
+    // Cyrillic а (U+0430) in place of the Latin a.
+    let err = store
+        .create_user(new_user("p\u{0430}ypal", ""), session("fake-s1", 0, "fake-r1"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::UsernameTaken), "{err:?}");
+    let (other, _) = register(&store, "bob", "").await;
+    let err = store
+        .update_user(other.id, UserUpdate { username: Some("P\u{0430}YPAL".into()), ..Default::default() })
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::UsernameTaken), "{err:?}");
+    assert_eq!(store.get_user(other.id).await.unwrap().unwrap().username, "bob");
+    // The owner may take a look-alike of its own name; the old one is free afterwards.
+    let renamed = store
+        .update_user(paypal.id, UserUpdate { username: Some("p\u{0430}ypal".into()), ..Default::default() })
+        .await
+        .unwrap();
+    assert_eq!(renamed.username, "p\u{0430}ypal");
+    let renamed = store
+        .update_user(paypal.id, UserUpdate { username: Some("paypal-official".into()), ..Default::default() })
+        .await
+        .unwrap();
+    assert_eq!(renamed.username, "paypal-official");
+    register(&store, "PayPal", "").await;
 }

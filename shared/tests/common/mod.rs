@@ -41,7 +41,10 @@ macro_rules! store_conformance_tests {
             update_user_sets_and_clears_avatar,
             update_user_missing_user_is_user_not_found,
             update_user_empty_update_returns_the_user,
-            set_password_hash_replaces_the_hash,
+            replace_password_hash_is_compare_and_set,
+            parallel_password_replacements_from_one_hash_succeed_once,
+            a_new_password_ends_the_sessions_of_the_old_one_but_the_kept_one,
+            look_alike_usernames_are_taken,
             start_session_records_last_login,
             start_session_for_missing_user_writes_nothing,
             session_with_user_reads_both,
@@ -66,9 +69,11 @@ macro_rules! store_conformance_tests {
             end_sessions_ends_all_without_keep,
             blacklisted_ignores_expired_entries,
             purge_expired_never_removes_live_rows,
-            throttle_hits_count_per_window,
-            throttle_hits_are_atomic,
-            login_lookup_reads_user_and_counters,
+            reserve_admits_up_to_the_limit_per_window,
+            reserve_is_all_or_nothing,
+            parallel_reservations_admit_exactly_the_limit,
+            release_gives_the_places_back,
+            login_lookup_reads_user_and_usage,
         );
     };
     (@each $make:expr; $($test:ident),+ $(,)?) => {

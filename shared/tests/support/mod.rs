@@ -26,6 +26,7 @@ pub struct TestApp {
     _dir: tempfile::TempDir,
 }
 
+#[derive(Debug)]
 pub struct Reply {
     pub status: StatusCode,
     pub headers: HeaderMap,

@@ -132,6 +132,7 @@ pub fn user_from_record(record: &Record) -> Result<User, String> {
         is_active,
         date_joined: time("date_joined")?.ok_or("no date_joined")?,
         last_login: time("last_login")?,
+        password_version: 0,
     })
 }
 

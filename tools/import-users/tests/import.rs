@@ -95,7 +95,7 @@ async fn check_imported(store: &SharedStore) {
     assert_eq!(store.get_user(6).await.unwrap().unwrap().email, "");
     assert_eq!(store.find_active_users_by_email("shared@example.com").await.unwrap().len(), 1);
     // New registrations get ids after the imported ones.
-    let session = accounts::domain::model::Session { id: "s".into(), user_id: 0, refresh_jti: "j".into(), created_at: 0, expires_at: i64::MAX / 2 };
+    let session = accounts::domain::model::Session { id: "s".into(), user_id: 0, refresh_jti: "j".into(), created_at: 0, expires_at: i64::MAX / 2, password_version: 0 };
     let new = accounts::domain::model::NewUser { username: "newcomer".into(), email: String::new(), password_hash: "x".into(), date_joined: 0 };
     assert_eq!(store.create_user(new, session).await.unwrap().id, 7);
 }

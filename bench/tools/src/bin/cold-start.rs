@@ -165,7 +165,7 @@ impl Fixture {
     }
 
     async fn fresh_refresh(&self) -> anyhow::Result<String> {
-        Ok(start_session(self.store.as_ref(), &self.state.tokens, self.user_id, now()).await?.refresh)
+        Ok(start_session(self.store.as_ref(), &self.state.tokens, self.user_id, 0, now()).await?.refresh)
     }
 
     /// A happy-path request of `endpoint` (new endpoints get a plain authenticated request).

@@ -28,7 +28,7 @@ async fn main() -> anyhow::Result<()> {
     let mut out = BufWriter::new(std::io::stdout().lock());
     let now = now();
     for _ in 0..count {
-        let pair = start_session(state.store.as_ref(), &state.tokens, user.id, now).await?;
+        let pair = start_session(state.store.as_ref(), &state.tokens, user.id, user.password_version, now).await?;
         writeln!(out, "{}", pair.refresh)?;
     }
     out.flush()?;
