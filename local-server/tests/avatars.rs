@@ -335,3 +335,45 @@ async fn direct_upload_grant_put_and_confirm() {
     let response = me.http.put(grant["upload_url"].as_str().unwrap()).body(vec![0u8; MAX_BYTES + 1]).send().await.unwrap();
     assert_eq!(response.status(), 413);
 }
+
+/// Six users upload at once the costliest image the limits accept: a 7000×7000 PNG with alpha
+/// (49 megapixels, 196 MB decoded, a few hundred KB on the wire). Every upload is processed, and
+/// the server's peak memory stays bounded (unbounded, this took it past 1.5 GB).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn parallel_uploads_of_the_largest_accepted_image_keep_memory_bounded() {
+    const PARALLEL: usize = 6;
+    const PEAK_LIMIT: u64 = 700 * 1024 * 1024;
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let image = DynamicImage::ImageRgba8(image::RgbaImage::from_fn(7000, 7000, |x, y| {
+        image::Rgba([((x / 64) * 37 % 256) as u8, ((y / 64) * 53 % 256) as u8, 128, 200])
+    }));
+    let png = encode(&image, ImageFormat::Png);
+    drop(image);
+    assert!(png.len() < 5 * 1024 * 1024, "within the default file bound: {} bytes", png.len());
+    let mut clients = Vec::new();
+    for i in 0..PARALLEL {
+        clients.push(Client::register(&server.base, &format!("big-avatar-{i}")).await.0);
+    }
+    let before = server.peak_rss();
+    let started = std::time::Instant::now();
+    let uploads: Vec<_> = clients
+        .into_iter()
+        .map(|client| {
+            let png = png.clone();
+            tokio::spawn(async move { client.upload("huge.png", png).await })
+        })
+        .collect();
+    for upload in uploads {
+        let (status, body) = upload.await.unwrap();
+        assert_eq!(status, 200, "{body}");
+    }
+    let peak = server.peak_rss();
+    eprintln!(
+        "{PARALLEL} parallel 7000x7000 RGBA uploads: {:.1} s, peak RSS {} MiB (before them {} MiB)",
+        started.elapsed().as_secs_f64(),
+        peak / (1024 * 1024),
+        before / (1024 * 1024)
+    );
+    assert!(peak < PEAK_LIMIT, "peak RSS {} MiB", peak / (1024 * 1024));
+}

@@ -13,6 +13,7 @@ use crate::domain::accounts::{self, now};
 use crate::domain::fields::{CharField, Data, FieldErrors};
 use crate::domain::model::{User, UserUpdate};
 use crate::error::Error;
+use crate::media::gate;
 use crate::media::picture::{self, AvatarBounds, Picture, PictureProblem};
 use crate::media::{avatar_prefix_of, new_avatar_key, random_name, upload_key, MediaStore, UploadTarget};
 use crate::store::Store;
@@ -60,11 +61,28 @@ pub async fn update_profile(
     point_profile(store, media, me, update).await
 }
 
-/// Decoding and encoding are CPU-bound: beside the async runtime, not on it.
+/// Decoding and encoding are CPU-bound and take memory in proportion to the pixels: beside the
+/// async runtime, and under the process's image gate (one job per CPU, within a memory budget),
+/// weighed from the image's header first. A job that does not get in within the gate's wait is
+/// a 503.
 async fn process(bytes: Bytes, bounds: AvatarBounds) -> Result<std::result::Result<Picture, PictureProblem>> {
-    tokio::task::spawn_blocking(move || picture::process(&bytes, bounds))
-        .await
-        .map_err(|e| Error::Internal(format!("image task failed: {e}")))
+    let (bytes, cost) = blocking(move || {
+        let cost = picture::cost(&bytes, bounds);
+        (bytes, cost)
+    })
+    .await?;
+    let cost = match cost {
+        Ok(cost) => cost,
+        Err(problem) => return Ok(Err(problem)),
+    };
+    let Some(_permit) = gate::images().enter(cost, gate::MAX_WAIT).await else {
+        return Err(Error::Unavailable(format!("image work: no turn within {:?}", gate::MAX_WAIT)));
+    };
+    blocking(move || picture::process(&bytes, bounds)).await
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| Error::Internal(format!("image task failed: {e}")))
 }
 
 async fn store_picture(media: &dyn MediaStore, user_id: u64, picture: Picture) -> Result<String> {

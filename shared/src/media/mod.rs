@@ -1,12 +1,13 @@
 //! Media (avatar) storage behind one trait, with two backends: [`folder`] (a local folder, the
 //! embedded default) and [`s3`] (a bucket; CloudFront serves it in the cloud). [`picture`] turns an
-//! uploaded file into a safe, bounded image; [`serve`] is the local server's `/media/...`.
+//! uploaded file into a safe, bounded image, [`gate`] bounds that work per process; [`serve`] is the local server's `/media/...`.
 //!
 //! Keys are made by the server, never taken from a client: `avatar/<user id>/<random>.<ext>` for
 //! stored avatars and `avatar-uploads/<user id>/<upload id>` for direct uploads awaiting their
 //! confirmation.
 
 pub mod folder;
+pub mod gate;
 pub mod picture;
 #[cfg(feature = "s3")]
 pub mod s3;
