@@ -286,9 +286,12 @@ async fn direct_upload_grant_put_and_confirm() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start_with(dir.path(), &[("AVATAR_MAX_BYTES", &MAX_BYTES.to_string())]);
     let (me, id) = Client::register(&server.base, "direct-user").await;
-    let (status, grant) = me.json(reqwest::Method::POST, "/api/accounts/profile/avatar/upload/", json!({})).await;
+    let jpeg = jpeg_with_gps(800, 600);
+    let (status, grant) =
+        me.json(reqwest::Method::POST, "/api/accounts/profile/avatar/upload/", json!({"size": jpeg.len()})).await;
     assert_eq!(status, 200, "{grant}");
     assert_eq!((grant["method"].as_str(), grant["max_bytes"].as_u64()), (Some("PUT"), Some(MAX_BYTES as u64)));
+    assert_eq!((grant["size"].as_u64(), &grant["headers"]), (Some(jpeg.len() as u64), &json!({"content-length": jpeg.len().to_string()})));
     let upload_url = grant["upload_url"].as_str().unwrap();
     assert!(upload_url.starts_with(&format!("{}/media-upload/avatar-uploads/{id}/", server.base)), "{upload_url}");
     let upload_id = grant["upload_id"].as_str().unwrap();
@@ -303,7 +306,6 @@ async fn direct_upload_grant_put_and_confirm() {
     let forged = upload_url.replace(&format!("/{id}/"), &format!("/{}/", id + 1));
     let response = me.http.put(&forged).body(b"x".to_vec()).send().await.unwrap();
     assert_eq!(response.status(), 403);
-    let jpeg = jpeg_with_gps(800, 600);
     let response = me.http.put(upload_url).body(jpeg).send().await.unwrap();
     assert_eq!(response.status(), 200);
     // Pending uploads are not served.
@@ -324,14 +326,119 @@ async fn direct_upload_grant_put_and_confirm() {
     assert!(files_under(&dir.path().join(format!("media/avatar-uploads/{id}"))).is_empty());
 
     // A refused file: 400 under avatar, profile unchanged.
-    let (_, grant) = me.json(reqwest::Method::POST, "/api/accounts/profile/avatar/upload/", json!({})).await;
+    let (_, grant) = me.json(reqwest::Method::POST, "/api/accounts/profile/avatar/upload/", json!({"size": 12})).await;
     me.http.put(grant["upload_url"].as_str().unwrap()).body(b"not an image".to_vec()).send().await.unwrap();
     let (status, answer) =
         me.json(reqwest::Method::POST, "/api/accounts/profile/avatar/confirm/", json!({"upload_id": grant["upload_id"]})).await;
     assert_eq!((status, answer), (400, json!({"avatar": [INVALID]})));
     assert_eq!(me.profile().await["avatar"], profile["avatar"]);
-    // Over the bound, the upload route itself refuses the body.
-    let (_, grant) = me.json(reqwest::Method::POST, "/api/accounts/profile/avatar/upload/", json!({})).await;
+    // The size is required, and no grant is made past the bound; past it the route refuses the body.
+    for (body, message) in [
+        (json!({}), "This field is required."),
+        (json!({"size": "many"}), "A valid integer is required."),
+        (json!({"size": 0}), "Ensure this value is greater than or equal to 1."),
+        (json!({"size": MAX_BYTES + 1}), &*format!("Ensure this value is less than or equal to {MAX_BYTES}.")),
+    ] {
+        let (status, answer) = me.json(reqwest::Method::POST, "/api/accounts/profile/avatar/upload/", body).await;
+        assert_eq!((status, answer), (400, json!({"size": [message]})));
+    }
+    let (_, grant) = me.json(reqwest::Method::POST, "/api/accounts/profile/avatar/upload/", json!({"size": MAX_BYTES})).await;
     let response = me.http.put(grant["upload_url"].as_str().unwrap()).body(vec![0u8; MAX_BYTES + 1]).send().await.unwrap();
     assert_eq!(response.status(), 413);
+}
+
+/// Six clients at once take a grant for a small file and put more through it (still under the
+/// file bound): every PUT is refused, as S3 refuses a length other than the signed one, and
+/// nothing is stored. Then six over-long objects (written behind the route's back) are confirmed
+/// at once: each is refused as too large.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn parallel_direct_uploads_cannot_exceed_the_granted_length() {
+    const PARALLEL: usize = 6;
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(dir.path(), &[("AVATAR_MAX_BYTES", &MAX_BYTES.to_string())]);
+    let (me, id) = Client::register(&server.base, "greedy-uploader").await;
+    let me = std::sync::Arc::new(me);
+    let small = encode(&gradient(16, 16), ImageFormat::Png);
+    let puts: Vec<_> = (0..PARALLEL)
+        .map(|i| {
+            let (me, small) = (me.clone(), small.clone());
+            tokio::spawn(async move {
+                let (status, grant) =
+                    me.json(reqwest::Method::POST, "/api/accounts/profile/avatar/upload/", json!({"size": small.len()})).await;
+                assert_eq!(status, 200, "{grant}");
+                // The declared file, then padding: longer than granted, shorter than the file bound.
+                let mut body = small;
+                body.resize(body.len() + 1000 * (i + 1), 0);
+                let response = me.http.put(grant["upload_url"].as_str().unwrap()).body(body).send().await.unwrap();
+                (response.status().as_u16(), grant["upload_id"].as_str().unwrap().to_string())
+            })
+        })
+        .collect();
+    for put in puts {
+        let (status, upload_id) = put.await.unwrap();
+        assert_eq!(status, 403, "upload {upload_id}: a body longer than granted is refused");
+    }
+    let uploads = dir.path().join(format!("media/avatar-uploads/{id}"));
+    assert!(files_under(&uploads).is_empty(), "nothing stored: {:?}", files_under(&uploads));
+
+    // Objects over the bound that got there anyway: refused by the confirmation, in parallel.
+    let confirms: Vec<_> = (0..PARALLEL)
+        .map(|_| {
+            let (me, uploads) = (me.clone(), uploads.clone());
+            tokio::spawn(async move {
+                let upload_id = uuid::Uuid::new_v4().simple().to_string();
+                std::fs::create_dir_all(&uploads).unwrap();
+                std::fs::write(uploads.join(&upload_id), vec![0u8; 4 * MAX_BYTES]).unwrap();
+                me.json(reqwest::Method::POST, "/api/accounts/profile/avatar/confirm/", json!({"upload_id": upload_id})).await
+            })
+        })
+        .collect();
+    let too_large = format!("Ensure this file has no more than {MAX_BYTES} bytes (it has {}).", 4 * MAX_BYTES);
+    for confirm in confirms {
+        assert_eq!(confirm.await.unwrap(), (400, json!({"avatar": [too_large.clone()]})));
+    }
+    assert!(files_under(&uploads).is_empty(), "refused uploads are dropped");
+    assert_eq!(me.profile().await["avatar"], Value::Null);
+}
+
+/// Six users upload at once the costliest image the limits accept: a 7000×7000 PNG with alpha
+/// (49 megapixels, 196 MB decoded, a few hundred KB on the wire). Every upload is processed, and
+/// the server's peak memory stays bounded (unbounded, this took it past 1.5 GB).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn parallel_uploads_of_the_largest_accepted_image_keep_memory_bounded() {
+    const PARALLEL: usize = 6;
+    const PEAK_LIMIT: u64 = 700 * 1024 * 1024;
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let image = DynamicImage::ImageRgba8(image::RgbaImage::from_fn(7000, 7000, |x, y| {
+        image::Rgba([((x / 64) * 37 % 256) as u8, ((y / 64) * 53 % 256) as u8, 128, 200])
+    }));
+    let png = encode(&image, ImageFormat::Png);
+    drop(image);
+    assert!(png.len() < 5 * 1024 * 1024, "within the default file bound: {} bytes", png.len());
+    let mut clients = Vec::new();
+    for i in 0..PARALLEL {
+        clients.push(Client::register(&server.base, &format!("big-avatar-{i}")).await.0);
+    }
+    let before = server.peak_rss();
+    let started = std::time::Instant::now();
+    let uploads: Vec<_> = clients
+        .into_iter()
+        .map(|client| {
+            let png = png.clone();
+            tokio::spawn(async move { client.upload("huge.png", png).await })
+        })
+        .collect();
+    for upload in uploads {
+        let (status, body) = upload.await.unwrap();
+        assert_eq!(status, 200, "{body}");
+    }
+    let peak = server.peak_rss();
+    eprintln!(
+        "{PARALLEL} parallel 7000x7000 RGBA uploads: {:.1} s, peak RSS {} MiB (before them {} MiB)",
+        started.elapsed().as_secs_f64(),
+        peak / (1024 * 1024),
+        before / (1024 * 1024)
+    );
+    assert!(peak < PEAK_LIMIT, "peak RSS {} MiB", peak / (1024 * 1024));
 }

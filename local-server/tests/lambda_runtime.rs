@@ -162,7 +162,7 @@ where
     let cases: Vec<(&str, Value, u64)> = vec![
         ("login", event("POST", "/api/auth/login", Some(json!({"username": "LAMBDA", "password": strong})), None), 200),
         ("profile", event("GET", "/api/accounts/profile/", None, Some(&access)), 200),
-        ("avatar-upload", event("POST", "/api/accounts/profile/avatar/upload/", Some(json!({})), Some(&access)), 200),
+        ("avatar-upload", event("POST", "/api/accounts/profile/avatar/upload/", Some(json!({"size": 1000})), Some(&access)), 200),
         // Nothing was uploaded under this id: the confirmation looks in the media store and says so.
         (
             "avatar-confirm",

@@ -193,9 +193,10 @@ async fn on_s3_avatars_are_replaced_cleared_and_uploaded_directly() {
             .body(Body::from(body.to_string()))
             .unwrap()
     };
-    let (status, grant) = send(&router, post("/api/accounts/profile/avatar/upload/", json!({}))).await;
+    let file = png(2048, 2048);
+    let (status, grant) = send(&router, post("/api/accounts/profile/avatar/upload/", json!({"size": file.len()}))).await;
     assert_eq!(status, StatusCode::OK, "{grant}");
-    let mut put = reqwest::Client::new().put(grant["upload_url"].as_str().unwrap()).body(png(2048, 2048));
+    let mut put = reqwest::Client::new().put(grant["upload_url"].as_str().unwrap()).body(file);
     for (name, value) in grant["headers"].as_object().unwrap() {
         put = put.header(name, value.as_str().unwrap());
     }
@@ -219,4 +220,114 @@ async fn on_s3_avatars_are_replaced_cleared_and_uploaded_directly() {
     let (status, cleared) = send(&router, clear).await;
     assert_eq!((status, &cleared["avatar"]), (StatusCode::OK, &Value::Null));
     assert!(media.list(&format!("avatar/{id}/")).await.unwrap().is_empty());
+}
+
+/// Whether a presigned S3 URL's signature holds for a request with `headers` (besides `host`),
+/// checked as S3 checks it (SigV4 query authentication, secret `test`). moto stores whatever a
+/// presigned URL receives, so the check that S3 makes is made here.
+fn presigned_signature_holds(url: &str, method: &str, headers: &[(&str, String)]) -> bool {
+    use hmac::{Hmac, KeyInit, Mac};
+    use sha2::{Digest, Sha256};
+    fn hmac(key: &[u8], data: &str) -> Vec<u8> {
+        let mut mac = Hmac::<Sha256>::new_from_slice(key).unwrap();
+        mac.update(data.as_bytes());
+        mac.finalize().into_bytes().to_vec()
+    }
+    let url = reqwest::Url::parse(url).unwrap();
+    let raw_query = url.query().unwrap_or_default();
+    let mut pairs: Vec<(&str, &str)> = raw_query.split('&').map(|p| p.split_once('=').unwrap_or((p, ""))).collect();
+    let signature = pairs.iter().find(|(k, _)| *k == "X-Amz-Signature").unwrap().1.to_string();
+    pairs.retain(|(k, _)| *k != "X-Amz-Signature");
+    pairs.sort();
+    let query: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let find = |name: &str| pairs.iter().find(|(k, _)| *k == name).unwrap().1.replace("%3B", ";").replace("%2F", "/");
+    let signed_headers = find("X-Amz-SignedHeaders");
+    let host = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap());
+    let canonical_headers: String = signed_headers
+        .split(';')
+        .map(|name| {
+            let value = if name == "host" {
+                host.clone()
+            } else {
+                headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone()).unwrap_or_default()
+            };
+            format!("{name}:{}\n", value.trim())
+        })
+        .collect();
+    let canonical = format!("{method}\n{}\n{}\n{canonical_headers}\n{signed_headers}\nUNSIGNED-PAYLOAD", url.path(), query.join("&"));
+    let credential = find("X-Amz-Credential");
+    let scope = credential.split_once('/').unwrap().1;
+    let date = find("X-Amz-Date");
+    let to_sign = format!("AWS4-HMAC-SHA256\n{date}\n{scope}\n{}", hex::encode(Sha256::digest(canonical.as_bytes())));
+    let mut key = b"AWS4test".to_vec();
+    for part in scope.split('/') {
+        key = hmac(&key, part);
+    }
+    hex::encode(hmac(&key, &to_sign)) == signature
+}
+
+/// Six direct-upload grants at once on S3: each presigned PUT signs the declared length, so S3
+/// refuses a longer body (the signature no longer holds), and the genuine upload goes through.
+/// Then six over-long objects written straight into the bucket are confirmed at once: each is
+/// refused as too large, with one ranged read of at most the bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn on_s3_parallel_direct_uploads_are_bound_to_the_declared_length() {
+    const PARALLEL: usize = 6;
+    let (router, state, media, _dir) = s3_app().await;
+    let max = state.config.media.avatar_max_bytes;
+    let (status, registered) = send(&router, register_request("s3-bound")).await;
+    assert_eq!(status, StatusCode::CREATED, "{registered}");
+    let access = registered["access"].as_str().unwrap().to_string();
+    let id = registered["user"]["pk"].as_u64().unwrap();
+    let post = |path: &str, body: Value| {
+        Request::post(path)
+            .header("authorization", format!("Bearer {access}"))
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap()
+    };
+    let file = png(64, 64);
+    let grants: Vec<_> = (0..PARALLEL)
+        .map(|_| {
+            let (router, request) = (router.clone(), post("/api/accounts/profile/avatar/upload/", json!({"size": file.len()})));
+            tokio::spawn(async move { send(&router, request).await })
+        })
+        .collect();
+    for grant in grants {
+        let (status, grant) = grant.await.unwrap();
+        assert_eq!(status, StatusCode::OK, "{grant}");
+        let url = grant["upload_url"].as_str().unwrap();
+        let headers: Vec<(&str, String)> =
+            grant["headers"].as_object().unwrap().iter().map(|(k, v)| (k.as_str(), v.as_str().unwrap().to_string())).collect();
+        assert!(url.contains("X-Amz-SignedHeaders=content-length%3Bhost"), "the length is signed: {url}");
+        assert_eq!(grant["size"].as_u64(), Some(file.len() as u64));
+        assert!(presigned_signature_holds(url, "PUT", &headers), "the genuine request is signed");
+        for longer in [file.len() + 1, max, 5 * 1024 * 1024 * 1024] {
+            let tampered: Vec<(&str, String)> = headers
+                .iter()
+                .map(|(k, v)| (*k, if k.eq_ignore_ascii_case("content-length") { longer.to_string() } else { v.clone() }))
+                .collect();
+            assert!(!presigned_signature_holds(url, "PUT", &tampered), "a body of {longer} bytes is refused");
+        }
+        assert!(!presigned_signature_holds(url, "PUT", &[]), "a body of unannounced length is refused");
+    }
+
+    // Over-long objects that got into the bucket anyway, confirmed in parallel.
+    let confirms: Vec<_> = (0..PARALLEL)
+        .map(|_| {
+            let (router, media) = (router.clone(), media.clone());
+            let upload_id = uuid::Uuid::new_v4().simple().to_string();
+            let request = post("/api/accounts/profile/avatar/confirm/", json!({"upload_id": upload_id}));
+            tokio::spawn(async move {
+                let key = accounts::media::upload_key(id, &upload_id);
+                media.put(&key, vec![0u8; 2 * max].into(), "image/png").await.unwrap();
+                send(&router, request).await
+            })
+        })
+        .collect();
+    let too_large = format!("Ensure this file has no more than {max} bytes (it has {}).", 2 * max);
+    for confirm in confirms {
+        assert_eq!(confirm.await.unwrap(), (StatusCode::BAD_REQUEST, json!({"avatar": [too_large.clone()]})));
+    }
+    assert!(media.list(&format!("avatar-uploads/{id}/")).await.unwrap().is_empty(), "refused uploads are dropped");
 }

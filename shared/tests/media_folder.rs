@@ -39,17 +39,18 @@ async fn objects_are_files_under_the_folder_and_temporary_files_are_not_listed()
 }
 
 #[tokio::test]
-async fn upload_grants_allow_exactly_their_key_until_they_expire() {
+async fn upload_grants_allow_exactly_their_key_and_length_until_they_expire() {
     let (media, _dir) = fresh_folder();
     let key = upload_key(1, "0123456789abcdef0123456789abcdef");
-    let target = media.upload_target(&key, Duration::from_secs(60), "http://localhost:8000").await.unwrap();
+    let target = media.upload_target(&key, 1234, Duration::from_secs(60), "http://localhost:8000").await.unwrap();
+    assert_eq!(target.headers, [("content-length".to_string(), "1234".to_string())]);
     let (path, token) = target.url.split_once("?token=").unwrap();
     assert_eq!(path, format!("http://localhost:8000/media-upload/{key}"));
     let signer = UploadSigner::new(SECRET);
-    assert!(signer.allows(token, &key));
-    assert!(!signer.allows(token, &upload_key(2, "0123456789abcdef0123456789abcdef")), "another key");
-    assert!(!UploadSigner::new(b"another-secret-another-secret-0123").allows(token, &key), "another secret");
-    let expired = signer.sign(&key, Duration::ZERO).unwrap();
+    assert_eq!(signer.allowed_length(token, &key), Some(1234));
+    assert_eq!(signer.allowed_length(token, &upload_key(2, "0123456789abcdef0123456789abcdef")), None, "another key");
+    assert_eq!(UploadSigner::new(b"another-secret-another-secret-0123").allowed_length(token, &key), None, "another secret");
+    let expired = signer.sign(&key, 1234, Duration::ZERO).unwrap();
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    assert!(!signer.allows(&expired, &key), "expired");
+    assert_eq!(signer.allowed_length(&expired, &key), None, "expired");
 }

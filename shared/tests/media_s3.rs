@@ -34,7 +34,7 @@ async fn objects_carry_content_type_and_cache_headers() {
 async fn a_presigned_put_stores_the_object() {
     let media = fresh_s3().await;
     let key = upload_key(1, "0123456789abcdef0123456789abcdef");
-    let target = media.upload_target(&key, Duration::from_secs(300), "http://unused").await.unwrap();
+    let target = media.upload_target(&key, 14, Duration::from_secs(300), "http://unused").await.unwrap();
     assert!(target.url.contains("X-Amz-Signature="), "{}", target.url);
     let mut request = reqwest::Client::new().put(&target.url).body(b"uploaded bytes".to_vec());
     for (name, value) in &target.headers {

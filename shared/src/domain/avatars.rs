@@ -8,13 +8,15 @@
 use std::time::Duration;
 
 use axum::body::Bytes;
+use serde_json::Value;
 
 use crate::domain::accounts::{self, now};
 use crate::domain::fields::{CharField, Data, FieldErrors};
 use crate::domain::model::{User, UserUpdate};
 use crate::error::Error;
+use crate::media::gate;
 use crate::media::picture::{self, AvatarBounds, Picture, PictureProblem};
-use crate::media::{avatar_prefix_of, new_avatar_key, random_name, upload_key, MediaStore, UploadTarget};
+use crate::media::{avatar_prefix_of, new_avatar_key, random_name, upload_key, Bounded, MediaStore, UploadTarget};
 use crate::store::Store;
 
 type Result<T> = std::result::Result<T, Error>;
@@ -60,11 +62,28 @@ pub async fn update_profile(
     point_profile(store, media, me, update).await
 }
 
-/// Decoding and encoding are CPU-bound: beside the async runtime, not on it.
+/// Decoding and encoding are CPU-bound and take memory in proportion to the pixels: beside the
+/// async runtime, and under the process's image gate (one job per CPU, within a memory budget),
+/// weighed from the image's header first. A job that does not get in within the gate's wait is
+/// a 503.
 async fn process(bytes: Bytes, bounds: AvatarBounds) -> Result<std::result::Result<Picture, PictureProblem>> {
-    tokio::task::spawn_blocking(move || picture::process(&bytes, bounds))
-        .await
-        .map_err(|e| Error::Internal(format!("image task failed: {e}")))
+    let (bytes, cost) = blocking(move || {
+        let cost = picture::cost(&bytes, bounds);
+        (bytes, cost)
+    })
+    .await?;
+    let cost = match cost {
+        Ok(cost) => cost,
+        Err(problem) => return Ok(Err(problem)),
+    };
+    let Some(_permit) = gate::images().enter(cost, gate::MAX_WAIT).await else {
+        return Err(Error::Unavailable(format!("image work: no turn within {:?}", gate::MAX_WAIT)));
+    };
+    blocking(move || picture::process(&bytes, bounds)).await
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| Error::Internal(format!("image task failed: {e}")))
 }
 
 async fn store_picture(media: &dyn MediaStore, user_id: u64, picture: Picture) -> Result<String> {
@@ -121,26 +140,54 @@ pub async fn sweep_orphans(
     Ok(deleted)
 }
 
-/// A direct upload granted to a client: `PUT` the file to `target`, then confirm `upload_id`.
+pub const NOT_AN_INTEGER: &str = "A valid integer is required.";
+
+/// A direct upload granted to a client: `PUT` the file (of exactly the declared size) to
+/// `target`, then confirm `upload_id`.
 #[derive(Debug, Clone)]
 pub struct DirectUpload {
     pub upload_id: String,
     pub target: UploadTarget,
     pub expires_in: Duration,
     pub max_bytes: usize,
+    /// The declared file size: the only body length the target takes.
+    pub size: u64,
 }
 
-/// `POST /api/accounts/profile/avatar/upload/`: a URL to put the file at, valid for `ttl`.
+/// `POST /api/accounts/profile/avatar/upload/` with `{"size": <bytes>}`: a URL to put a file of
+/// exactly that many bytes at (1 to the avatar bound), valid for `ttl`. The grant binds the length
+/// (a signed `Content-Length`), so no larger object can be put through it.
 pub async fn start_direct_upload(
     media: &dyn MediaStore,
     bounds: AvatarBounds,
     me: &User,
+    data: &Data,
     ttl: Duration,
     origin: &str,
 ) -> Result<DirectUpload> {
+    let size = read_size(data, bounds.max_bytes as u64)?;
     let upload_id = random_name();
-    let target = media.upload_target(&upload_key(me.id, &upload_id), ttl, origin).await?;
-    Ok(DirectUpload { upload_id, target, expires_in: ttl, max_bytes: bounds.max_bytes })
+    let target = media.upload_target(&upload_key(me.id, &upload_id), size, ttl, origin).await?;
+    Ok(DirectUpload { upload_id, target, expires_in: ttl, max_bytes: bounds.max_bytes, size })
+}
+
+/// The declared file size, as DRF's `IntegerField(min_value=1, max_value=max)` reads it.
+fn read_size(data: &Data, max: u64) -> Result<u64> {
+    let size = match data.get("size") {
+        None => return Err(Error::field("size", crate::domain::fields::REQUIRED)),
+        Some(Value::Null) => return Err(Error::field("size", crate::domain::fields::NULL)),
+        Some(Value::Number(n)) => n.as_i64(),
+        Some(Value::String(s)) => s.trim().parse::<i64>().ok(),
+        Some(_) => None,
+    };
+    let Some(size) = size else { return Err(Error::field("size", NOT_AN_INTEGER)) };
+    if size < 1 {
+        return Err(Error::field("size", "Ensure this value is greater than or equal to 1."));
+    }
+    if size as u64 > max {
+        return Err(Error::field("size", format!("Ensure this value is less than or equal to {max}.")));
+    }
+    Ok(size as u64)
 }
 
 /// `POST /api/accounts/profile/avatar/confirm/`: takes the uploaded file of `upload_id` through the
@@ -162,13 +209,16 @@ pub async fn confirm_direct_upload(
         return Err(Error::field("upload_id", UNKNOWN_UPLOAD));
     }
     let staged = upload_key(me.id, &upload_id);
-    let Some(size) = media.size(&staged).await? else { return Err(Error::field("upload_id", UNKNOWN_UPLOAD)) };
-    // Refuse an oversized upload before reading it into memory.
-    let picture = if size > bounds.max_bytes as u64 {
-        Err(PictureProblem::TooLarge { size: size as usize, max: bounds.max_bytes })
-    } else {
-        let Some(object) = media.get(&staged).await? else { return Err(Error::field("upload_id", UNKNOWN_UPLOAD)) };
-        process(object.bytes, bounds).await?
+    // One bounded read: an oversized upload is refused without being read, also one swapped in
+    // after any earlier look at it.
+    let Some(object) = media.get_at_most(&staged, bounds.max_bytes as u64).await? else {
+        return Err(Error::field("upload_id", UNKNOWN_UPLOAD));
+    };
+    let picture = match object {
+        Bounded::Over { size } => {
+            Err(PictureProblem::TooLarge { size: usize::try_from(size).unwrap_or(usize::MAX), max: bounds.max_bytes })
+        }
+        Bounded::Within(object) => process(object.bytes, bounds).await?,
     };
     let result = match picture {
         Err(problem) => Err(Error::field("avatar", problem.message())),

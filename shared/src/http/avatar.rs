@@ -1,5 +1,6 @@
-//! The direct avatar upload: `POST .../avatar/upload/` grants a URL to `PUT` the file at (a
-//! presigned S3 URL, or the local server's equivalent), `POST .../avatar/confirm/` checks and
+//! The direct avatar upload: `POST .../avatar/upload/` with the file's `size` grants a URL to `PUT`
+//! exactly that many bytes at (a presigned S3 URL with a signed `Content-Length`, or the local
+//! server's equivalent), `POST .../avatar/confirm/` checks and
 //! processes the uploaded file and points the profile at it (the answer is the profile).
 
 use axum::extract::State;
@@ -15,10 +16,18 @@ use crate::http::handlers::{profile, request_origin};
 use crate::media::serve::UPLOAD_TTL;
 use crate::state::AppState;
 
-pub async fn avatar_upload(State(state): State<AppState>, me: Authenticated, headers: HeaderMap) -> Result<Json<Value>, Error> {
+/// The client must send exactly `size` bytes (the declared one) with every header of `headers`
+/// (`content-length` among them): the URL is signed for that length.
+pub async fn avatar_upload(
+    State(state): State<AppState>,
+    me: Authenticated,
+    headers: HeaderMap,
+    payload: Payload,
+) -> Result<Json<Value>, Error> {
     let bounds = (&state.config.media).into();
+    let origin = request_origin(&headers);
     let upload =
-        avatars::start_direct_upload(&*state.media, bounds, &me.user, UPLOAD_TTL, &request_origin(&headers)).await?;
+        avatars::start_direct_upload(&*state.media, bounds, &me.user, &payload.data, UPLOAD_TTL, &origin).await?;
     let upload_headers: Map<String, Value> =
         upload.target.headers.into_iter().map(|(name, value)| (name, Value::String(value))).collect();
     Ok(Json(json!({
@@ -28,6 +37,7 @@ pub async fn avatar_upload(State(state): State<AppState>, me: Authenticated, hea
         "headers": upload_headers,
         "expires_in": upload.expires_in.as_secs(),
         "max_bytes": upload.max_bytes,
+        "size": upload.size,
     })))
 }
 

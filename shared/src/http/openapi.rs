@@ -57,6 +57,8 @@ pub struct Field {
 pub enum FieldKind {
     /// A string, at most this many characters when bounded.
     Text(Option<usize>),
+    /// A byte count (at least 1).
+    Bytes,
     /// The profile's avatar: `null` in JSON and an empty value in a form clear it; a file part
     /// of a multipart body sets it.
     Avatar,
@@ -88,6 +90,7 @@ const PROFILE: &[Field] = &[
     bounded("signature", false, 255),
     Field { name: "avatar", required: false, kind: FieldKind::Avatar },
 ];
+const AVATAR_UPLOAD: &[Field] = &[Field { name: "size", required: true, kind: FieldKind::Bytes }];
 const AVATAR_CONFIRM: &[Field] = &[text("upload_id", true)];
 const PASSWORD_CHANGE: &[Field] = &[text("old_password", true), text("new_password1", true), text("new_password2", true)];
 const PASSWORD_RESET: &[Field] = &[text("email", true)];
@@ -136,7 +139,12 @@ pub fn describe(endpoint: Endpoint, method: &Method) -> Option<Description> {
             &[400],
         ),
         E::AvatarUpload if post => {
-            d("A URL to upload an avatar file to directly", None, (200, "DirectUpload"), &[])
+            d(
+                "A URL to upload an avatar file of `size` bytes to directly (PUT exactly that many bytes, with every header of `headers`)",
+                Some(AVATAR_UPLOAD),
+                (200, "DirectUpload"),
+                &[400],
+            )
         }
         E::AvatarConfirm if post => d(
             "Check and process a directly uploaded avatar and make it the caller's",
@@ -404,6 +412,7 @@ fn request_schema(fields: &[Field], content_type: &str) -> RefOr<Schema> {
     for field in fields {
         let schema: RefOr<Schema> = match (field.kind, content_type) {
             (FieldKind::Text(max), _) => string().max_length(max).into(),
+            (FieldKind::Bytes, _) => integer().minimum(Some(1)).into(),
             (FieldKind::Avatar, JSON) => ObjectBuilder::new()
                 .schema_type(Type::Null)
                 .description(Some("`null` clears the avatar (a string is refused)"))
@@ -511,6 +520,7 @@ fn schemas() -> Vec<(&'static str, RefOr<Schema>)> {
                 ("headers", ObjectBuilder::new().schema_type(Type::Object).additional_properties(Some(string())).into()),
                 ("expires_in", integer().minimum(Some(1)).into()),
                 ("max_bytes", integer().minimum(Some(1)).into()),
+                ("size", integer().minimum(Some(1)).into()),
             ])),
         ),
         ("ResetLink", s(exact(vec![("uid", string().into()), ("token", string().into())]))),

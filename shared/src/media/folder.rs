@@ -1,7 +1,9 @@
 //! Media in a local folder (the embedded default): `<folder>/<key>`, written through a temporary
 //! file and a rename so a reader never sees half an object. Direct uploads go to the local
-//! server's `PUT /media-upload/<key>?token=...`, the token a short-lived signed grant for that key.
+//! server's `PUT /media-upload/<key>?token=...`, the token a short-lived signed grant for that key
+//! and one body length (what a presigned S3 PUT with a signed `Content-Length` allows).
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -11,7 +13,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    check_key, content_type_of, is_valid_key, random_name, MediaEntry, MediaError, MediaObject, MediaResult,
+    check_key, content_type_of, is_valid_key, random_name, Bounded, MediaEntry, MediaError, MediaObject, MediaResult,
     MediaStore, UploadTarget,
 };
 
@@ -30,6 +32,8 @@ pub struct UploadSigner {
 struct Grant {
     /// The one key the grant allows writing.
     key: String,
+    /// The one body length it allows.
+    len: u64,
     aud: String,
     exp: u64,
 }
@@ -43,19 +47,20 @@ impl UploadSigner {
         Self { encoding: EncodingKey::from_secret(&key), decoding: DecodingKey::from_secret(&key) }
     }
 
-    pub fn sign(&self, key: &str, ttl: Duration) -> MediaResult<String> {
+    pub fn sign(&self, key: &str, length: u64, ttl: Duration) -> MediaResult<String> {
         let exp = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs() + ttl.as_secs();
-        let grant = Grant { key: key.to_string(), aud: GRANT_AUDIENCE.into(), exp };
+        let grant = Grant { key: key.to_string(), len: length, aud: GRANT_AUDIENCE.into(), exp };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &grant, &self.encoding)
             .map_err(|e| MediaError::Backend(format!("signing an upload grant: {e}")))
     }
 
-    /// Whether `token` is a live grant for exactly `key`.
-    pub fn allows(&self, token: &str, key: &str) -> bool {
+    /// The body length `token` grants for `key`: `None` unless it is a live grant for exactly `key`.
+    pub fn allowed_length(&self, token: &str, key: &str) -> Option<u64> {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_audience(&[GRANT_AUDIENCE]);
         validation.leeway = 0;
-        jsonwebtoken::decode::<Grant>(token, &self.decoding, &validation).is_ok_and(|data| data.claims.key == key)
+        let grant = jsonwebtoken::decode::<Grant>(token, &self.decoding, &validation).ok()?.claims;
+        (grant.key == key).then_some(grant.len)
     }
 }
 
@@ -144,6 +149,27 @@ impl MediaStore for FolderMedia {
             .await
     }
 
+    async fn get_at_most(&self, key: &str, max: u64) -> MediaResult<Option<Bounded>> {
+        let path = self.path(key)?;
+        let content_type = content_type_of(key).to_string();
+        blocking(move || {
+            let Some(file) = missing_is_none(std::fs::File::open(&path))? else { return Ok(None) };
+            let size = file.metadata()?.len();
+            if size > max {
+                return Ok(Some(Bounded::Over { size }));
+            }
+            // The file may have grown since: read one byte past the bound at most.
+            let mut bytes = Vec::with_capacity(size as usize);
+            file.take(max + 1).read_to_end(&mut bytes)?;
+            Ok(Some(if bytes.len() as u64 > max {
+                Bounded::Over { size: bytes.len() as u64 }
+            } else {
+                Bounded::Within(MediaObject { bytes: Bytes::from(bytes), content_type })
+            }))
+        })
+        .await
+    }
+
     async fn delete(&self, key: &str) -> MediaResult<()> {
         let path = self.path(key)?;
         blocking(move || missing_is_none(std::fs::remove_file(&path)).map(|_| ())).await
@@ -168,9 +194,13 @@ impl MediaStore for FolderMedia {
         Ok(entries)
     }
 
-    async fn upload_target(&self, key: &str, ttl: Duration, origin: &str) -> MediaResult<UploadTarget> {
+    async fn upload_target(&self, key: &str, length: u64, ttl: Duration, origin: &str) -> MediaResult<UploadTarget> {
         check_key(key)?;
-        let token = self.signer.sign(key, ttl)?;
-        Ok(UploadTarget { url: format!("{origin}{UPLOAD_ROUTE}{key}?token={token}"), method: "PUT".into(), headers: Vec::new() })
+        let token = self.signer.sign(key, length, ttl)?;
+        Ok(UploadTarget {
+            url: format!("{origin}{UPLOAD_ROUTE}{key}?token={token}"),
+            method: "PUT".into(),
+            headers: vec![("content-length".into(), length.to_string())],
+        })
     }
 }

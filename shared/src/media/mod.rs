@@ -1,12 +1,13 @@
 //! Media (avatar) storage behind one trait, with two backends: [`folder`] (a local folder, the
 //! embedded default) and [`s3`] (a bucket; CloudFront serves it in the cloud). [`picture`] turns an
-//! uploaded file into a safe, bounded image; [`serve`] is the local server's `/media/...`.
+//! uploaded file into a safe, bounded image, [`gate`] bounds that work per process; [`serve`] is the local server's `/media/...`.
 //!
 //! Keys are made by the server, never taken from a client: `avatar/<user id>/<random>.<ext>` for
 //! stored avatars and `avatar-uploads/<user id>/<upload id>` for direct uploads awaiting their
 //! confirmation.
 
 pub mod folder;
+pub mod gate;
 pub mod picture;
 #[cfg(feature = "s3")]
 pub mod s3;
@@ -46,6 +47,13 @@ pub struct MediaObject {
     pub content_type: String,
 }
 
+/// An object read up to a bound: its bytes when it is within it, else only its size.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Bounded {
+    Within(MediaObject),
+    Over { size: u64 },
+}
+
 /// A listed object.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MediaEntry {
@@ -55,7 +63,8 @@ pub struct MediaEntry {
     pub last_modified: i64,
 }
 
-/// Where and how a client sends a direct upload: `method url` with `headers`, the file as body.
+/// Where and how a client sends a direct upload: `method url` with `headers`, the file as body;
+/// the grant holds only for a body of exactly the length it was made for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UploadTarget {
     pub url: String,
@@ -71,8 +80,12 @@ pub trait MediaStore: Send + Sync {
     /// The object, or `None` when there is none.
     async fn get(&self, key: &str) -> MediaResult<Option<MediaObject>>;
 
-    /// The object's size without reading it (to refuse a huge direct upload before fetching it).
+    /// The object's size without reading it.
     async fn size(&self, key: &str) -> MediaResult<Option<u64>>;
+
+    /// The object when it has at most `max` bytes, else its size, reading no more than `max + 1`
+    /// bytes either way (one read, so an object replaced meanwhile cannot make it read more).
+    async fn get_at_most(&self, key: &str, max: u64) -> MediaResult<Option<Bounded>>;
 
     /// Deletes the object; a missing one is not an error.
     async fn delete(&self, key: &str) -> MediaResult<()>;
@@ -80,9 +93,10 @@ pub trait MediaStore: Send + Sync {
     /// Every object whose key starts with `prefix`, in key order.
     async fn list(&self, prefix: &str) -> MediaResult<Vec<MediaEntry>>;
 
-    /// A URL the client may `PUT` the object's bytes to for `ttl`, without other credentials.
-    /// `origin` (`scheme://host` of the current request) is where a local server answers.
-    async fn upload_target(&self, key: &str, ttl: Duration, origin: &str) -> MediaResult<UploadTarget>;
+    /// A URL the client may `PUT` exactly `length` bytes to for `ttl`, without other credentials
+    /// (S3: `Content-Length` is a signed header). `origin` (`scheme://host` of the current request)
+    /// is where a local server answers.
+    async fn upload_target(&self, key: &str, length: u64, ttl: Duration, origin: &str) -> MediaResult<UploadTarget>;
 }
 
 pub type SharedMedia = Arc<dyn MediaStore>;

@@ -1,8 +1,8 @@
 //! An uploaded avatar file made safe: decoded (not sniffed) with limits against decompression
 //! bombs, turned upright by its EXIF orientation, scaled down to the configured bound and
 //! re-encoded. The stored bytes are the encoder's, so no metadata of the upload (EXIF GPS,
-//! comments, ICC profiles, trailing data) survives. CPU-bound: callers run it with
-//! `spawn_blocking`.
+//! comments, ICC profiles, trailing data) survives. CPU-bound and memory-hungry: callers run it
+//! with `spawn_blocking` under the [`super::gate`] bound, weighed by [`cost`].
 
 //!
 //! Decoding needs the `images` feature; a function built without it never processes a picture
@@ -26,10 +26,14 @@ pub const EMPTY_FILE: &str = "The submitted file is empty.";
 pub const MAX_DECODE_SIDE: u32 = 12_000;
 /// Nor may it have more pixels than this (a 40-megapixel phone photo passes).
 pub const MAX_DECODE_PIXELS: u64 = 50_000_000;
-/// The decoder's own allocation cap, a backstop behind the two checks above.
+/// The decoder's own allocation cap, a backstop behind the two checks above (a 50-megapixel RGB
+/// image takes 150 MB decoded; 16-bit or with alpha, more: those are refused as too many pixels).
 pub const MAX_DECODE_ALLOC: u64 = 256 * 1024 * 1024;
 #[cfg(feature = "images")]
 const JPEG_QUALITY: u8 = 85;
+/// What encoding the (scaled) result takes, roughly, whatever the image.
+#[cfg(feature = "images")]
+const ENCODING_COST: u64 = 4 * 1024 * 1024;
 
 /// What an avatar may be (from the configuration).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,6 +103,83 @@ fn decode_and_encode(_bytes: &[u8], _bounds: AvatarBounds) -> Result<Picture, Pi
 
 #[cfg(feature = "images")]
 fn decode_and_encode(bytes: &[u8], bounds: AvatarBounds) -> Result<Picture, PictureProblem> {
+    let (mut decoder, format) = open(bytes)?;
+    let (width, height) = decoder.dimensions();
+    if u64::from(width) * u64::from(height) > MAX_DECODE_PIXELS {
+        return Err(PictureProblem::TooManyPixels);
+    }
+    let orientation = decoder.orientation().ok();
+    let mut image = DynamicImage::from_decoder(decoder).map_err(decode_problem)?;
+    image = scale_down(image, bounds.max_side);
+    // Turned after scaling (the bound is a square, so the order does not change the result): a
+    // turn copies the whole image, better the small one.
+    if let Some(orientation) = orientation {
+        image.apply_orientation(orientation);
+    }
+    encode(image, format == ImageFormat::Jpeg)
+}
+
+/// Scales the longer side down to `max_side`. A large image first goes to twice the bound by area
+/// averaging (integer work, no copy bigger than the result) and only then through the
+/// Catmull-Rom filter, whose first pass would otherwise hold the full width in 16-byte float
+/// pixels (a 7000-pixel-wide image: 115 MB on top of the decoded 150 MB).
+#[cfg(feature = "images")]
+fn scale_down(mut image: DynamicImage, max_side: u32) -> DynamicImage {
+    let pre_shrink_side = max_side.saturating_mul(2);
+    if image.width().max(image.height()) > pre_shrink_side {
+        image = image.thumbnail(pre_shrink_side, pre_shrink_side);
+    }
+    if image.width().max(image.height()) > max_side {
+        image = image.resize(max_side, max_side, FilterType::CatmullRom);
+    }
+    image
+}
+
+/// The memory, in bytes, that processing `bytes` will need at its peak, read from the image's
+/// header without decoding it: the decoded pixels, plus the scaled copies and the encoder's
+/// output, plus (progressive JPEG) the decoder's coefficients. `Err` for a file that `process`
+/// refuses anyway (too big, no image, too many pixels): no need to wait for the gate then.
+pub fn cost(bytes: &[u8], bounds: AvatarBounds) -> Result<u64, PictureProblem> {
+    if bytes.is_empty() {
+        return Err(PictureProblem::Empty);
+    }
+    if bytes.len() > bounds.max_bytes {
+        return Err(PictureProblem::TooLarge { size: bytes.len(), max: bounds.max_bytes });
+    }
+    decoded_cost(bytes, bounds)
+}
+
+#[cfg(not(feature = "images"))]
+fn decoded_cost(_bytes: &[u8], _bounds: AvatarBounds) -> Result<u64, PictureProblem> {
+    Err(PictureProblem::Invalid)
+}
+
+#[cfg(feature = "images")]
+fn decoded_cost(bytes: &[u8], bounds: AvatarBounds) -> Result<u64, PictureProblem> {
+    let (decoder, format) = open(bytes)?;
+    let (width, height) = decoder.dimensions();
+    if u64::from(width) * u64::from(height) > MAX_DECODE_PIXELS {
+        return Err(PictureProblem::TooManyPixels);
+    }
+    let decoded = decoder.total_bytes();
+    if decoded > MAX_DECODE_ALLOC {
+        return Err(PictureProblem::TooManyPixels);
+    }
+    // zune-jpeg keeps every coefficient of a progressive JPEG (two bytes a sample) until the last
+    // scan; a baseline one needs less, but telling them apart is not worth a parser here.
+    let decoder_work = if format == ImageFormat::Jpeg { decoded * 2 } else { 0 };
+    // Beside the decoded image, the pre-shrunk copy (at most twice the bound on a side); after
+    // the decoded image is gone, the filter's float pass (16 bytes a pixel, twice the bound by the
+    // bound): either way no more than 8 bytes for each pixel of a square of twice the bound. Then
+    // the small result and the encoder's output.
+    let side = u64::from(bounds.max_side.saturating_mul(2));
+    let scaling = (side * side * 8).min(decoded);
+    Ok(decoded + decoder_work + scaling + ENCODING_COST)
+}
+
+/// The decoder of a supported format, with the limits set.
+#[cfg(feature = "images")]
+fn open(bytes: &[u8]) -> Result<(Box<dyn ImageDecoder + '_>, ImageFormat), PictureProblem> {
     let mut reader = ImageReader::new(Cursor::new(bytes)).with_guessed_format().map_err(|_| PictureProblem::Invalid)?;
     let format = match reader.format() {
         Some(f @ (ImageFormat::Png | ImageFormat::Jpeg | ImageFormat::Gif | ImageFormat::WebP)) => f,
@@ -109,20 +190,8 @@ fn decode_and_encode(bytes: &[u8], bounds: AvatarBounds) -> Result<Picture, Pict
     limits.max_image_height = Some(MAX_DECODE_SIDE);
     limits.max_alloc = Some(MAX_DECODE_ALLOC);
     reader.limits(limits);
-    let mut decoder = reader.into_decoder().map_err(decode_problem)?;
-    let (width, height) = decoder.dimensions();
-    if u64::from(width) * u64::from(height) > MAX_DECODE_PIXELS {
-        return Err(PictureProblem::TooManyPixels);
-    }
-    let orientation = decoder.orientation().ok();
-    let mut image = DynamicImage::from_decoder(decoder).map_err(decode_problem)?;
-    if let Some(orientation) = orientation {
-        image.apply_orientation(orientation);
-    }
-    if image.width().max(image.height()) > bounds.max_side {
-        image = image.resize(bounds.max_side, bounds.max_side, FilterType::CatmullRom);
-    }
-    encode(image, format == ImageFormat::Jpeg)
+    let decoder = reader.into_decoder().map_err(decode_problem)?;
+    Ok((Box::new(decoder), format))
 }
 
 #[cfg(feature = "images")]
@@ -240,6 +309,18 @@ mod tests {
             }
         }
         !crc
+    }
+
+    #[test]
+    fn the_cost_is_read_from_the_header_and_grows_with_the_pixels() {
+        let small = cost(&encoded(gradient(40, 30), ImageFormat::Png), BOUNDS).unwrap();
+        let large = cost(&encoded(gradient(3000, 2000), ImageFormat::Png), BOUNDS).unwrap();
+        assert!(large > 3000 * 2000 * 3 && large > small, "{small} {large}");
+        let jpeg = cost(&encoded(gradient(3000, 2000), ImageFormat::Jpeg), BOUNDS).unwrap();
+        assert!(jpeg > large, "a JPEG's coefficients count too: {jpeg} {large}");
+        assert_eq!(cost(&png_declaring(10_000, 10_000), BOUNDS), Err(PictureProblem::TooManyPixels));
+        assert_eq!(cost(b"", BOUNDS), Err(PictureProblem::Empty));
+        assert_eq!(cost(b"not an image", BOUNDS), Err(PictureProblem::Invalid));
     }
 
     #[test]

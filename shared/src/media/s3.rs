@@ -11,7 +11,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::Client;
 use axum::body::Bytes;
 
-use super::{check_key, MediaEntry, MediaError, MediaObject, MediaResult, MediaStore, UploadTarget, AVATAR_CACHE_CONTROL};
+use super::{check_key, Bounded, MediaEntry, MediaError, MediaObject, MediaResult, MediaStore, UploadTarget, AVATAR_CACHE_CONTROL};
 
 /// An S3 client from the usual AWS configuration chain, with bounded timeouts. `endpoint` points
 /// it at an emulator (moto), with path-style addressing (`http://host/bucket/key`).
@@ -95,6 +95,42 @@ impl MediaStore for S3Media {
         Ok(page.contents().iter().find(|o| o.key() == Some(key)).map(|o| o.size().unwrap_or(0).max(0) as u64))
     }
 
+    async fn get_at_most(&self, key: &str, max: u64) -> MediaResult<Option<Bounded>> {
+        check_key(key)?;
+        // One ranged read: its Content-Range names the whole object's size, and S3 sends no more
+        // than the range, whatever the object is by then.
+        let request = self.client.get_object().bucket(&self.bucket).key(key).range(format!("bytes=0-{max}"));
+        let output = match request.send().await {
+            Ok(output) => output,
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(None),
+            // An empty object has no byte 0 to start a range at.
+            Err(e) if e.code() == Some("InvalidRange") => {
+                return Ok(Some(Bounded::Within(MediaObject { bytes: Bytes::new(), content_type: String::new() })))
+            }
+            Err(e) => return Err(sdk_error(e)),
+        };
+        let size = output
+            .content_range()
+            .and_then(|range| range.rsplit_once('/'))
+            .and_then(|(_, total)| total.parse::<u64>().ok())
+            .or(output.content_length().map(|n| n.max(0) as u64))
+            .unwrap_or(0);
+        if size > max {
+            return Ok(Some(Bounded::Over { size }));
+        }
+        let content_type = output.content_type().unwrap_or("application/octet-stream").to_string();
+        // Read in chunks and stop past the bound, should an endpoint ignore the range.
+        let mut body = output.body;
+        let mut bytes = Vec::with_capacity(size as usize);
+        while let Some(chunk) = body.try_next().await.map_err(|e| MediaError::Unavailable(format!("reading {key}: {e}")))? {
+            bytes.extend_from_slice(&chunk);
+            if bytes.len() as u64 > max {
+                return Ok(Some(Bounded::Over { size: size.max(bytes.len() as u64) }));
+            }
+        }
+        Ok(Some(Bounded::Within(MediaObject { bytes: Bytes::from(bytes), content_type })))
+    }
+
     async fn delete(&self, key: &str) -> MediaResult<()> {
         check_key(key)?;
         // S3 answers 204 for a missing key too.
@@ -119,14 +155,17 @@ impl MediaStore for S3Media {
         Ok(entries)
     }
 
-    async fn upload_target(&self, key: &str, ttl: Duration, _origin: &str) -> MediaResult<UploadTarget> {
+    async fn upload_target(&self, key: &str, length: u64, ttl: Duration, _origin: &str) -> MediaResult<UploadTarget> {
         check_key(key)?;
         let presigning = PresigningConfig::expires_in(ttl).map_err(|e| MediaError::Backend(e.to_string()))?;
+        let length = i64::try_from(length).map_err(|_| MediaError::Backend(format!("upload length {length}")))?;
+        // A signed header: S3 refuses the PUT (403, SignatureDoesNotMatch) with any other length.
         let request = self
             .client
             .put_object()
             .bucket(&self.bucket)
             .key(key)
+            .content_length(length)
             .presigned(presigning)
             .await
             .map_err(sdk_error)?;

@@ -62,23 +62,28 @@ struct Grant {
     token: Option<String>,
 }
 
-/// Like S3 with a bad signature: 403 unless the token grants exactly this key.
+/// Like S3 with a bad signature: 403 unless the token grants exactly this key and this body
+/// length (S3 signs the `Content-Length`). The body is read up to the route's bound (413 past it)
+/// and must then have the granted length.
 async fn put_upload(
     State(routes): State<MediaRoutes>,
     Path(key): Path<String>,
     Query(grant): Query<Grant>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<StatusCode, Error> {
-    let allowed = key.starts_with(UPLOAD_PREFIX)
-        && is_valid_key(&key)
-        && grant.token.is_some_and(|token| routes.signer.allows(&token, &key));
-    if !allowed {
-        return Err(Error::UploadForbidden);
-    }
+    let granted = if key.starts_with(UPLOAD_PREFIX) && is_valid_key(&key) {
+        grant.token.and_then(|token| routes.signer.allowed_length(&token, &key))
+    } else {
+        None
+    };
+    let Some(granted) = granted else { return Err(Error::UploadForbidden) };
     let body = body.map_err(|rejection| match rejection.status() {
         StatusCode::PAYLOAD_TOO_LARGE => Error::PayloadTooLarge,
         _ => Error::ParseError(rejection.body_text()),
     })?;
+    if body.len() as u64 != granted {
+        return Err(Error::UploadForbidden);
+    }
     routes.state.media.put(&key, body, "application/octet-stream").await?;
     Ok(StatusCode::OK)
 }

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use accounts::domain::avatars::{sweep_orphans, ORPHAN_GRACE_SECONDS};
-use accounts::media::{new_avatar_key, upload_key, MediaError, SharedMedia};
+use accounts::media::{new_avatar_key, upload_key, Bounded, MediaError, SharedMedia};
 use axum::body::Bytes;
 
 fn now() -> i64 {
@@ -41,6 +41,33 @@ pub async fn size_reports_bytes_without_reading(media: SharedMedia) {
     assert_eq!(media.size(&key).await.unwrap(), Some(1234));
     // A key that is only a prefix of the object's is another, missing object.
     assert_eq!(media.size(&upload_key(4, "0123456789abcdef")).await.unwrap(), None);
+}
+
+/// Parallel bounded reads of objects over and within the bound: the big ones answer only their
+/// size, the others their bytes; a missing object is `None`, an empty one is empty.
+pub async fn get_at_most_reads_within_the_bound_only(media: SharedMedia) {
+    let big = upload_key(10, "0123456789abcdef0123456789abcdef");
+    let small = upload_key(10, "fedcba9876543210fedcba9876543210");
+    let empty = upload_key(10, "00000000000000000000000000000000");
+    media.put(&big, Bytes::from(vec![1u8; 3 * 1024 * 1024]), "application/octet-stream").await.unwrap();
+    media.put(&small, Bytes::from(vec![2u8; 1000]), "application/octet-stream").await.unwrap();
+    media.put(&empty, Bytes::new(), "application/octet-stream").await.unwrap();
+    let reads: Vec<_> = (0..6)
+        .map(|i| {
+            let (media, key) = (media.clone(), if i % 2 == 0 { big.clone() } else { small.clone() });
+            tokio::spawn(async move { media.get_at_most(&key, 1000).await.unwrap() })
+        })
+        .collect();
+    for (i, read) in reads.into_iter().enumerate() {
+        match read.await.unwrap() {
+            Some(Bounded::Over { size }) if i % 2 == 0 => assert_eq!(size, 3 * 1024 * 1024),
+            Some(Bounded::Within(object)) if i % 2 == 1 => assert_eq!(object.bytes, Bytes::from(vec![2u8; 1000])),
+            other => panic!("read {i}: {other:?}"),
+        }
+    }
+    assert!(matches!(media.get_at_most(&small, 999).await.unwrap(), Some(Bounded::Over { size: 1000 })));
+    assert!(matches!(media.get_at_most(&empty, 1000).await.unwrap(), Some(Bounded::Within(o)) if o.bytes.is_empty()));
+    assert_eq!(media.get_at_most(&upload_key(10, "11111111111111111111111111111111"), 1000).await.unwrap(), None);
 }
 
 pub async fn delete_removes_and_missing_delete_is_fine(media: SharedMedia) {
@@ -83,8 +110,10 @@ pub async fn keys_the_server_would_not_make_are_refused(media: SharedMedia) {
 
 pub async fn upload_target_is_a_put_for_that_key(media: SharedMedia) {
     let key = upload_key(7, "0123456789abcdef0123456789abcdef");
-    let target = media.upload_target(&key, Duration::from_secs(60), "http://127.0.0.1:1").await.unwrap();
+    let target = media.upload_target(&key, 1234, Duration::from_secs(60), "http://127.0.0.1:1").await.unwrap();
     assert_eq!(target.method, "PUT");
+    let length = target.headers.iter().find(|(name, _)| name.eq_ignore_ascii_case("content-length"));
+    assert_eq!(length.map(|(_, value)| value.as_str()), Some("1234"), "the client is told the bound length");
     assert!(target.url.starts_with("http"), "{}", target.url);
     assert!(target.url.contains(&key), "{} names the key", target.url);
 }

@@ -13,6 +13,7 @@ macro_rules! media_conformance_tests {
             put_replaces_an_object,
             missing_objects_read_as_none,
             size_reports_bytes_without_reading,
+            get_at_most_reads_within_the_bound_only,
             delete_removes_and_missing_delete_is_fine,
             list_filters_by_prefix_in_key_order,
             keys_the_server_would_not_make_are_refused,
