@@ -1264,3 +1264,41 @@ fn sam_builds_are_never_cached() {
     }
     assert!(environments >= 3, "default, dev and prod build parameters");
 }
+
+/// The template's parameters without a default (`JwtSecretId`, `PasswordResetUrl`) that a
+/// `samconfig.toml` deploy environment leaves unset: `sam deploy --config-env <env>` would stop
+/// there and ask.
+fn samconfig_problems(t: &Value, config: &toml::Table) -> Vec<String> {
+    let required: Vec<&str> = t["Parameters"]
+        .as_mapping()
+        .into_iter()
+        .flatten()
+        .filter(|(_, p)| p["Default"].is_null())
+        .filter_map(|(name, _)| name.as_str())
+        .collect();
+    let mut problems = Vec::new();
+    for (env, table) in config {
+        let Some(deploy) = table.get("deploy").and_then(|d| d.get("parameters")) else { continue };
+        let set: BTreeSet<String> = strings(deploy.get("parameter_overrides"))
+            .into_iter()
+            .filter_map(|o| o.split_once('=').map(|(k, _)| k.to_string()))
+            .collect();
+        for name in &required {
+            if !set.contains(*name) {
+                problems.push(format!("samconfig.toml [{env}.deploy.parameters] does not set {name}"));
+            }
+        }
+    }
+    problems
+}
+
+#[test]
+fn every_deploy_environment_sets_the_required_parameters() {
+    let config = read_toml(&root().join("samconfig.toml"));
+    assert_none("samconfig.toml", samconfig_problems(&template(), &config));
+    // A required parameter left out of an environment is noticed.
+    let mut t = template();
+    t["Parameters"]["MailFrom"].as_mapping_mut().unwrap().remove("Default");
+    let problems = samconfig_problems(&t, &config);
+    assert!(problems.iter().any(|p| p.contains("[prod.deploy.parameters] does not set MailFrom")), "{problems:?}");
+}
