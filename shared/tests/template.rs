@@ -43,7 +43,7 @@ const SESSIONS_BY_USER: &str = "SESSIONS_TABLE/index/by_user";
 /// The SES actions each function needs, all on the identity `SesIdentity` names.
 fn ses_needs(endpoint: Endpoint) -> BTreeSet<&'static str> {
     match endpoint {
-        Endpoint::PasswordReset => BTreeSet::from(["ses:SendEmail"]),
+        Endpoint::PasswordReset => BTreeSet::from(["ses:SendRawEmail"]),
         _ => BTreeSet::new(),
     }
 }
@@ -139,9 +139,10 @@ fn needs(endpoint: Endpoint) -> BTreeSet<(&'static str, &'static str)> {
             ("dynamodb:Query", SESSIONS_BY_USER),
             ("dynamodb:DeleteItem", SESSIONS),
         ],
-        // find_active_users_by_email: GetItem of the EMAIL# claim, then of USER# (the e-mail
-        // itself goes through SES, see `ses_needs`).
-        Endpoint::PasswordReset => &[("dynamodb:GetItem", USERS)],
+        // The per-IP and per-address counters (UpdateItem on throttle); find_active_users_by_email:
+        // GetItem of the EMAIL# claim, then of USER# (the e-mail itself goes through SES, see
+        // `ses_needs`).
+        Endpoint::PasswordReset => &[("dynamodb:GetItem", USERS), ("dynamodb:UpdateItem", THROTTLE)],
         // Only the authentication layer.
         Endpoint::PasswordResetLink | Endpoint::Jwks | Endpoint::Schema => &[],
     };
@@ -1123,7 +1124,7 @@ fn broader_or_missing_ses_access_is_noticed() {
         assert!(problems.iter().any(|p| p.contains(expected)), "{id} + {extra}: {problems:?}");
     }
     for (id, sid, expected) in [
-        ("PasswordResetFunction", "SendMail", "PasswordResetFunction lacks ses:SendEmail"),
+        ("PasswordResetFunction", "SendMail", "PasswordResetFunction lacks ses:SendRawEmail"),
         ("PasswordResetConfirmFunction", "SessionsByUser", "PasswordResetConfirmFunction lacks dynamodb:Query on SessionsTable/index/by_user"),
     ] {
         let mut t = template();
