@@ -620,10 +620,12 @@ async fn run_flows(t: &Value) -> (Cloud, BTreeMap<String, Vec<Authorisation>>) {
 
     // The direct upload: the client PUTs with the presigned URL, which carries the upload
     // function's authority, so that PUT is the upload function's call.
-    let (status, grant) = cloud.json(AvatarUpload, Method::POST, "/api/accounts/profile/avatar/upload/", json!({}), bearer).await;
+    let picture = png(16);
+    let (status, grant) =
+        cloud.json(AvatarUpload, Method::POST, "/api/accounts/profile/avatar/upload/", json!({"size": picture.len()}), bearer).await;
     assert_eq!(status, StatusCode::OK, "{grant}");
     let url = grant["upload_url"].as_str().unwrap();
-    let mut put = reqwest::Client::new().put(url).body(png(16));
+    let mut put = reqwest::Client::new().put(url).body(picture);
     for (name, value) in grant["headers"].as_object().unwrap() {
         put = put.header(name, value.as_str().unwrap());
     }
