@@ -1,0 +1,214 @@
+//! `ThrottleStore`: per-window counters, reserved by conditional updates.
+
+use super::*;
+
+impl DynamoStore {
+    /// The counts of the given throttle rows (consistent reads), by key; missing rows count 0.
+    async fn counter_values(&self, keys: &[String], now: i64) -> StoreResult<HashMap<String, u64>> {
+        if keys.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let mut request = KeysAndAttributes::builder().consistent_read(true);
+        let mut seen = std::collections::HashSet::new();
+        for key in keys.iter().filter(|k| seen.insert(k.as_str())) {
+            request = request.keys(HashMap::from([(THROTTLE_KEY.to_string(), s(key))]));
+        }
+        let found = self.batch_get(HashMap::from([(self.tables.throttle.clone(), built(request.build())?)])).await?;
+        counts_of(found.get(&self.tables.throttle), now)
+    }
+
+    /// One more in the current window of `rule`, if its count is below `ceiling`.
+    fn reserve_update(&self, rule: &Rule, ceiling: u64, now: i64) -> StoreResult<Update> {
+        built(
+            Update::builder()
+                .table_name(&self.tables.throttle)
+                .key(THROTTLE_KEY, s(&rule.keys(now).0))
+                .update_expression("ADD #count :one SET #expires_at = :expires_at")
+                .condition_expression("attribute_not_exists(#count) OR #count < :ceiling")
+                .expression_attribute_names("#count", "count")
+                .expression_attribute_names("#expires_at", TTL_ATTRIBUTE)
+                .expression_attribute_values(":one", n(1))
+                .expression_attribute_values(":ceiling", n(ceiling))
+                .expression_attribute_values(":expires_at", n(rule.expires_at(now)))
+                .build(),
+        )
+    }
+}
+
+/// Live throttle rows' counts by key.
+fn counts_of(items: Option<&Vec<Item>>, now: i64) -> StoreResult<HashMap<String, u64>> {
+    let mut counts = HashMap::new();
+    for item in items.into_iter().flatten() {
+        if number::<i64>(item, TTL_ATTRIBUTE)? > now {
+            counts.insert(string(item, THROTTLE_KEY)?, number::<i64>(item, "count")?.max(0) as u64);
+        }
+    }
+    Ok(counts)
+}
+
+#[async_trait]
+impl ThrottleStore for DynamoStore {
+    async fn reserve(&self, rules: &[Rule], known: Option<&[Usage]>, now: i64) -> StoreResult<Admission> {
+        if rules.is_empty() {
+            return Ok(Admission::Admitted(Reservation::default()));
+        }
+        // The previous windows are closed, so reading them first is safe; the current windows
+        // are counted by conditional updates that refuse at the ceiling those leave, all in one
+        // transaction: of parallel attempts, no more than the limit get through.
+        let usages: Vec<Usage> = match known {
+            Some(usages) if usages.len() == rules.len() => usages.to_vec(),
+            _ => {
+                let keys: Vec<String> = rules.iter().flat_map(|r| { let (c, p) = r.keys(now); [c, p] }).collect();
+                let counts = self.counter_values(&keys, now).await?;
+                rules
+                    .iter()
+                    .map(|r| {
+                        let (current, previous) = r.keys(now);
+                        Usage {
+                            previous: counts.get(&previous).copied().unwrap_or(0),
+                            current: counts.get(&current).copied().unwrap_or(0),
+                        }
+                    })
+                    .collect()
+            }
+        };
+        if let Some(retry_after) = throttle::refusal(rules, &usages, now) {
+            return Ok(Admission::Refused { retry_after });
+        }
+        let ceilings: Vec<u64> = rules.iter().zip(&usages).map(|(r, u)| r.limit.current_ceiling(u.previous, now)).collect();
+        let refused = |failed: &dyn Fn(usize) -> bool| {
+            // A refused condition means the count reached its ceiling meanwhile.
+            let at_ceiling: Vec<Usage> = usages
+                .iter()
+                .zip(&ceilings)
+                .enumerate()
+                .map(|(i, (u, c))| if failed(i) { Usage { previous: u.previous, current: *c } } else { *u })
+                .collect();
+            Admission::Refused { retry_after: throttle::refusal(rules, &at_ceiling, now).unwrap_or(1) }
+        };
+        let keys: Vec<String> = rules.iter().map(|r| r.keys(now).0).collect();
+        if let [rule] = rules {
+            let update = self.reserve_update(rule, ceilings[0], now)?;
+            let result = self
+                .client
+                .update_item()
+                .set_table_name(Some(update.table_name))
+                .set_key(Some(update.key))
+                .set_update_expression(Some(update.update_expression))
+                .set_condition_expression(update.condition_expression)
+                .set_expression_attribute_names(update.expression_attribute_names)
+                .set_expression_attribute_values(update.expression_attribute_values)
+                .send()
+                .await;
+            return match result {
+                Ok(_) => Ok(Admission::Admitted(Reservation { keys })),
+                Err(e) if is_condition_failure(&e) => Ok(refused(&|_| true)),
+                Err(e) => Err(sdk_error(e)),
+            };
+        }
+        let items = rules
+            .iter()
+            .zip(&ceilings)
+            .map(|(rule, ceiling)| Ok(TransactWriteItem::builder().update(self.reserve_update(rule, *ceiling, now)?).build()))
+            .collect::<StoreResult<Vec<_>>>()?;
+        match self.transact(items).await? {
+            Ok(()) => Ok(Admission::Admitted(Reservation { keys })),
+            Err(codes) if codes.iter().any(|c| c == CONDITION_FAILED) => {
+                Ok(refused(&|i| codes.get(i).is_some_and(|c| c == CONDITION_FAILED)))
+            }
+            // No reasons given: assume every counter is full (refusing is the safe side).
+            Err(codes) if codes.is_empty() => Ok(refused(&|_| true)),
+            Err(codes) => Err(cancelled(&codes)),
+        }
+    }
+
+    async fn release(&self, reservation: &Reservation) -> StoreResult<()> {
+        let give_back = |key: &String| {
+            built(
+                Update::builder()
+                    .table_name(&self.tables.throttle)
+                    .key(THROTTLE_KEY, s(key))
+                    .update_expression("ADD #count :minus_one")
+                    // Never below zero, and never a new row without its TTL.
+                    .condition_expression("#count > :zero")
+                    .expression_attribute_names("#count", "count")
+                    .expression_attribute_values(":minus_one", n(-1))
+                    .expression_attribute_values(":zero", n(0))
+                    .build(),
+            )
+        };
+        // Both places in one call; if one counter had nothing left to give back, one at a time.
+        if reservation.keys.len() > 1 {
+            let items = reservation
+                .keys
+                .iter()
+                .map(|key| Ok(TransactWriteItem::builder().update(give_back(key)?).build()))
+                .collect::<StoreResult<Vec<_>>>()?;
+            match self.transact(items).await? {
+                Ok(()) => return Ok(()),
+                Err(codes) if codes.is_empty() || codes.iter().any(|c| c == CONDITION_FAILED) => {}
+                Err(codes) => return Err(cancelled(&codes)),
+            }
+        }
+        for key in &reservation.keys {
+            let update = give_back(key)?;
+            let result = self
+                .client
+                .update_item()
+                .set_table_name(Some(update.table_name))
+                .set_key(Some(update.key))
+                .set_update_expression(Some(update.update_expression))
+                .set_condition_expression(update.condition_expression)
+                .set_expression_attribute_names(update.expression_attribute_names)
+                .set_expression_attribute_values(update.expression_attribute_values)
+                .send()
+                .await;
+            match result {
+                Ok(_) => {}
+                Err(e) if is_condition_failure(&e) => {}
+                Err(e) => return Err(sdk_error(e)),
+            }
+        }
+        Ok(())
+    }
+
+    async fn login_lookup(
+        &self,
+        username: &str,
+        rules: &[Rule],
+        now: i64,
+    ) -> StoreResult<(Option<User>, Vec<Usage>)> {
+        let claim = username_claim(username);
+        let mut request = HashMap::from([(
+            self.tables.users.clone(),
+            built(KeysAndAttributes::builder().keys(pk(claim.clone())).consistent_read(true).build())?,
+        )]);
+        let keys: Vec<(String, String)> = rules.iter().map(|r| r.keys(now)).collect();
+        if !rules.is_empty() {
+            let mut request_keys = KeysAndAttributes::builder().consistent_read(true);
+            let mut seen = std::collections::HashSet::new();
+            for key in keys.iter().flat_map(|(c, p)| [c, p]).filter(|k| seen.insert(k.as_str())) {
+                request_keys = request_keys.keys(HashMap::from([(THROTTLE_KEY.to_string(), s(key))]));
+            }
+            request.insert(self.tables.throttle.clone(), built(request_keys.build())?);
+        }
+        let found = self.batch_get(request).await?;
+        let counts = counts_of(found.get(&self.tables.throttle), now)?;
+        let usages = keys
+            .iter()
+            .map(|(current, previous)| Usage {
+                previous: counts.get(previous).copied().unwrap_or(0),
+                current: counts.get(current).copied().unwrap_or(0),
+            })
+            .collect();
+        let owner = match found.get(&self.tables.users).and_then(|items| items.first()) {
+            Some(item) => Some(number::<u64>(item, "user_id")?),
+            None => None,
+        };
+        let user = match owner {
+            Some(id) => self.get_user(id).await?,
+            None => None,
+        };
+        Ok((user, usages))
+    }
+}
