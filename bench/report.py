@@ -166,7 +166,7 @@ if cold["embedded"]:
 if round_trips:
     add("### DynamoDB round trips per request (happy path)")
     add("")
-    add("Counted by an SDK interceptor on the store's client (`shared/tests/dynamodb_round_trips.rs`, in the test "
+    add("Counted by an SDK interceptor on the store's client (`shared/tests/integration/dynamodb_round_trips.rs`, in the test "
         "command, which pins these numbers).")
     add("")
     lines.extend(round_trips.strip().splitlines())

@@ -38,7 +38,7 @@ pub enum Endpoint {
 
 /// What an endpoint uses besides the store and the signing keys, so what its function must be
 /// built with: the `accounts` features its crate under `functions/` enables (checked by
-/// `shared/tests/template.rs`, and by the function itself when it starts).
+/// `checks/src/template.rs`, and by the function itself when it starts).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Needs {
     /// Avatar storage: the bucket (feature `s3`) when `MEDIA_BUCKET` is set.

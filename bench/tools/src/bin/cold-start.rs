@@ -1,5 +1,5 @@
-//! Lambda cold starts: spawns each function's release binary against a small emulator of the
-//! Lambda Runtime API and times, from the spawn, (1) its first `GET .../invocation/next` (init
+//! Lambda cold starts: spawns each function's release binary against the Lambda Runtime API
+//! emulator the tests use too (`testkit::lambda`) and times, from the spawn, (1) its first `GET .../invocation/next` (init
 //! done: configuration, store client, router) and (2) its answer to that first event (a
 //! happy-path request of the endpoint). The yardstick is `hello-lambda`, a bare `lambda_http`
 //! function built with the same profile.
@@ -18,7 +18,6 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use accounts::config::{Config, StorageConfig};
@@ -28,76 +27,17 @@ use accounts::state::AppState;
 use accounts::store::dynamodb::{self, DynamoStore};
 use accounts::store::SharedStore;
 use anyhow::{bail, Context};
-use axum::extract::{Path as UrlPath, State};
-use axum::http::{HeaderMap, Method};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::http::Method;
 use serde_json::{json, Value};
-use tokio::sync::mpsc;
+use testkit::lambda::{api_gateway_event, RuntimeApi};
 use tower::ServiceExt;
 
 const SECRET: &str = "bench-cold-start-secret-0123456789abcdef";
 const PASSWORD: &str = "xk29!pLm#q";
 const HELLO: &str = "hello-lambda";
 
-/// What the emulator saw of one run, stamped when the request arrived.
-enum Seen {
-    Next(Instant),
-    Answer(Instant, Value),
-}
-
-#[derive(Clone)]
-struct Runtime {
-    event: Arc<Mutex<Option<Value>>>,
-    seen: mpsc::UnboundedSender<Seen>,
-}
-
-async fn next_event(State(rt): State<Runtime>) -> (HeaderMap, Json<Value>) {
-    let arrived = Instant::now();
-    loop {
-        let event = rt.event.lock().unwrap().take();
-        if let Some(event) = event {
-            let _ = rt.seen.send(Seen::Next(arrived));
-            let mut headers = HeaderMap::new();
-            headers.insert("lambda-runtime-aws-request-id", "bench-1".parse().unwrap());
-            headers.insert("lambda-runtime-deadline-ms", "99999999999999".parse().unwrap());
-            headers.insert(
-                "lambda-runtime-invoked-function-arn",
-                "arn:aws:lambda:us-east-1:000000000000:function:bench".parse().unwrap(),
-            );
-            return (headers, Json(event));
-        }
-        // The process's second poll, after its answer: it waits until the process is killed.
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
-
-async fn answer(State(rt): State<Runtime>, UrlPath(_id): UrlPath<String>, body: String) {
-    let arrived = Instant::now();
-    let body = serde_json::from_str(&body).unwrap_or(Value::String(body));
-    let _ = rt.seen.send(Seen::Answer(arrived, body));
-}
-
 fn event(method: &Method, path: &str, body: Option<Value>, bearer: Option<&str>) -> Value {
-    let mut headers = json!({"host": "api.example.com", "content-type": "application/json"});
-    if let Some(token) = bearer {
-        headers["authorization"] = json!(format!("Bearer {token}"));
-    }
-    json!({
-        "version": "2.0",
-        "routeKey": format!("{method} {path}"),
-        "rawPath": path,
-        "rawQueryString": "",
-        "headers": headers,
-        "requestContext": {
-            "accountId": "000000000000", "apiId": "api", "domainName": "api.example.com", "domainPrefix": "api",
-            "http": {"method": method.as_str(), "path": path, "protocol": "HTTP/1.1", "sourceIp": "192.0.2.1", "userAgent": "bench"},
-            "requestId": "bench-1", "routeKey": format!("{method} {path}"), "stage": "$default",
-            "time": "24/Nov/2026:06:00:00 +0000", "timeEpoch": 1795500000000u64
-        },
-        "body": body.map(|b| b.to_string()),
-        "isBase64Encoded": false
-    })
+    api_gateway_event(method.as_str(), path, body, bearer)
 }
 
 /// The store and configuration the functions will see, with one registered user.
@@ -233,45 +173,35 @@ async fn run_once(
     function: &str,
     env: &[(String, String)],
     event: Value,
-    rt: &Runtime,
-    seen: &mut mpsc::UnboundedReceiver<Seen>,
-    api: &str,
+    api: &mut RuntimeApi,
 ) -> anyhow::Result<Sample> {
-    while seen.try_recv().is_ok() {}
-    *rt.event.lock().unwrap() = Some(event);
+    api.offer(event);
     let mut command = Command::new(binary);
     command
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("AWS_LAMBDA_RUNTIME_API", api)
-        .env("AWS_LAMBDA_FUNCTION_NAME", function)
-        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
-        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-        .env("AWS_LAMBDA_LOG_STREAM_NAME", "bench")
-        .env("AWS_LAMBDA_LOG_GROUP_NAME", "bench")
+        .envs(api.lambda_env(function))
         .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     let spawned = Instant::now();
     let mut child = command.spawn().with_context(|| format!("spawning {}", binary.display()))?;
-    let mut init = None;
-    let outcome = tokio::time::timeout(Duration::from_secs(30), async {
-        while let Some(s) = seen.recv().await {
-            match s {
-                Seen::Next(at) => init = Some(at - spawned),
-                Seen::Answer(at, body) => return Some((at - spawned, body)),
-            }
-        }
-        None
-    })
-    .await;
+    let outcome = api.answer(Duration::from_secs(30)).await;
     let peak_rss_kib = peak_rss_kib(child.id());
     let _ = child.kill();
     let _ = child.wait();
-    let Ok(Some((answer, body))) = outcome else { bail!("{function}: no answer within 30 s") };
-    let init = init.with_context(|| format!("{function}: answered without asking for an event"))?;
-    Ok(Sample { init, answer, status: body["statusCode"].as_u64().unwrap_or(0), peak_rss_kib })
+    let Some(invocation) = outcome else { bail!("{function}: no answer within 30 s") };
+    if invocation.request_id == "init-error" {
+        bail!("{function}: init error {}", invocation.body);
+    }
+    let next_at = invocation.next_at.with_context(|| format!("{function}: answered without asking for an event"))?;
+    Ok(Sample {
+        init: next_at - spawned,
+        answer: invocation.answer_at - spawned,
+        status: invocation.body["statusCode"].as_u64().unwrap_or(0),
+        peak_rss_kib,
+    })
 }
 
 fn median(mut values: Vec<f64>) -> f64 {
@@ -292,17 +222,7 @@ async fn main() -> anyhow::Result<()> {
     let runs: usize = runs.parse().context("RUNS is a number")?;
     let fixture = Fixture::new(mode).await?;
 
-    let (tx, mut seen) = mpsc::unbounded_channel();
-    let rt = Runtime { event: Arc::new(Mutex::new(None)), seen: tx };
-    let app = Router::new()
-        .route("/2018-06-01/runtime/invocation/next", get(next_event))
-        .route("/2018-06-01/runtime/invocation/{id}/response", post(answer))
-        .route("/2018-06-01/runtime/invocation/{id}/error", post(answer))
-        .route("/2018-06-01/runtime/init/error", post(|body: String| async move { eprintln!("init error: {body}") }))
-        .with_state(rt.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let api = listener.local_addr()?.to_string();
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let mut api = RuntimeApi::start("bench-1").await;
 
     let mut functions: Vec<(String, Option<Endpoint>)> = vec![(HELLO.into(), None)];
     functions.extend(Endpoint::ALL.iter().map(|e| (e.function().to_string(), Some(*e))));
@@ -323,7 +243,7 @@ async fn main() -> anyhow::Result<()> {
                 Some(e) => fixture.event_for(e, run).await?,
                 None => event(&Method::GET, "/hello", None, None),
             };
-            let sample = run_once(&binary, &function, &fixture.env, event, &rt, &mut seen, &api).await?;
+            let sample = run_once(&binary, &function, &fixture.env, event, &mut api).await?;
             if run > 0 {
                 samples.push(sample);
             }
@@ -355,7 +275,7 @@ async fn main() -> anyhow::Result<()> {
     let profile = bin_dir.join(Endpoint::Profile.function());
     if profile.exists() {
         let event = largest_avatar_event(&fixture.access)?;
-        let sample = run_once(&profile, "profile", &fixture.env, event, &rt, &mut seen, &api).await?;
+        let sample = run_once(&profile, "profile", &fixture.env, event, &mut api).await?;
         let rss = sample.peak_rss_kib as f64 / 1024.0;
         eprintln!(
             "cold start {mode:9} profile + 49 MP avatar: first answer {:7.2} ms  peak RSS {rss:6.1} MiB  status {}",

@@ -1,0 +1,9 @@
+//! The local server over real HTTP, in one test binary: the binary started as a user starts it
+//! (`support::Server`), driven with reqwest.
+
+mod support;
+
+mod attacks;
+mod avatars;
+mod journey;
+mod password_reset;

@@ -1,0 +1,128 @@
+//! What the tests of the workspace (and the benchmark tools) share: an in-process API with a small
+//! client that calls the router directly ([`TestApp`]), stores and buckets on the emulator
+//! ([`dynamo`], [`s3`]), the local outbox ([`outbox`]), and a Lambda Runtime API with API Gateway
+//! events ([`lambda`]). Real parts only: SQLite, moto with the real SDK clients, real processes.
+
+use std::sync::Arc;
+
+pub mod dynamo;
+pub mod lambda;
+pub mod outbox;
+pub mod s3;
+
+use accounts::config::Config;
+use accounts::state::AppState;
+use accounts::store::sqlite::SqliteStore;
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request, StatusCode};
+use axum::Router;
+use http_body_util::BodyExt;
+use serde_json::Value;
+use tower::ServiceExt;
+
+pub const SECRET: &str = "http-tests-secret-http-tests-secret-0123";
+pub const STRONG: &str = "xk29!pLm#q";
+
+pub struct TestApp {
+    pub router: Router,
+    pub state: AppState,
+    _dir: tempfile::TempDir,
+}
+
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    pub fn www_authenticate(&self) -> Option<&str> {
+        self.headers.get("www-authenticate").and_then(|v| v.to_str().ok())
+    }
+}
+
+impl TestApp {
+    pub fn new() -> Self {
+        Self::with_env(&[])
+    }
+
+    pub fn with_env(extra: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
+        Self::with_store(store, dir, extra)
+    }
+
+    /// The API on the given store (`dir` is kept alive as the data folder).
+    pub fn with_store(store: accounts::store::SharedStore, dir: tempfile::TempDir, extra: &[(&str, &str)]) -> Self {
+        let data_dir = dir.path().to_str().unwrap().to_string();
+        let mut vars: Vec<(String, String)> =
+            vec![("DATA_DIR".into(), data_dir.clone()), ("JWT_SECRET".into(), SECRET.into())];
+        vars.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let config = Config::from_lookup(|k| vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())).unwrap();
+        let state = AppState::new(store, config);
+        Self { router: accounts::http::app(state.clone()), state, _dir: dir }
+    }
+
+    pub async fn send(&self, request: Request<Body>) -> Reply {
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        if !bytes.is_empty() {
+            assert_eq!(
+                headers.get("content-type").and_then(|v| v.to_str().ok()),
+                Some("application/json"),
+                "every answer is JSON: {status} {}",
+                String::from_utf8_lossy(&bytes)
+            );
+        }
+        let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap() };
+        Reply { status, headers, body }
+    }
+
+    /// A JSON request, with a Bearer token when given.
+    pub async fn call(&self, method: &str, path: &str, body: Option<Value>, bearer: Option<&str>) -> Reply {
+        let mut builder = Request::builder().method(Method::from_bytes(method.as_bytes()).unwrap()).uri(path);
+        if let Some(token) = bearer {
+            builder = builder.header("authorization", format!("Bearer {token}"));
+        }
+        let request = match body {
+            Some(v) => builder.header("content-type", "application/json").body(Body::from(v.to_string())),
+            None => builder.body(Body::empty()),
+        };
+        self.send(request.unwrap()).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Reply {
+        self.call("POST", path, Some(body), None).await
+    }
+
+    /// Registers `username` with the strong password; returns (access, refresh, user id).
+    pub async fn register(&self, username: &str) -> (String, String, u64) {
+        let r = self
+            .post("/api/auth/registration/", serde_json::json!({"username": username, "password1": STRONG, "password2": STRONG}))
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        (
+            r.body["access"].as_str().unwrap().to_string(),
+            r.body["refresh"].as_str().unwrap().to_string(),
+            r.body["user"]["pk"].as_u64().unwrap(),
+        )
+    }
+}
+
+/// The payload of a JWT, unverified (tests look at the claims).
+pub fn claims(token: &str) -> Value {
+    jsonwebtoken::dangerous::insecure_decode::<Value>(token).unwrap().claims
+}
+
+/// Signs arbitrary claims with the test secret.
+pub fn forge(claims: &Value) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        claims,
+        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .unwrap()
+}
