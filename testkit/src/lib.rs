@@ -20,6 +20,40 @@ use http_body_util::BodyExt;
 use serde_json::Value;
 use tower::ServiceExt;
 
+/// The store an in-process app runs on: the embedded SQLite store, or DynamoDB on the emulator
+/// (fresh tables each time).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Dynamo,
+}
+
+impl Backend {
+    /// The API on a fresh, empty store of this backend, with extra configuration.
+    pub async fn app(self, env: &[(&str, &str)]) -> TestApp {
+        match self {
+            Backend::Sqlite => TestApp::with_env(env),
+            Backend::Dynamo => {
+                let (store, _) = dynamo::fresh_dynamo().await;
+                TestApp::with_store(Arc::new(store), tempfile::tempdir().unwrap(), env)
+            }
+        }
+    }
+}
+
+/// Every [`Backend`], for suites that run on each (`conformance!([sqlite, dynamodb] { .. })`).
+pub mod backends {
+    use super::Backend;
+
+    pub async fn sqlite() -> Backend {
+        Backend::Sqlite
+    }
+
+    pub async fn dynamodb() -> Backend {
+        Backend::Dynamo
+    }
+}
+
 pub const SECRET: &str = "http-tests-secret-http-tests-secret-0123";
 pub const STRONG: &str = "xk29!pLm#q";
 

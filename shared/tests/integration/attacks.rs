@@ -9,35 +9,12 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use serde_json::{json, Value};
 use testkit::outbox::letters;
-use testkit::{dynamo::fresh_dynamo, Reply, TestApp, STRONG};
-
-#[derive(Clone, Copy, Debug)]
-enum Backend {
-    Sqlite,
-    Dynamo,
-}
+use testkit::{backends, Backend, Reply, TestApp, STRONG};
 
 async fn app(backend: Backend, env: &[(&str, &str)]) -> Arc<TestApp> {
     let mut env = env.to_vec();
     env.push(("PASSWORD_RESET_MIN_RESPONSE_MS", "0"));
-    Arc::new(match backend {
-        Backend::Sqlite => TestApp::with_env(&env),
-        Backend::Dynamo => {
-            let (store, _) = fresh_dynamo().await;
-            TestApp::with_store(Arc::new(store), tempfile::tempdir().unwrap(), &env)
-        }
-    })
-}
-
-/// The backends each attack runs on (see `conformance!`).
-mod backends {
-    pub async fn sqlite() -> super::Backend {
-        super::Backend::Sqlite
-    }
-
-    pub async fn dynamodb() -> super::Backend {
-        super::Backend::Dynamo
-    }
+    Arc::new(backend.app(&env).await)
 }
 
 const WRONG: &str = "wrong-password-1";
