@@ -76,6 +76,12 @@ impl Reply {
     }
 }
 
+impl Default for TestApp {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl TestApp {
     pub fn new() -> Self {
         Self::with_env(&[])

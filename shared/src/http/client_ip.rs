@@ -25,7 +25,8 @@ impl FromRequestParts<AppState> for ClientIp {
                 .filter_map(|v| v.to_str().ok())
                 .flat_map(|v| v.split(','))
                 .filter_map(|ip| ip.trim().parse::<IpAddr>().ok())
-                .last();
+                // The last address: the one our own proxy appended (earlier ones are the client's word).
+                .next_back();
             if forwarded.is_some() {
                 return Ok(ClientIp(forwarded));
             }

@@ -182,7 +182,7 @@ async fn on_s3_avatars_are_replaced_cleared_and_uploaded_directly() {
     let (status, refused) = send(&router, patch(multipart(&[], Some(b"GIF89a but not really")))).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
     let keys: Vec<String> = media.list(&format!("avatar/{id}/")).await.unwrap().into_iter().map(|e| e.key).collect();
-    assert_eq!(keys, [second_key.clone()]);
+    assert_eq!(keys, std::slice::from_ref(&second_key));
 
     // Direct upload: a real presigned PUT to the emulator, then the confirmation.
     let post = |path: &str, body: Value| {
