@@ -1,5 +1,5 @@
 //! The one error type of the service and its mapping to HTTP: every failure a client can see,
-//! with the old service's status codes, keys and messages (see CONTRACT.md).
+//! with the old service's status codes, keys and messages (docs/api.md#error-catalogue).
 
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};

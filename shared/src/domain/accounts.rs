@@ -310,7 +310,7 @@ pub enum MissingRefresh {
 ///
 /// A token spent less than `grace` ago answers with the session's current pair (apps on bad
 /// networks refresh several times at once); spent longer ago, it is a stolen or replayed token:
-/// the whole session ends (RFC 9700 §4.14 reuse detection).
+/// the whole session ends (RFC 9700 §4.14 reuse detection; docs/api.md#reuse-detection).
 pub async fn refresh(
     store: &dyn Store,
     tokens: &TokenService,

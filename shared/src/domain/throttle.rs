@@ -1,4 +1,4 @@
-//! Throttling (decision 5): counters in the store, per account and per client address.
+//! Throttling (docs/api.md#decision-5): counters in the store, per account and per client address.
 //!
 //! Two rules make the limits hold under a parallel burst, not only one request at a time:
 //! - **Reserve, then work.** An attempt takes its place in every counter it is subject to, in one
@@ -149,7 +149,7 @@ pub struct Limits {
 }
 
 impl Default for Limits {
-    /// allauth's defaults, as the contract's decision 5 lists them.
+    /// allauth's defaults, as docs/api.md#decision-5 lists them.
     fn default() -> Self {
         Self {
             login_failures_per_account: Limit::new(5, 300),

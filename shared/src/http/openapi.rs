@@ -3,7 +3,7 @@
 //! The paths and methods come from [`Endpoint`] (every spelling of every path, every method), so
 //! the document cannot drift from the router; what each operation takes and answers is described
 //! here, in [`describe`], one entry per endpoint and method. The status codes are the contract's
-//! (CONTRACT.md) plus the ones every operation can give: 401 for a bad `Authorization: Bearer`
+//! (docs/api.md, per endpoint) plus the ones every operation can give: 401 for a bad `Authorization: Bearer`
 //! header (checked on every route), 503 when storage does not answer, and, where a body is read,
 //! 400 (unparseable body), 413 (too large) and 415 (another content type).
 

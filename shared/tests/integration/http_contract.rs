@@ -1,4 +1,4 @@
-//! The contract (../shared/CONTRACT.md), endpoint by endpoint, against the in-process router.
+//! The contract (docs/api.md), endpoint by endpoint, against the in-process router.
 
 
 use axum::body::Body;
@@ -20,7 +20,7 @@ async fn registration_logs_the_user_in() {
     let keys: Vec<&String> = r.body.as_object().unwrap().keys().collect();
     assert_eq!(keys, ["access", "refresh", "user"]);
     assert_eq!(r.body["user"], json!({"pk": 1, "username": "18859943080", "email": "u2@example.com", "first_name": "", "last_name": ""}));
-    assert!(r.headers.get("set-cookie").is_none(), "no cookies (decision 1)");
+    assert!(r.headers.get("set-cookie").is_none(), "no cookies (docs/api.md#decision-1)");
     let access = claims(r.body["access"].as_str().unwrap());
     let refresh = claims(r.body["refresh"].as_str().unwrap());
     assert_eq!(access["token_type"], "access");
@@ -318,7 +318,7 @@ async fn refresh_rotates_and_blacklists() {
     assert!(expiration.ends_with('Z') && expiration.len() == 27, "{expiration}");
     let newest = r.body["refresh"].as_str().unwrap().to_string();
 
-    // Replaying a spent token is refused (and, decision 3, ends the session).
+    // Replaying a spent token is refused (and ends the session: docs/api.md#decision-3).
     let r = app.post("/api/auth/refresh/", json!({"refresh": refresh})).await;
     assert_eq!((r.status, &r.body), (StatusCode::UNAUTHORIZED, &json!({"detail": "Token is blacklisted", "code": "token_not_valid"})));
     assert_eq!(r.www_authenticate(), Some(AUTH_HEADER));

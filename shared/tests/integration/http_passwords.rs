@@ -1,4 +1,4 @@
-//! Password change and reset (CONTRACT.md §8, §9, decisions 4 and 10) against the in-process
+//! Password change and reset (docs/api.md#password-change, #password-reset, #decision-4, #decision-10) against the in-process
 //! router on both stores, with e-mail going to the outbox folder; and the reset by SES (moto).
 
 use accounts::domain::model::User;
@@ -292,7 +292,7 @@ conformance!([sqlite, dynamodb] {
 
         let r = app.post(CONFIRM, confirm_body(&uid, &token, NEW, NEW)).await;
         assert_eq!((r.status, r.body), (StatusCode::OK, json!({"detail": "Password has been reset with the new password."})));
-        // Every session is over (decision 4), tokens are refused at once.
+        // Every session is over (docs/api.md#decision-4), tokens are refused at once.
         for a in [&access, &other_access] {
             assert_eq!(profile_status(&app, a).await, StatusCode::UNAUTHORIZED);
         }

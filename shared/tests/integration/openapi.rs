@@ -105,7 +105,7 @@ fn every_operation_documents_the_answers_every_operation_can_give() {
     }
 }
 
-/// The status codes CONTRACT.md lists per endpoint (and Decision 5's 429s) are all documented.
+/// The status codes docs/api.md lists per endpoint (and the 429s of docs/api.md#decision-5) are all documented.
 #[test]
 fn the_contracts_statuses_are_documented() {
     let expected: &[(&str, &str, &[u16])] = &[

@@ -1,5 +1,5 @@
 //! The import command on an export produced by the old service (`tests/fixtures/peer-users.json`:
-//! `manage.py dumpdata accounts.User` of the peer in `../shared/peer`, after registering users
+//! `manage.py dumpdata accounts.User` of the old Django service, after registering users
 //! there with the PBKDF2 hasher and with `PASSWORD_HASHER=argon2`, one of them with a profile and
 //! an avatar, two sharing an e-mail address, one deactivated). The binary runs as an operator would
 //! run it, on the embedded store and on DynamoDB (moto), and the old passwords then log in.
