@@ -100,6 +100,12 @@ async fn invoke(function: &str, data_dir: &FsPath, event: Value) -> Value {
 /// configuration of this process), hands it `event`; returns the id the answer was posted under
 /// (`init-error` when the function failed to start) and the answer.
 async fn run(binary: &FsPath, env: &[(&str, &str)], event: Value) -> (String, Value) {
+    let (id, answer, _) = run_logged(binary, env, event, false).await;
+    (id, answer)
+}
+
+/// `run`, also returning what the function wrote to stdout (its logs) when `capture` is set.
+async fn run_logged(binary: &FsPath, env: &[(&str, &str)], event: Value, capture: bool) -> (String, Value, String) {
     let (tx, mut rx) = mpsc::unbounded_channel();
     let rt = Runtime { events: Arc::new(Mutex::new(vec![event])), answers: tx };
     let app = Router::new()
@@ -121,7 +127,7 @@ async fn run(binary: &FsPath, env: &[(&str, &str)], event: Value) -> (String, Va
         .env("AWS_LAMBDA_LOG_STREAM_NAME", "test")
         .env("AWS_LAMBDA_LOG_GROUP_NAME", "test")
         .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
+        .stdout(if capture { Stdio::piped() } else { Stdio::null() })
         .stderr(Stdio::inherit());
     for var in accounts::config::vars::ALL {
         command.env_remove(var);
@@ -130,9 +136,15 @@ async fn run(binary: &FsPath, env: &[(&str, &str)], event: Value) -> (String, Va
     let mut child: Child = command.spawn().unwrap();
     let answer = tokio::time::timeout(Duration::from_secs(60), rx.recv()).await;
     let _ = child.kill();
+    let mut stdout = String::new();
+    if let Some(mut out) = child.stdout.take() {
+        use std::io::Read;
+        let _ = out.read_to_string(&mut stdout);
+    }
     let _ = child.wait();
     server.abort();
-    answer.expect("the function answered within 60 s").expect("an answer")
+    let (id, answer) = answer.expect("the function answered within 60 s").expect("an answer");
+    (id, answer, stdout)
 }
 
 fn status_and_body(answer: &Value) -> (u64, Value) {
@@ -286,4 +298,37 @@ fn a_lambda_build_refuses_the_embedded_store() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success(), "{stderr}");
     assert!(stderr.contains("`sqlite` feature"), "{stderr}");
+}
+
+/// What a function writes to CloudWatch: JSON log lines that all carry the request's ids (API
+/// Gateway's and the invocation's), and the request's business metrics as an embedded metric
+/// format line (namespace, Stage and Function dimensions, the counts) after it is answered.
+#[tokio::test]
+async fn lambda_logs_carry_request_ids_and_business_metrics() {
+    use accounts::telemetry::{self, names};
+    let dir = tempfile::tempdir().unwrap();
+    let mut failed_login = event("POST", "/api/auth/login/", Some(json!({"username": "nobody", "password": "wrong-password-1"})), None);
+    failed_login["requestContext"]["requestId"] = json!("api-request-7");
+    let env = [("DATA_DIR", dir.path().to_str().unwrap()), ("STAGE", "rehearsal"), ("RUST_LOG", "info")];
+    let (id, answer, stdout) = run_logged(&binary("login"), &env, failed_login, true).await;
+    assert_eq!(id, "req-1", "{answer}");
+    assert_eq!(status_and_body(&answer).0, 400, "{answer}");
+
+    let lines: Vec<Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"))).collect();
+    let (emf, logs): (Vec<&Value>, Vec<&Value>) = lines.iter().partition(|l| l.get("_aws").is_some());
+    let in_request: Vec<&&Value> = logs.iter().filter(|l| l["fields"]["message"] != "starting").collect();
+    assert!(in_request.iter().any(|l| l["fields"]["message"] == "request"), "{stdout}");
+    for line in in_request {
+        assert_eq!(line["span"]["api_request_id"], "api-request-7", "{line}");
+        assert_eq!(line["span"]["lambda_request_id"], "req-1", "{line}");
+    }
+
+    assert_eq!(emf.len(), 1, "{stdout}");
+    let doc = emf[0];
+    let directive = &doc["_aws"]["CloudWatchMetrics"][0];
+    assert_eq!(directive["Namespace"], telemetry::NAMESPACE);
+    assert_eq!(directive["Dimensions"], json!([[telemetry::STAGE_DIMENSION, telemetry::FUNCTION_DIMENSION]]));
+    assert_eq!(directive["Metrics"], json!([{"Name": names::LOGIN_FAILED}]), "{doc}");
+    assert_eq!((&doc["Stage"], &doc["Function"], &doc[names::LOGIN_FAILED]), (&json!("rehearsal"), &json!("login"), &json!(1)));
+    assert!(doc["_aws"]["Timestamp"].as_u64().is_some(), "{doc}");
 }

@@ -3,6 +3,7 @@
 use crate::config::{Config, MailBackend};
 use crate::http::{router, Endpoint};
 use crate::state::AppState;
+use crate::telemetry;
 
 pub use lambda_http::Error;
 
@@ -67,8 +68,16 @@ pub async fn serve(endpoint: Endpoint) -> Result<(), Error> {
             tracing::warn!(error = %e, "purge of expired tokens failed");
         }
     }
+    telemetry::init_emf(&state.config.stage, endpoint.function())?;
     tracing::info!(function = endpoint.function(), "starting");
-    lambda_http::run(router(&[endpoint], state)).await
+    lambda_http::run(router(&[endpoint], state).layer(axum::middleware::from_fn(flush_metrics))).await
+}
+
+/// Writes the request's business metrics (EMF lines on stdout) once it is answered.
+async fn flush_metrics(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    let response = next.run(req).await;
+    telemetry::flush(std::io::stdout());
+    response
 }
 
 /// What this binary lacks to serve `endpoint` as configured: a backend its function crate did not
