@@ -254,7 +254,7 @@ fn the_other_alarms_are_there() {
 }
 
 /// `ReservedConcurrentExecutions: !If [Has<P>, !Ref <P>, !Ref AWS::NoValue]` on the functions of
-/// each parameter, which defaults to 0 (unreserved).
+/// each parameter, which defaults to empty (unreserved).
 #[test]
 fn reserved_concurrency_parameters_reach_their_functions() {
     let t = template();
@@ -277,7 +277,7 @@ fn reserved_concurrency_parameters_reach_their_functions() {
         got.entry(param).or_default().insert(f["Properties"]["CodeUri"].as_str().unwrap().trim_start_matches("functions/").to_string());
     }
     for (param, endpoints) in expected {
-        assert_eq!(t["Parameters"][param]["Default"].as_i64(), Some(0), "{param}");
+        assert_eq!(t["Parameters"][param]["Default"].as_str(), Some(""), "{param}");
         assert!(!t["Conditions"][format!("Has{param}").as_str()].is_null(), "{param}: no condition");
         let want: BTreeSet<String> = endpoints.iter().map(|e| e.function().to_string()).collect();
         assert_eq!(got.remove(param), Some(want), "{param}");
