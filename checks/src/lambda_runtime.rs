@@ -46,17 +46,28 @@ async fn invoke(function: &str, data_dir: &FsPath, event: Value) -> Value {
 /// configuration of this process), hands it `event`; returns the id the answer was posted under
 /// (`init-error` when the function failed to start) and the answer.
 async fn run(binary: &FsPath, env: &[(&str, &str)], event: Value) -> (String, Value) {
+    let (id, answer, _) = run_logged(binary, env, event, false).await;
+    (id, answer)
+}
+
+/// `run`, also returning what the function wrote to stdout (its logs) when `capture` is set.
+async fn run_logged(binary: &FsPath, env: &[(&str, &str)], event: Value, capture: bool) -> (String, Value, String) {
     let mut api = RuntimeApi::start("req-1").await;
     api.offer(event);
     let mut command = api.command(binary, accounts::config::vars::ALL);
-    command.env("RUST_LOG", "warn").stdout(Stdio::null()).stderr(Stdio::inherit());
+    command.env("RUST_LOG", "warn").stdout(if capture { Stdio::piped() } else { Stdio::null() }).stderr(Stdio::inherit());
     command.envs(env.iter().copied());
     let mut child = command.spawn().unwrap();
     let answer = api.answer(Duration::from_secs(60)).await;
     let _ = child.kill();
+    let mut stdout = String::new();
+    if let Some(mut out) = child.stdout.take() {
+        use std::io::Read;
+        let _ = out.read_to_string(&mut stdout);
+    }
     let _ = child.wait();
     let answer = answer.expect("the function answered within 60 s");
-    (answer.request_id, answer.body)
+    (answer.request_id, answer.body, stdout)
 }
 
 fn status_and_body(answer: &Value) -> (u64, Value) {
@@ -210,4 +221,37 @@ fn a_lambda_build_refuses_the_embedded_store() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success(), "{stderr}");
     assert!(stderr.contains("`sqlite` feature"), "{stderr}");
+}
+
+/// What a function writes to CloudWatch: JSON log lines that all carry the request's ids (API
+/// Gateway's and the invocation's), and the request's business metrics as an embedded metric
+/// format line (namespace, Stage and Function dimensions, the counts) after it is answered.
+#[tokio::test]
+async fn lambda_logs_carry_request_ids_and_business_metrics() {
+    use accounts::telemetry::{self, names};
+    let dir = tempfile::tempdir().unwrap();
+    let mut failed_login = event("POST", "/api/auth/login/", Some(json!({"username": "nobody", "password": "wrong-password-1"})), None);
+    failed_login["requestContext"]["requestId"] = json!("api-request-7");
+    let env = [("DATA_DIR", dir.path().to_str().unwrap()), ("STAGE", "rehearsal"), ("RUST_LOG", "info")];
+    let (id, answer, stdout) = run_logged(&binary("login"), &env, failed_login, true).await;
+    assert_eq!(id, "req-1", "{answer}");
+    assert_eq!(status_and_body(&answer).0, 400, "{answer}");
+
+    let lines: Vec<Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"))).collect();
+    let (emf, logs): (Vec<&Value>, Vec<&Value>) = lines.iter().partition(|l| l.get("_aws").is_some());
+    let in_request: Vec<&&Value> = logs.iter().filter(|l| l["fields"]["message"] != "starting").collect();
+    assert!(in_request.iter().any(|l| l["fields"]["message"] == "request"), "{stdout}");
+    for line in in_request {
+        assert_eq!(line["span"]["api_request_id"], "api-request-7", "{line}");
+        assert_eq!(line["span"]["lambda_request_id"], "req-1", "{line}");
+    }
+
+    assert_eq!(emf.len(), 1, "{stdout}");
+    let doc = emf[0];
+    let directive = &doc["_aws"]["CloudWatchMetrics"][0];
+    assert_eq!(directive["Namespace"], telemetry::NAMESPACE);
+    assert_eq!(directive["Dimensions"], json!([[telemetry::STAGE_DIMENSION, telemetry::FUNCTION_DIMENSION]]));
+    assert_eq!(directive["Metrics"], json!([{"Name": names::LOGIN_FAILED}]), "{doc}");
+    assert_eq!((&doc["Stage"], &doc["Function"], &doc[names::LOGIN_FAILED]), (&json!("rehearsal"), &json!("login"), &json!(1)));
+    assert!(doc["_aws"]["Timestamp"].as_u64().is_some(), "{doc}");
 }

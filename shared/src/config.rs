@@ -55,6 +55,9 @@ pub struct Config {
     pub mail: MailConfig,
     /// The password-reset e-mail and tokens.
     pub password_reset: PasswordResetConfig,
+    /// The environment (`STAGE`: sandbox, dev, prod; `local` by default): the `Stage` dimension
+    /// of the business metrics.
+    pub stage: String,
 }
 
 /// Outgoing e-mail.
@@ -173,6 +176,7 @@ pub mod vars {
     pub const PASSWORD_RESET_TEXT: &str = "PASSWORD_RESET_TEXT";
     pub const PASSWORD_RESET_TIMEOUT: &str = "PASSWORD_RESET_TIMEOUT";
     pub const PASSWORD_RESET_MIN_RESPONSE_MS: &str = "PASSWORD_RESET_MIN_RESPONSE_MS";
+    pub const STAGE: &str = "STAGE";
 
     /// Every variable above (the template checks read this list).
     pub const ALL: &[&str] = &[
@@ -213,6 +217,7 @@ pub mod vars {
         PASSWORD_RESET_TEXT,
         PASSWORD_RESET_TIMEOUT,
         PASSWORD_RESET_MIN_RESPONSE_MS,
+        STAGE,
     ];
 }
 
@@ -275,6 +280,7 @@ impl Config {
             media: media_config(&get)?,
             mail,
             password_reset: password_reset_config(&get)?,
+            stage: get(vars::STAGE).unwrap_or_else(|| "local".into()),
         })
     }
 

@@ -3,6 +3,7 @@
 use crate::config::{Config, MailBackend};
 use crate::http::{router, Endpoint};
 use crate::state::AppState;
+use crate::telemetry;
 
 pub use lambda_http::Error;
 
@@ -13,13 +14,31 @@ pub fn init_tracing() {
     use tracing_subscriber::Layer;
 
     let filter = log_filter(std::env::var("RUST_LOG").ok().as_deref());
-    let layer = tracing_subscriber::fmt::layer().with_target(false);
     let result = if std::env::var("LOG_FORMAT").as_deref() == Ok("text") {
+        let layer = tracing_subscriber::fmt::layer().with_target(false);
         tracing_subscriber::registry().with(layer.with_filter(filter)).try_init()
     } else {
-        tracing_subscriber::registry().with(layer.json().without_time().with_filter(filter)).try_init()
+        tracing_subscriber::registry().with(json_layer(std::io::stdout).with_filter(filter)).try_init()
     };
     let _ = result; // already initialised (tests): keep the first subscriber
+}
+
+/// The JSON log format, writing to `writer`. Every line carries the fields of its innermost span
+/// under `span`: inside a request that is the `request` span of `http::logging::request_span`
+/// (API Gateway's and Lambda's request ids), so each line joins the API's access log. The list
+/// of all spans is left out: the runtime's own span only repeats the Lambda request id.
+pub fn json_layer<S, W>(writer: W) -> impl tracing_subscriber::Layer<S>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    tracing_subscriber::fmt::layer()
+        .with_target(false)
+        .json()
+        .without_time()
+        .with_current_span(true)
+        .with_span_list(false)
+        .with_writer(writer)
 }
 
 /// `RUST_LOG` as `level` or `target=level` directives separated by commas (`info`,
@@ -49,8 +68,16 @@ pub async fn serve(endpoint: Endpoint) -> Result<(), Error> {
             tracing::warn!(error = %e, "purge of expired tokens failed");
         }
     }
+    telemetry::init_emf(&state.config.stage, endpoint.function())?;
     tracing::info!(function = endpoint.function(), "starting");
-    lambda_http::run(router(&[endpoint], state)).await
+    lambda_http::run(router(&[endpoint], state).layer(axum::middleware::from_fn(flush_metrics))).await
+}
+
+/// Writes the request's business metrics (EMF lines on stdout) once it is answered.
+async fn flush_metrics(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    let response = next.run(req).await;
+    telemetry::flush(std::io::stdout());
+    response
 }
 
 /// What this binary lacks to serve `endpoint` as configured: a backend its function crate did not

@@ -5,7 +5,8 @@
 //! - [`media`]: avatar storage (local folder, S3) and image processing;
 //! - [`http`]: the axum handlers, the route table, request parsing and the one error mapping;
 //! - [`config`]: every environment variable;
-//! - [`lambda`]: what each function's `main` calls.
+//! - [`lambda`]: what each function's `main` calls;
+//! - [`telemetry`]: the business metrics (CloudWatch embedded metric format in the Lambdas).
 
 #[cfg(feature = "aws")]
 pub mod aws;
@@ -19,3 +20,4 @@ pub mod mail;
 pub mod media;
 pub mod private_files;
 pub mod store;
+pub mod telemetry;

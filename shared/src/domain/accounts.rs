@@ -14,6 +14,7 @@ use crate::domain::user::{
 };
 use crate::error::Error;
 use crate::store::{Admission, Reservation, Store, StoreError};
+use crate::telemetry::{self, names};
 
 use std::net::IpAddr;
 
@@ -102,8 +103,20 @@ pub(crate) async fn reserve(store: &dyn Store, rules: &[Rule], known: Option<&[U
     }
     match store.reserve(rules, known, now).await? {
         Admission::Admitted(reservation) => Ok(reservation),
-        Admission::Refused { retry_after } => Err(Error::Throttled { retry_after }),
+        Admission::Refused { retry_after } => Err(throttled(retry_after)),
     }
+}
+
+/// A login refused for its credentials, counted for the dashboard.
+fn bad_credentials() -> Error {
+    telemetry::count(names::LOGIN_FAILED);
+    Error::non_field(BAD_CREDENTIALS)
+}
+
+/// The 429 of the attempt counters, counted for the dashboard.
+fn throttled(retry_after: u64) -> Error {
+    telemetry::count(names::REQUEST_THROTTLED);
+    Error::Throttled { retry_after }
 }
 
 /// Reads and checks a username field: length, characters, and (unless it is `own`) uniqueness.
@@ -201,6 +214,7 @@ pub async fn register(
         Err(e) => return Err(e.into()),
     };
     refresh_claims.user_id = user.id.to_string();
+    telemetry::count(names::USER_REGISTERED);
     Ok((user, tokens.sign_pair(refresh_claims)))
 }
 
@@ -228,7 +242,7 @@ pub async fn login(
     let (user, usages) = store.login_lookup(&username, &rules, now).await?;
     // Already over a limit: refused without a write.
     if let Some(retry_after) = throttle::refusal(&rules, &usages, now) {
-        return Err(Error::Throttled { retry_after });
+        return Err(throttled(retry_after));
     }
     let reservation = reserve(store, &rules, Some(&usages), now).await?;
     // Unknown users are checked against a dummy hash so that they cost the same time.
@@ -240,7 +254,7 @@ pub async fn login(
     // A failure keeps its places in the counters.
     let mut user = match user {
         Some(user) if matched && user.is_active => user,
-        _ => return Err(Error::non_field(BAD_CREDENTIALS)),
+        _ => return Err(bad_credentials()),
     };
     // A success gives its places back, beside the session's write rather than before it.
     let release = store.release(&reservation);
@@ -256,7 +270,7 @@ pub async fn login(
         match store.replace_password_hash(upgrade).await {
             Ok(_) => user.password_hash = fresh,
             // The password changed since it was checked: this login is refused.
-            Err(StoreError::Stale | StoreError::UserNotFound) => return Err(Error::non_field(BAD_CREDENTIALS)),
+            Err(StoreError::Stale | StoreError::UserNotFound) => return Err(bad_credentials()),
             Err(e) => return Err(e.into()),
         }
     }
@@ -267,9 +281,10 @@ pub async fn login(
     released?;
     let pair = match started {
         Ok(pair) => pair,
-        Err(StoreError::UserNotFound | StoreError::Stale) => return Err(Error::non_field(BAD_CREDENTIALS)),
+        Err(StoreError::UserNotFound | StoreError::Stale) => return Err(bad_credentials()),
         Err(e) => return Err(e.into()),
     };
+    telemetry::count(names::LOGIN_SUCCEEDED);
     Ok((User { last_login: Some(now), ..user }, pair))
 }
 
@@ -379,6 +394,7 @@ async fn reused_refresh(
             }
         }
     } else if store.end_session(&claims.sid).await? {
+        telemetry::count(names::REFRESH_REUSE_DETECTED);
         tracing::warn!(user_id = claims.user_id(), "spent refresh token reused: session ended");
     }
     Err(Error::TokenRejected(TokenProblem::Blacklisted))
@@ -418,6 +434,7 @@ pub async fn logout(store: &dyn Store, tokens: &TokenService, data: &Data) -> Re
         LogoutOutcome::LoggedOut => Ok(()),
         LogoutOutcome::AlreadyBlacklisted => {
             if store.end_session(&session_id).await? {
+                telemetry::count(names::REFRESH_REUSE_DETECTED);
                 tracing::warn!(user_id, "logout with a spent refresh token: session ended");
             }
             Err(Error::LogoutTokenRejected(TokenProblem::Blacklisted))

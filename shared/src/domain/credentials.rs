@@ -19,6 +19,7 @@ use crate::domain::throttle::{self, Limits};
 use crate::error::Error;
 use crate::mail::{Mail, Mailer};
 use crate::store::{Store, StoreError};
+use crate::telemetry::{self, names};
 
 pub const PASSWORD_CHANGED: &str = "New password has been saved.";
 pub const RESET_SENT: &str = "Password reset e-mail has been sent.";
@@ -166,8 +167,14 @@ pub async fn request_reset(
     for user in store.find_active_users_by_email(&email).await? {
         let mail = reset_mail(config, from, tokens, &user, now);
         match mailer.send(&mail).await {
-            Ok(message_id) => tracing::info!(user_id = user.id, %message_id, "password reset e-mail sent"),
-            Err(e) => tracing::error!(user_id = user.id, error = %e, "password reset e-mail not sent"),
+            Ok(message_id) => {
+                telemetry::count(names::PASSWORD_RESET_MAIL_SENT);
+                tracing::info!(user_id = user.id, %message_id, "password reset e-mail sent")
+            }
+            Err(e) => {
+                telemetry::count(names::PASSWORD_RESET_MAIL_FAILED);
+                tracing::error!(user_id = user.id, error = %e, "password reset e-mail not sent")
+            }
         }
     }
     Ok(())

@@ -238,6 +238,8 @@ pub fn router(endpoints: &[Endpoint], state: AppState) -> Router {
         .route_layer(middleware::from_fn(logging::log_request))
         .fallback(|| async { Error::NotFound })
         .layer(axum::extract::DefaultBodyLimit::max(state.config.max_body_bytes))
+        // Outermost: whatever answers (a route, the fallback, a refused body) logs in the span.
+        .layer(middleware::from_fn(logging::request_span))
         .with_state(state)
 }
 
