@@ -4,10 +4,10 @@
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::{json, Value};
 
 use crate::domain::fields::{FieldErrors, NON_FIELD};
 use crate::domain::tokens::TokenProblem;
+use crate::http::wire::{self, Detail, ErrorBody, TokenMessage};
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -107,69 +107,59 @@ impl Error {
         Self::field(NON_FIELD, message)
     }
 
-    /// Status, JSON body, and whether the 401 carries `WWW-Authenticate`.
-    fn parts(&self) -> (StatusCode, Value, bool) {
+    /// Status, body, and whether the 401 carries `WWW-Authenticate`.
+    fn parts(&self) -> (StatusCode, ErrorBody, bool) {
         use StatusCode as S;
+        let detail = |text: &str| ErrorBody::Detail(Detail::new(text));
         match self {
-            Error::Validation(errors) => (S::BAD_REQUEST, errors.to_json(), false),
-            Error::ParseError(detail) => (S::BAD_REQUEST, json!({"detail": detail}), false),
-            Error::NotAuthenticated => {
-                (S::UNAUTHORIZED, json!({"detail": "Authentication credentials were not provided."}), true)
-            }
+            Error::Validation(errors) => (S::BAD_REQUEST, ErrorBody::Fields(wire::FieldErrors(errors.to_map())), false),
+            Error::ParseError(text) => (S::BAD_REQUEST, detail(text), false),
+            Error::NotAuthenticated => (S::UNAUTHORIZED, detail("Authentication credentials were not provided."), true),
             Error::BadAuthorizationHeader => (
                 S::UNAUTHORIZED,
-                json!({"detail": "Authorization header must contain two space-delimited values", "code": "bad_authorization_header"}),
+                ErrorBody::Detail(
+                    Detail::new("Authorization header must contain two space-delimited values").code("bad_authorization_header"),
+                ),
                 true,
             ),
             Error::AccessTokenRejected(problem) => (
                 S::UNAUTHORIZED,
-                json!({
-                    "detail": "Given token not valid for any token type",
-                    "code": "token_not_valid",
-                    "messages": [{"token_class": "AccessToken", "token_type": "access", "message": problem.message()}],
+                ErrorBody::Detail(Detail {
+                    messages: Some(vec![TokenMessage { token_class: "AccessToken", token_type: "access", message: problem.message() }]),
+                    ..Detail::new("Given token not valid for any token type").code("token_not_valid")
                 }),
                 true,
             ),
-            Error::UserNotFound => (S::UNAUTHORIZED, json!({"detail": "User not found", "code": "user_not_found"}), true),
-            Error::UserInactive => (S::UNAUTHORIZED, json!({"detail": "User is inactive", "code": "user_inactive"}), true),
+            Error::UserNotFound => (S::UNAUTHORIZED, ErrorBody::Detail(Detail::new("User not found").code("user_not_found")), true),
+            Error::UserInactive => (S::UNAUTHORIZED, ErrorBody::Detail(Detail::new("User is inactive").code("user_inactive")), true),
             Error::TokenRejected(problem) => {
-                (S::UNAUTHORIZED, json!({"detail": problem.message(), "code": "token_not_valid"}), true)
+                (S::UNAUTHORIZED, ErrorBody::Detail(Detail::new(problem.message()).code("token_not_valid")), true)
             }
-            Error::NoActiveAccount => {
-                (S::UNAUTHORIZED, json!({"detail": "No active account found for the given token."}), true)
-            }
+            Error::NoActiveAccount => (S::UNAUTHORIZED, detail("No active account found for the given token."), true),
             Error::NoValidRefreshToken => {
-                (S::UNAUTHORIZED, json!({"detail": "No valid refresh token found.", "code": "token_not_valid"}), true)
+                (S::UNAUTHORIZED, ErrorBody::Detail(Detail::new("No valid refresh token found.").code("token_not_valid")), true)
             }
-            Error::LogoutTokenRejected(problem) => (S::UNAUTHORIZED, json!({"detail": problem.message()}), false),
-            Error::LogoutMissingRefresh => {
-                (S::UNAUTHORIZED, json!({"detail": "Refresh token was not included in request data."}), false)
+            Error::LogoutTokenRejected(problem) => (S::UNAUTHORIZED, detail(problem.message()), false),
+            Error::LogoutMissingRefresh => (S::UNAUTHORIZED, detail("Refresh token was not included in request data."), false),
+            Error::VerifyBlacklisted => {
+                (S::BAD_REQUEST, ErrorBody::Fields(wire::FieldErrors(FieldErrors::single(NON_FIELD, "Token is blacklisted").to_map())), false)
             }
-            Error::VerifyBlacklisted => (S::BAD_REQUEST, json!({NON_FIELD: ["Token is blacklisted"]}), false),
-            Error::NotFound => (S::NOT_FOUND, json!({"detail": "Not found."}), false),
-            Error::MethodNotAllowed(method) => {
-                (S::METHOD_NOT_ALLOWED, json!({"detail": format!("Method \"{method}\" not allowed.")}), false)
+            Error::NotFound => (S::NOT_FOUND, detail("Not found."), false),
+            Error::MethodNotAllowed(method) => (S::METHOD_NOT_ALLOWED, detail(&format!("Method \"{method}\" not allowed.")), false),
+            Error::UnsupportedMediaType(ct) => {
+                (S::UNSUPPORTED_MEDIA_TYPE, detail(&format!("Unsupported media type \"{ct}\" in request.")), false)
             }
-            Error::UnsupportedMediaType(ct) => (
-                S::UNSUPPORTED_MEDIA_TYPE,
-                json!({"detail": format!("Unsupported media type \"{ct}\" in request.")}),
-                false,
-            ),
-            Error::PayloadTooLarge => (S::PAYLOAD_TOO_LARGE, json!({"detail": "Request body is too large."}), false),
+            Error::PayloadTooLarge => (S::PAYLOAD_TOO_LARGE, detail("Request body is too large."), false),
             Error::Throttled { retry_after } => (
                 S::TOO_MANY_REQUESTS,
-                json!({"detail": format!("Request was throttled. Expected available in {retry_after} seconds.")}),
+                detail(&format!("Request was throttled. Expected available in {retry_after} seconds.")),
                 false,
             ),
-            Error::UploadForbidden => {
-                (S::FORBIDDEN, json!({"detail": "This upload URL is invalid or has expired."}), false)
+            Error::UploadForbidden => (S::FORBIDDEN, detail("This upload URL is invalid or has expired."), false),
+            Error::Unavailable(_) | Error::Overloaded => {
+                (S::SERVICE_UNAVAILABLE, detail("Service temporarily unavailable, try again later."), false)
             }
-            Error::Unavailable(_) | Error::Overloaded => (
-                S::SERVICE_UNAVAILABLE,
-                json!({"detail": "Service temporarily unavailable, try again later."}),
-                false,
-            ),
-            Error::Internal(_) => (S::INTERNAL_SERVER_ERROR, json!({"detail": "A server error occurred."}), false),
+            Error::Internal(_) => (S::INTERNAL_SERVER_ERROR, detail("A server error occurred."), false),
         }
     }
 }

@@ -1,16 +1,17 @@
 //! The account operations behind the endpoints: plain async functions over the store traits.
 //! They return domain values; the HTTP layer decides the JSON shapes.
 
-use crate::domain::fields::{is_valid_email, CharField, Data, FieldErrors, INVALID_EMAIL};
+use crate::domain::fields::{is_valid_email, Data, Field, FieldErrors, INVALID_EMAIL};
 use crate::domain::model::{
     LogoutOutcome, NewUser, PasswordReplacement, RotateOutcome, Rotation, Session, SpentToken, User, UserUpdate,
 };
 use crate::domain::model::username_key;
 use crate::domain::password;
+use crate::domain::requests;
 use crate::domain::throttle::{self, Limits, Rule, Usage};
 use crate::domain::tokens::{Claims, TokenPair, TokenProblem, TokenService, TokenType};
 use crate::domain::user::{
-    is_valid_username, normalize_username, EMAIL_TAKEN, INVALID_USERNAME, MAX_USERNAME_LENGTH, USERNAME_TAKEN,
+    is_valid_username, normalize_username, EMAIL_TAKEN, INVALID_USERNAME, USERNAME_TAKEN,
 };
 use crate::error::Error;
 use crate::store::{Admission, Reservation, Store, StoreError};
@@ -23,9 +24,6 @@ pub type Result<T> = std::result::Result<T, Error>;
 pub const PASSWORDS_DIFFER_AT_REGISTRATION: &str = "The two password fields didn't match.";
 pub const BAD_CREDENTIALS: &str = "Unable to log in with provided credentials.";
 pub const MUST_INCLUDE: &str = "Must include \"username\" and \"password\".";
-pub const NICKNAME_MAX: usize = 50;
-pub const SIGNATURE_MAX: usize = 255;
-pub const NAME_MAX: usize = 150;
 pub const AVATAR_NOT_A_FILE: &str = "The submitted data was not a file. Check the encoding type on the form.";
 
 /// The caller behind a valid access token.
@@ -55,8 +53,9 @@ struct HashQueue {
 }
 
 /// How many password checks may wait per CPU: a waiting login is served within about this many
-/// hash durations (argon2id: ~50 ms on one Lambda vCPU).
-const HASHES_WAITING_PER_CPU: usize = 4;
+/// hash durations (argon2id: ~50 ms on one Lambda vCPU). More than one address may fail per
+/// minute (10 on 2 CPUs), so a flood from one address cannot fill the queue by itself.
+const HASHES_WAITING_PER_CPU: usize = 8;
 
 static HASHING: std::sync::LazyLock<HashQueue> = std::sync::LazyLock::new(|| {
     let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
@@ -122,12 +121,12 @@ fn throttled(retry_after: u64) -> Error {
 /// Reads and checks a username field: length, characters, and (unless it is `own`) uniqueness.
 async fn read_username(
     store: &dyn Store,
-    field: CharField,
+    field: Field,
     data: &Data,
     errors: &mut FieldErrors,
     own_id: Option<u64>,
 ) -> Result<Option<String>> {
-    let Some(raw) = field.max_length(MAX_USERNAME_LENGTH).read(data, errors) else { return Ok(None) };
+    let Some(raw) = field.read(data, errors) else { return Ok(None) };
     let username = normalize_username(&raw);
     if !is_valid_username(&username) {
         errors.add(field.name, INVALID_USERNAME);
@@ -160,22 +159,23 @@ pub async fn register(
     let ip = throttle::ip_subject(client_ip);
     reserve(store, &throttle::rules(&[("registration:ip", &ip, limits.registrations_per_ip)]), None, now()).await?;
     let mut errors = FieldErrors::new();
-    let username = read_username(store, CharField::required("username"), data, &mut errors, None).await?;
-    let mut email = CharField::optional("email").allow_blank(false).read(data, &mut errors);
+    use requests::registration as fields;
+    let username = read_username(store, fields::USERNAME, data, &mut errors, None).await?;
+    let mut email = fields::EMAIL.read(data, &mut errors);
     if let Some(address) = email.take() {
         if !is_valid_email(&address) {
-            errors.add("email", INVALID_EMAIL);
+            errors.add(fields::EMAIL.name, INVALID_EMAIL);
         } else if store.email_in_use(&address).await? {
-            errors.add("email", EMAIL_TAKEN);
+            errors.add(fields::EMAIL.name, EMAIL_TAKEN);
         } else {
             email = Some(address.to_lowercase());
         }
     }
-    let password1 = CharField::required("password1").read(data, &mut errors);
+    let password1 = fields::PASSWORD1.read(data, &mut errors);
     if let Some(p) = &password1 {
-        add_password_problems(&mut errors, "password1", p);
+        add_password_problems(&mut errors, fields::PASSWORD1.name, p);
     }
-    let password2 = CharField::required("password2").read(data, &mut errors);
+    let password2 = fields::PASSWORD2.read(data, &mut errors);
     errors.into_result()?;
     let (Some(username), Some(password1), Some(password2)) = (username, password1, password2) else {
         return Err(Error::Internal("registration fields missing after validation".into()));
@@ -229,8 +229,8 @@ pub async fn login(
     client_ip: Option<IpAddr>,
 ) -> Result<(User, TokenPair)> {
     let mut errors = FieldErrors::new();
-    let username = CharField::optional("username").read(data, &mut errors);
-    let password = CharField::required("password").read(data, &mut errors);
+    let username = requests::login::USERNAME.read(data, &mut errors);
+    let password = requests::login::PASSWORD.read(data, &mut errors);
     errors.into_result()?;
     let (Some(username), Some(password)) = (username.filter(|u| !u.is_empty()), password) else {
         return Err(Error::non_field(MUST_INCLUDE));
@@ -333,11 +333,11 @@ pub async fn refresh(
     missing: MissingRefresh,
     grace: std::time::Duration,
 ) -> Result<TokenPair> {
-    if missing == MissingRefresh::Unauthorized && !data.contains_key("refresh") {
+    if missing == MissingRefresh::Unauthorized && !data.contains_key(requests::refresh::REFRESH.name) {
         return Err(Error::NoValidRefreshToken);
     }
     let mut errors = FieldErrors::new();
-    let token = CharField::required("refresh").read(data, &mut errors);
+    let token = requests::refresh::REFRESH.read(data, &mut errors);
     errors.into_result()?;
     let token = token.unwrap_or_default();
     let now = now();
@@ -403,7 +403,7 @@ async fn reused_refresh(
 /// `POST /api/auth/token/verify/`: any live token of a live session.
 pub async fn verify(store: &dyn Store, tokens: &TokenService, data: &Data) -> Result<()> {
     let mut errors = FieldErrors::new();
-    let token = CharField::required("token").read(data, &mut errors);
+    let token = requests::token_verify::TOKEN.read(data, &mut errors);
     errors.into_result()?;
     let now = now();
     let claims = tokens.decode(&token.unwrap_or_default(), None, now).map_err(Error::TokenRejected)?;
@@ -421,7 +421,7 @@ pub async fn verify(store: &dyn Store, tokens: &TokenService, data: &Data) -> Re
 /// already still ends its session, then answers 401: the victim of a stolen, rotated token who
 /// taps "log out" ends the thief's session too (as reuse detection would at a refresh).
 pub async fn logout(store: &dyn Store, tokens: &TokenService, data: &Data) -> Result<()> {
-    let token = match data.get("refresh") {
+    let token = match data.get(requests::logout::REFRESH.name) {
         None => return Err(Error::LogoutMissingRefresh),
         Some(serde_json::Value::String(s)) => s.trim().to_string(),
         Some(_) => return Err(Error::LogoutTokenRejected(TokenProblem::Invalid)),
@@ -462,10 +462,11 @@ pub async fn authenticate(store: &dyn Store, tokens: &TokenService, token: &str)
 /// `PUT|PATCH /api/auth/user/`: username (own one accepted), first and last name.
 pub async fn update_user_details(store: &dyn Store, me: &User, data: &Data, partial: bool) -> Result<User> {
     let mut errors = FieldErrors::new();
-    let username_field = if partial { CharField::optional("username").allow_blank(false) } else { CharField::required("username") };
+    use requests::user_details as fields;
+    let username_field = if partial { fields::USERNAME.partial() } else { fields::USERNAME };
     let username = read_username(store, username_field, data, &mut errors, Some(me.id)).await?;
-    let first_name = CharField::optional("first_name").max_length(NAME_MAX).read(data, &mut errors);
-    let last_name = CharField::optional("last_name").max_length(NAME_MAX).read(data, &mut errors);
+    let first_name = fields::FIRST_NAME.read(data, &mut errors);
+    let last_name = fields::LAST_NAME.read(data, &mut errors);
     errors.into_result()?;
     let update = UserUpdate { username: username.filter(|u| *u != me.username), first_name, last_name, ..Default::default() };
     apply_update(store, me, update).await
@@ -482,13 +483,14 @@ pub async fn update_profile(store: &dyn Store, me: &User, data: &Data) -> Result
 
 /// The profile's text fields and `avatar: null`, every failure added to `errors`.
 pub fn read_profile_fields(data: &Data, errors: &mut FieldErrors) -> UserUpdate {
-    let nickname = CharField::optional("nickname").max_length(NICKNAME_MAX).read(data, errors);
-    let signature = CharField::optional("signature").max_length(SIGNATURE_MAX).read(data, errors);
-    let avatar = match data.get("avatar") {
+    use requests::profile as fields;
+    let nickname = fields::NICKNAME.read(data, errors);
+    let signature = fields::SIGNATURE.read(data, errors);
+    let avatar = match data.get(fields::AVATAR.name) {
         None => None,
         Some(serde_json::Value::Null) => Some(None),
         Some(_) => {
-            errors.add("avatar", AVATAR_NOT_A_FILE);
+            errors.add(fields::AVATAR.name, AVATAR_NOT_A_FILE);
             None
         }
     };

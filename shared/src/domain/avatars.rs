@@ -11,7 +11,8 @@ use axum::body::Bytes;
 use serde_json::Value;
 
 use crate::domain::accounts::{self, now};
-use crate::domain::fields::{CharField, Data, FieldErrors};
+use crate::domain::fields::{Data, FieldErrors, FieldKind};
+use crate::domain::requests;
 use crate::domain::model::{User, UserUpdate};
 use crate::error::Error;
 use crate::media::gate;
@@ -40,7 +41,7 @@ pub async fn update_profile(
     let mut update = if file.is_some() {
         // The file part is the avatar; a text part of the same name does not count.
         let mut data = data.clone();
-        data.remove("avatar");
+        data.remove(requests::profile::AVATAR.name);
         accounts::read_profile_fields(&data, &mut errors)
     } else {
         accounts::read_profile_fields(data, &mut errors)
@@ -50,7 +51,7 @@ pub async fn update_profile(
         Some(bytes) => match process(bytes, bounds).await? {
             Ok(picture) => Some(picture),
             Err(problem) => {
-                errors.add("avatar", problem.message());
+                errors.add(requests::profile::AVATAR.name, problem.message());
                 None
             }
         },
@@ -173,19 +174,21 @@ pub async fn start_direct_upload(
 
 /// The declared file size, as DRF's `IntegerField(min_value=1, max_value=max)` reads it.
 fn read_size(data: &Data, max: u64) -> Result<u64> {
-    let size = match data.get("size") {
-        None => return Err(Error::field("size", crate::domain::fields::REQUIRED)),
-        Some(Value::Null) => return Err(Error::field("size", crate::domain::fields::NULL)),
+    let field = requests::avatar_upload::SIZE;
+    let FieldKind::Integer { min } = field.kind else { unreachable!("size is an integer field") };
+    let size = match data.get(field.name) {
+        None => return Err(Error::field(field.name, crate::domain::fields::REQUIRED)),
+        Some(Value::Null) => return Err(Error::field(field.name, crate::domain::fields::NULL)),
         Some(Value::Number(n)) => n.as_i64(),
         Some(Value::String(s)) => s.trim().parse::<i64>().ok(),
         Some(_) => None,
     };
-    let Some(size) = size else { return Err(Error::field("size", NOT_AN_INTEGER)) };
-    if size < 1 {
-        return Err(Error::field("size", "Ensure this value is greater than or equal to 1."));
+    let Some(size) = size else { return Err(Error::field(field.name, NOT_AN_INTEGER)) };
+    if size < min {
+        return Err(Error::field(field.name, format!("Ensure this value is greater than or equal to {min}.")));
     }
     if size as u64 > max {
-        return Err(Error::field("size", format!("Ensure this value is less than or equal to {max}.")));
+        return Err(Error::field(field.name, format!("Ensure this value is less than or equal to {max}.")));
     }
     Ok(size as u64)
 }
@@ -201,18 +204,18 @@ pub async fn confirm_direct_upload(
     data: &Data,
 ) -> Result<User> {
     let mut errors = FieldErrors::new();
-    let upload_id = CharField::required("upload_id").read(data, &mut errors);
+    let upload_id = requests::avatar_confirm::UPLOAD_ID.read(data, &mut errors);
     errors.into_result()?;
     let upload_id = upload_id.unwrap_or_default();
     let is_id = upload_id.len() == 32 && upload_id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
     if !is_id {
-        return Err(Error::field("upload_id", UNKNOWN_UPLOAD));
+        return Err(Error::field(requests::avatar_confirm::UPLOAD_ID.name, UNKNOWN_UPLOAD));
     }
     let staged = upload_key(me.id, &upload_id);
     // One bounded read: an oversized upload is refused without being read, also one swapped in
     // after any earlier look at it.
     let Some(object) = media.get_at_most(&staged, bounds.max_bytes as u64).await? else {
-        return Err(Error::field("upload_id", UNKNOWN_UPLOAD));
+        return Err(Error::field(requests::avatar_confirm::UPLOAD_ID.name, UNKNOWN_UPLOAD));
     };
     let picture = match object {
         Bounded::Over { size } => {
@@ -221,7 +224,7 @@ pub async fn confirm_direct_upload(
         Bounded::Within(object) => process(object.bytes, bounds).await?,
     };
     let result = match picture {
-        Err(problem) => Err(Error::field("avatar", problem.message())),
+        Err(problem) => Err(Error::field(requests::profile::AVATAR.name, problem.message())),
         Ok(picture) => {
             let key = store_picture(media, me.id, picture).await?;
             point_profile(store, media, me, UserUpdate { avatar: Some(Some(key)), ..Default::default() }).await

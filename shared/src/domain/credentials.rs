@@ -11,9 +11,10 @@ use std::net::IpAddr;
 
 use crate::config::PasswordResetConfig;
 use crate::domain::accounts::{blocking, now, reserve, Authenticated, Result};
-use crate::domain::fields::{is_valid_email, CharField, Data, FieldErrors, INVALID_EMAIL};
+use crate::domain::fields::{is_valid_email, Data, FieldErrors, INVALID_EMAIL};
 use crate::domain::model::{username_key, PasswordReplacement, User};
 use crate::domain::password;
+use crate::domain::requests;
 use crate::domain::reset_token::{from_base36, to_base36, ResetTokens};
 use crate::domain::throttle::{self, Limits};
 use crate::error::Error;
@@ -28,13 +29,6 @@ pub const WRONG_OLD_PASSWORD: &str = "Your old password was entered incorrectly.
 /// Django's form message, with the typographic apostrophe (U+2019).
 pub const PASSWORDS_DIFFER: &str = "The two password fields didn\u{2019}t match.";
 pub const INVALID_VALUE: &str = "Invalid value";
-/// dj-rest-auth's serializers bound every password field to 128 characters.
-pub const PASSWORD_MAX: usize = 128;
-
-fn password_field(name: &'static str) -> CharField {
-    CharField::required(name).max_length(PASSWORD_MAX)
-}
-
 /// Django's `SetPasswordForm.clean_new_password2` then `validate_password(new, user)`: a
 /// mismatch alone, else every failing validator (similarity first, as in the settings), all
 /// under `new_password2`.
@@ -99,9 +93,10 @@ pub async fn change_password(
     client_ip: Option<IpAddr>,
 ) -> Result<()> {
     let mut errors = FieldErrors::new();
-    let old = password_field("old_password").read(data, &mut errors);
-    let new1 = password_field("new_password1").read(data, &mut errors);
-    let new2 = password_field("new_password2").read(data, &mut errors);
+    use requests::password_change as fields;
+    let old = fields::OLD_PASSWORD.read(data, &mut errors);
+    let new1 = fields::NEW_PASSWORD1.read(data, &mut errors);
+    let new2 = fields::NEW_PASSWORD2.read(data, &mut errors);
     // `validate_old_password` is a field validator: it runs whenever the field itself is fine,
     // and its error is reported alongside the other fields' errors.
     if let Some(old) = old {
@@ -111,7 +106,7 @@ pub async fn change_password(
         if blocking(move || password::verify(&old, &stored)).await? {
             store.release(&reservation).await?;
         } else {
-            errors.add("old_password", WRONG_OLD_PASSWORD);
+            errors.add(fields::OLD_PASSWORD.name, WRONG_OLD_PASSWORD);
         }
     }
     errors.into_result()?;
@@ -149,10 +144,11 @@ pub async fn request_reset(
     client_ip: Option<IpAddr>,
 ) -> Result<()> {
     let mut errors = FieldErrors::new();
-    let email = CharField::required("email").read(data, &mut errors);
+    let field = requests::password_reset::EMAIL;
+    let email = field.read(data, &mut errors);
     if let Some(address) = &email {
         if !is_valid_email(address) {
-            errors.add("email", INVALID_EMAIL);
+            errors.add(field.name, INVALID_EMAIL);
         }
     }
     errors.into_result()?;
@@ -184,10 +180,11 @@ pub async fn request_reset(
 /// session of the user. A refused confirm changes nothing, so the token stays usable.
 pub async fn confirm_reset(store: &dyn Store, tokens: &ResetTokens, data: &Data) -> Result<()> {
     let mut errors = FieldErrors::new();
-    let new1 = password_field("new_password1").read(data, &mut errors);
-    let new2 = password_field("new_password2").read(data, &mut errors);
-    let uid = CharField::required("uid").read(data, &mut errors);
-    let token = CharField::required("token").read(data, &mut errors);
+    use requests::password_reset_confirm as fields;
+    let new1 = fields::NEW_PASSWORD1.read(data, &mut errors);
+    let new2 = fields::NEW_PASSWORD2.read(data, &mut errors);
+    let uid = fields::UID.read(data, &mut errors);
+    let token = fields::TOKEN.read(data, &mut errors);
     errors.into_result()?;
     let (Some(new1), Some(new2), Some(uid), Some(token)) = (new1, new2, uid, token) else {
         return Err(Error::Internal("reset confirm fields missing after validation".into()));

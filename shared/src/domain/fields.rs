@@ -1,8 +1,9 @@
 //! Request fields the way the old service (Django REST framework) reads them, with its messages.
 //!
 //! A request body becomes a [`Data`] map, whatever its encoding (JSON, form, multipart); each
-//! endpoint reads its fields through a [`CharField`] and gathers every failure in [`FieldErrors`],
-//! so all failing fields are reported together.
+//! endpoint reads its fields through the [`Field`]s of its table in `domain/requests.rs` (which
+//! the OpenAPI document describes too) and gathers every failure in [`FieldErrors`], so all
+//! failing fields are reported together.
 
 use serde_json::{Map, Value};
 
@@ -59,6 +60,10 @@ impl FieldErrors {
         Value::Object(self.0.clone())
     }
 
+    pub fn to_map(&self) -> Map<String, Value> {
+        self.0.clone()
+    }
+
     pub fn messages(&self, field: &str) -> Vec<&str> {
         match self.0.get(field) {
             Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).collect(),
@@ -67,22 +72,46 @@ impl FieldErrors {
     }
 }
 
-/// A DRF `CharField`: strings (numbers are taken as their text), trimmed, optionally bounded.
-#[derive(Debug, Clone, Copy)]
-pub struct CharField {
+/// What a field holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldKind {
+    /// A DRF `CharField`: a string (a number is taken as its text), trimmed.
+    Text,
+    /// A DRF `IntegerField` of at least `min` (its upper bound is a setting, known at run time).
+    Integer { min: i64 },
+    /// A file part of a multipart body; `null` in JSON and an empty value in a form clear it.
+    File,
+}
+
+/// A field of a request body: its name, kind, and the bounds the endpoint checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Field {
     pub name: &'static str,
+    pub kind: FieldKind,
     pub required: bool,
     pub allow_blank: bool,
     pub max_length: Option<usize>,
 }
 
-impl CharField {
+impl Field {
+    /// A required text field.
     pub const fn required(name: &'static str) -> Self {
-        Self { name, required: true, allow_blank: false, max_length: None }
+        Self { name, kind: FieldKind::Text, required: true, allow_blank: false, max_length: None }
     }
 
+    /// An optional text field (blank allowed, as DRF's `required=False, allow_blank=True`).
     pub const fn optional(name: &'static str) -> Self {
-        Self { name, required: false, allow_blank: true, max_length: None }
+        Self { name, kind: FieldKind::Text, required: false, allow_blank: true, max_length: None }
+    }
+
+    /// A required whole number of at least `min`.
+    pub const fn integer(name: &'static str, min: i64) -> Self {
+        Self { kind: FieldKind::Integer { min }, ..Self::required(name) }
+    }
+
+    /// An optional file.
+    pub const fn file(name: &'static str) -> Self {
+        Self { kind: FieldKind::File, ..Self::optional(name) }
     }
 
     pub const fn max_length(mut self, n: usize) -> Self {
@@ -95,8 +124,16 @@ impl CharField {
         self
     }
 
-    /// The field's cleaned value; `None` when it is absent or invalid (the failure is in `errors`).
+    /// The same field where it may be left out (DRF's `partial=True`: a PATCH).
+    pub const fn partial(mut self) -> Self {
+        self.required = false;
+        self
+    }
+
+    /// A text field's cleaned value, as DRF's `CharField` reads it; `None` when it is absent or
+    /// invalid (the failure is in `errors`).
     pub fn read(&self, data: &Data, errors: &mut FieldErrors) -> Option<String> {
+        debug_assert_eq!(self.kind, FieldKind::Text, "{} is not a text field", self.name);
         let text = match data.get(self.name) {
             None => {
                 if self.required {
@@ -166,19 +203,19 @@ mod tests {
     }
 
     #[test]
-    fn char_field_reads_like_drf() {
+    fn text_fields_read_like_drf_char_fields() {
         let d = data(json!({"a": "  x  ", "n": 12, "b": true, "z": null, "e": " ", "l": "你好世界"}));
         let mut errors = FieldErrors::new();
-        assert_eq!(CharField::required("a").read(&d, &mut errors).as_deref(), Some("x"));
-        assert_eq!(CharField::required("n").read(&d, &mut errors).as_deref(), Some("12"));
-        assert_eq!(CharField::required("b").read(&d, &mut errors), None);
-        assert_eq!(CharField::required("z").read(&d, &mut errors), None);
-        assert_eq!(CharField::required("e").read(&d, &mut errors), None);
-        assert_eq!(CharField::optional("e").read(&d, &mut errors).as_deref(), Some(""));
-        assert_eq!(CharField::required("missing").read(&d, &mut errors), None);
-        assert_eq!(CharField::optional("gone").read(&d, &mut errors), None);
-        assert_eq!(CharField::optional("l").max_length(3).read(&d, &mut errors), None);
-        assert_eq!(CharField::optional("l").max_length(4).read(&d, &mut errors).as_deref(), Some("你好世界"));
+        assert_eq!(Field::required("a").read(&d, &mut errors).as_deref(), Some("x"));
+        assert_eq!(Field::required("n").read(&d, &mut errors).as_deref(), Some("12"));
+        assert_eq!(Field::required("b").read(&d, &mut errors), None);
+        assert_eq!(Field::required("z").read(&d, &mut errors), None);
+        assert_eq!(Field::required("e").read(&d, &mut errors), None);
+        assert_eq!(Field::optional("e").read(&d, &mut errors).as_deref(), Some(""));
+        assert_eq!(Field::required("missing").read(&d, &mut errors), None);
+        assert_eq!(Field::optional("gone").read(&d, &mut errors), None);
+        assert_eq!(Field::optional("l").max_length(3).read(&d, &mut errors), None);
+        assert_eq!(Field::optional("l").max_length(4).read(&d, &mut errors).as_deref(), Some("你好世界"));
         assert_eq!(
             errors.to_json(),
             json!({

@@ -6,6 +6,7 @@ pub mod credentials;
 pub mod fields;
 pub mod model;
 pub mod password;
+pub mod requests;
 pub mod reset_token;
 pub mod throttle;
 pub mod tokens;

@@ -6,47 +6,45 @@
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::Json;
-use serde_json::{json, Map, Value};
 
 use crate::domain::accounts::Authenticated;
 use crate::domain::avatars;
 use crate::error::Error;
 use crate::http::body::Payload;
 use crate::http::handlers::{profile, request_origin};
+use crate::http::wire;
 use crate::media::serve::UPLOAD_TTL;
 use crate::state::AppState;
 
 /// The client must send exactly `size` bytes (the declared one) with every header of `headers`
 /// (`content-length` among them): the URL is signed for that length.
-pub async fn avatar_upload(
+pub(crate) async fn avatar_upload(
     State(state): State<AppState>,
     me: Authenticated,
     headers: HeaderMap,
     payload: Payload,
-) -> Result<Json<Value>, Error> {
+) -> Result<Json<wire::DirectUpload>, Error> {
     let bounds = (&state.config.media).into();
     let origin = request_origin(&headers);
     let upload =
         avatars::start_direct_upload(&*state.media, bounds, &me.user, &payload.data, UPLOAD_TTL, &origin).await?;
-    let upload_headers: Map<String, Value> =
-        upload.target.headers.into_iter().map(|(name, value)| (name, Value::String(value))).collect();
-    Ok(Json(json!({
-        "upload_id": upload.upload_id,
-        "upload_url": upload.target.url,
-        "method": upload.target.method,
-        "headers": upload_headers,
-        "expires_in": upload.expires_in.as_secs(),
-        "max_bytes": upload.max_bytes,
-        "size": upload.size,
-    })))
+    Ok(Json(wire::DirectUpload {
+        upload_id: upload.upload_id,
+        upload_url: upload.target.url,
+        method: upload.target.method,
+        headers: upload.target.headers,
+        expires_in: upload.expires_in.as_secs(),
+        max_bytes: upload.max_bytes as u64,
+        size: upload.size,
+    }))
 }
 
-pub async fn avatar_confirm(
+pub(crate) async fn avatar_confirm(
     State(state): State<AppState>,
     me: Authenticated,
     headers: HeaderMap,
     payload: Payload,
-) -> Result<Json<Value>, Error> {
+) -> Result<Json<wire::Profile>, Error> {
     let bounds = (&state.config.media).into();
     let user = avatars::confirm_direct_upload(&*state.store, &*state.media, bounds, &me.user, &payload.data).await?;
     Ok(Json(profile(&state, &user, &headers)))

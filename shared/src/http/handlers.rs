@@ -1,44 +1,35 @@
-//! The handlers: parse, call the domain, shape the JSON of the contract.
+//! The handlers: parse, call the domain, answer the contract's bodies (`wire.rs`).
 
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::Json;
 use chrono::{TimeZone, Utc};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::domain::accounts::{self, Authenticated, MissingRefresh};
 use crate::domain::model::User;
+use crate::domain::requests;
 use crate::domain::tokens::TokenPair;
 use crate::error::Error;
 use crate::http::body::Payload;
 use crate::http::client_ip::ClientIp;
+use crate::http::wire::{self, Jwt, Message, UserDetails};
 use crate::state::AppState;
 
-type JsonResult = Result<Json<Value>, Error>;
+type JsonResult<T> = Result<Json<T>, Error>;
 
-/// dj-rest-auth's `UserDetailsSerializer`.
-fn user_details(user: &User) -> Value {
-    json!({
-        "pk": user.id,
-        "username": user.username,
-        "email": user.email,
-        "first_name": user.first_name,
-        "last_name": user.last_name,
-    })
-}
-
-/// The profile: exactly the old service's six keys; `avatar` an absolute URL or null (under
-/// `MEDIA_BASE_URL`, else under the request's origin).
-pub(crate) fn profile(state: &AppState, user: &User, headers: &HeaderMap) -> Value {
+/// The profile; `avatar` an absolute URL (under `MEDIA_BASE_URL`, else under the request's
+/// origin) or null.
+pub(crate) fn profile(state: &AppState, user: &User, headers: &HeaderMap) -> wire::Profile {
     let base_url = state.config.media.base_url.as_deref();
-    json!({
-        "id": user.id,
-        "username": user.username,
-        "email": user.email,
-        "nickname": user.nickname,
-        "signature": user.signature,
-        "avatar": user.avatar.as_ref().map(|key| crate::media::media_url(base_url, &request_origin(headers), key)),
-    })
+    wire::Profile {
+        id: user.id,
+        username: user.username.clone(),
+        email: user.email.clone(),
+        nickname: user.nickname.clone(),
+        signature: user.signature.clone(),
+        avatar: user.avatar.as_ref().map(|key| crate::media::media_url(base_url, &request_origin(headers), key)),
+    }
 }
 
 /// `scheme://host` of the request, as Django's `build_absolute_uri` derives it.
@@ -48,8 +39,8 @@ pub(crate) fn request_origin(headers: &HeaderMap) -> String {
     format!("{scheme}://{host}")
 }
 
-fn login_body(user: &User, pair: &TokenPair) -> Value {
-    json!({"access": pair.access, "refresh": pair.refresh, "user": user_details(user)})
+fn login_body(user: &User, pair: TokenPair) -> wire::Login {
+    wire::Login { access: Jwt(pair.access), refresh: Jwt(pair.refresh), user: user.into() }
 }
 
 /// ISO-8601 UTC with microseconds, as dj-rest-auth prints expirations.
@@ -57,75 +48,76 @@ fn iso_timestamp(unix: i64) -> String {
     Utc.timestamp_opt(unix, 0).single().unwrap_or_default().format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
 }
 
-pub async fn registration(
+pub(crate) async fn registration(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
     payload: Payload,
-) -> Result<(StatusCode, Json<Value>), Error> {
+) -> Result<(StatusCode, Json<wire::Login>), Error> {
     let (user, pair) = accounts::register(&*state.store, &state.tokens, &payload.data, &state.config.limits, ip).await?;
-    Ok((StatusCode::CREATED, Json(login_body(&user, &pair))))
+    Ok((StatusCode::CREATED, Json(login_body(&user, pair))))
 }
 
-pub async fn login(State(state): State<AppState>, ClientIp(ip): ClientIp, payload: Payload) -> JsonResult {
+pub(crate) async fn login(State(state): State<AppState>, ClientIp(ip): ClientIp, payload: Payload) -> JsonResult<wire::Login> {
     let (user, pair) = accounts::login(&*state.store, &state.tokens, &payload.data, &state.config.limits, ip).await?;
-    Ok(Json(login_body(&user, &pair)))
+    Ok(Json(login_body(&user, pair)))
 }
 
-pub async fn refresh(State(state): State<AppState>, payload: Payload) -> JsonResult {
+pub(crate) async fn refresh(State(state): State<AppState>, payload: Payload) -> JsonResult<wire::TokenPair> {
     let pair = accounts::refresh(&*state.store, &state.tokens, &payload.data, MissingRefresh::FieldError, state.config.refresh_reuse_grace).await?;
-    Ok(Json(json!({"access": pair.access, "refresh": pair.refresh})))
+    Ok(Json(pair.into()))
 }
 
-pub async fn token_refresh(State(state): State<AppState>, payload: Payload) -> JsonResult {
+pub(crate) async fn token_refresh(State(state): State<AppState>, payload: Payload) -> JsonResult<wire::TokenPairWithExpiration> {
     let pair = accounts::refresh(&*state.store, &state.tokens, &payload.data, MissingRefresh::Unauthorized, state.config.refresh_reuse_grace).await?;
-    Ok(Json(json!({
-        "access": pair.access,
-        "refresh": pair.refresh,
-        "access_expiration": iso_timestamp(pair.access_claims.exp),
-        "refresh_expiration": iso_timestamp(pair.refresh_claims.exp),
-    })))
+    Ok(Json(wire::TokenPairWithExpiration {
+        access_expiration: iso_timestamp(pair.access_claims.exp),
+        refresh_expiration: iso_timestamp(pair.refresh_claims.exp),
+        access: Jwt(pair.access),
+        refresh: Jwt(pair.refresh),
+    }))
 }
 
-pub async fn token_verify(State(state): State<AppState>, payload: Payload) -> JsonResult {
+pub(crate) async fn token_verify(State(state): State<AppState>, payload: Payload) -> JsonResult<wire::Verified> {
     accounts::verify(&*state.store, &state.tokens, &payload.data).await?;
-    Ok(Json(json!({})))
+    Ok(Json(wire::Verified {}))
 }
 
-pub async fn logout(State(state): State<AppState>, payload: Payload) -> JsonResult {
+pub(crate) async fn logout(State(state): State<AppState>, payload: Payload) -> JsonResult<Message> {
     accounts::logout(&*state.store, &state.tokens, &payload.data).await?;
-    Ok(Json(json!({"detail": "Successfully logged out."})))
+    Ok(Json(Message { detail: "Successfully logged out." }))
 }
 
-pub async fn user_details_get(me: Authenticated) -> JsonResult {
-    Ok(Json(user_details(&me.user)))
+pub(crate) async fn user_details_get(me: Authenticated) -> JsonResult<UserDetails> {
+    Ok(Json((&me.user).into()))
 }
 
-pub async fn user_details_put(State(state): State<AppState>, me: Authenticated, payload: Payload) -> JsonResult {
+pub(crate) async fn user_details_put(State(state): State<AppState>, me: Authenticated, payload: Payload) -> JsonResult<UserDetails> {
     let user = accounts::update_user_details(&*state.store, &me.user, &payload.data, false).await?;
-    Ok(Json(user_details(&user)))
+    Ok(Json((&user).into()))
 }
 
-pub async fn user_details_patch(State(state): State<AppState>, me: Authenticated, payload: Payload) -> JsonResult {
+pub(crate) async fn user_details_patch(State(state): State<AppState>, me: Authenticated, payload: Payload) -> JsonResult<UserDetails> {
     let user = accounts::update_user_details(&*state.store, &me.user, &payload.data, true).await?;
-    Ok(Json(user_details(&user)))
+    Ok(Json((&user).into()))
 }
 
-pub async fn profile_get(State(state): State<AppState>, me: Authenticated, headers: HeaderMap) -> JsonResult {
+pub(crate) async fn profile_get(State(state): State<AppState>, me: Authenticated, headers: HeaderMap) -> JsonResult<wire::Profile> {
     Ok(Json(profile(&state, &me.user, &headers)))
 }
 
 /// PUT and PATCH alike: every profile field is optional.
-pub async fn profile_update(
+pub(crate) async fn profile_update(
     State(state): State<AppState>,
     me: Authenticated,
     headers: HeaderMap,
     mut payload: Payload,
-) -> JsonResult {
-    if payload.is_form && payload.data.get("avatar").and_then(Value::as_str) == Some("") {
-        payload.data.insert("avatar".into(), Value::Null);
+) -> JsonResult<wire::Profile> {
+    let avatar = requests::profile::AVATAR.name;
+    if payload.is_form && payload.data.get(avatar).and_then(Value::as_str) == Some("") {
+        payload.data.insert(avatar.into(), Value::Null);
     }
     // The last `avatar` file part, as Django keeps the last value of a repeated key.
-    let file = payload.files.into_iter().rev().find(|f| f.field == "avatar").map(|f| f.bytes);
+    let file = payload.files.into_iter().rev().find(|f| f.field == avatar).map(|f| f.bytes);
     let bounds = (&state.config.media).into();
     let user =
         crate::domain::avatars::update_profile(&*state.store, &*state.media, bounds, &me.user, &payload.data, file).await?;

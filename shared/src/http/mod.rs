@@ -12,5 +12,6 @@ pub mod openapi;
 pub mod logging;
 pub mod passwords;
 pub mod routes;
+pub(crate) mod wire;
 
 pub use routes::{app, router, Endpoint};

@@ -1,15 +1,26 @@
-//! `GET /api/schema/`: the OpenAPI 3.1 document of the API, generated from the route table.
+//! `GET /api/schema/`: the OpenAPI 3.1 document of the API, generated from the route table, the
+//! request field tables and the answer types.
 //!
-//! The paths and methods come from [`Endpoint`] (every spelling of every path, every method), so
-//! the document cannot drift from the router; what each operation takes and answers is described
-//! here, in [`describe`], one entry per endpoint and method. The status codes are the contract's
-//! (docs/api.md, per endpoint) plus the ones every operation can give: 401 for a bad `Authorization: Bearer`
-//! header (checked on every route), 503 when storage does not answer, and, where a body is read,
-//! 400 (unparseable body), 413 (too large) and 415 (another content type).
+//! The paths and methods come from [`Endpoint`] (every path, every method), so the document
+//! cannot drift from the router; each operation's request body is described from the field table
+//! the endpoint reads (`domain/requests.rs`), and its answer from the type the handler returns
+//! (`http/wire.rs`, whose schemas are derived). [`describe`] only says which table and which type
+//! belong to an endpoint and method, and which error statuses it adds. The status codes are the
+//! contract's (docs/api.md, per endpoint) plus the ones every operation can give: 401 for a bad
+//! `Authorization: Bearer` header (checked on every route), 503 when storage does not answer,
+//! and, where a body is read, 400 (unparseable body), 413 (too large) and 415 (another content
+//! type).
+//!
+//! Each route is one operation, at its canonical path (with the trailing slash); the path
+//! without the slash answers the same and is listed in the path item's `x-aliases`, so generated
+//! clients get one method per route.
+
+use std::borrow::Cow;
 
 use axum::http::Method;
 use axum::Json;
 use utoipa::openapi::content::ContentBuilder;
+use utoipa::openapi::extensions::ExtensionsBuilder;
 use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn, PathItem, PathsBuilder};
 use utoipa::openapi::request_body::RequestBodyBuilder;
@@ -21,11 +32,19 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, Secur
 use utoipa::openapi::{
     ComponentsBuilder, InfoBuilder, OpenApi, OpenApiBuilder, Ref, RefOr, Required, Response, Schema,
 };
+use utoipa::{PartialSchema, ToSchema};
 
+use crate::domain::fields::{Field, FieldKind};
+use crate::domain::requests;
 use crate::http::routes::Endpoint;
+use crate::http::wire;
 
 /// The name of the security scheme (an access token as `Authorization: Bearer <jwt>`).
 pub const BEARER: &str = "bearer";
+
+/// The path item extension that lists the other spellings of its path (without the trailing
+/// slash), which answer exactly as the canonical one.
+pub const ALIASES: &str = "x-aliases";
 
 pub const JSON: &str = "application/json";
 pub const FORM: &str = "application/x-www-form-urlencoded";
@@ -37,65 +56,32 @@ pub const BODY_CONTENT_TYPES: [&str; 3] = [JSON, FORM, MULTIPART];
 #[derive(Debug, Clone, Copy)]
 pub struct Description {
     pub summary: &'static str,
-    /// The fields of the request body; `None` when the operation reads no body.
+    /// The fields of the request body (the table the endpoint reads); `None` when it reads no body.
     pub body: Option<&'static [Field]>,
-    /// The success status and the name of its body's schema (under `components/schemas`).
-    pub ok: (u16, &'static str),
+    /// The success status and the type of its body.
+    pub ok: (u16, Body),
     /// The answers of this operation beyond the ones every operation can give (see [`statuses`]).
     pub errors: &'static [u16],
 }
 
-/// A field of a request body.
+/// The type of a success body: its schema's name, and how it (with the schemas it uses) joins
+/// `components/schemas`.
 #[derive(Debug, Clone, Copy)]
-pub struct Field {
-    pub name: &'static str,
-    pub required: bool,
-    pub kind: FieldKind,
+pub struct Body {
+    name: fn() -> Cow<'static, str>,
+    add: fn(ComponentsBuilder) -> ComponentsBuilder,
 }
 
-#[derive(Debug, Clone, Copy)]
-pub enum FieldKind {
-    /// A string, at most this many characters when bounded.
-    Text(Option<usize>),
-    /// A byte count (at least 1).
-    Bytes,
-    /// The profile's avatar: `null` in JSON and an empty value in a form clear it; a file part
-    /// of a multipart body sets it.
-    Avatar,
+fn body<T: ToSchema>() -> Body {
+    Body { name: T::name, add: add_schema::<T> }
 }
 
-const fn text(name: &'static str, required: bool) -> Field {
-    Field { name, required, kind: FieldKind::Text(None) }
+/// `T`'s schema and the ones it refers to.
+fn add_schema<T: ToSchema>(components: ComponentsBuilder) -> ComponentsBuilder {
+    let mut used = Vec::new();
+    T::schemas(&mut used);
+    components.schema_from::<T>().schemas_from_iter(used)
 }
-
-const fn bounded(name: &'static str, required: bool, max: usize) -> Field {
-    Field { name, required, kind: FieldKind::Text(Some(max)) }
-}
-
-const REGISTRATION: &[Field] = &[
-    bounded("username", true, 150),
-    text("email", false),
-    text("password1", true),
-    text("password2", true),
-];
-const LOGIN: &[Field] = &[text("username", false), text("email", false), text("password", true)];
-const REFRESH: &[Field] = &[text("refresh", true)];
-const VERIFY: &[Field] = &[text("token", true)];
-const USER_DETAILS_PUT: &[Field] =
-    &[bounded("username", true, 150), bounded("first_name", false, 150), bounded("last_name", false, 150)];
-const USER_DETAILS_PATCH: &[Field] =
-    &[bounded("username", false, 150), bounded("first_name", false, 150), bounded("last_name", false, 150)];
-const PROFILE: &[Field] = &[
-    bounded("nickname", false, 50),
-    bounded("signature", false, 255),
-    Field { name: "avatar", required: false, kind: FieldKind::Avatar },
-];
-const AVATAR_UPLOAD: &[Field] = &[Field { name: "size", required: true, kind: FieldKind::Bytes }];
-const AVATAR_CONFIRM: &[Field] = &[text("upload_id", true)];
-const PASSWORD_CHANGE: &[Field] = &[text("old_password", true), text("new_password1", true), text("new_password2", true)];
-const PASSWORD_RESET: &[Field] = &[text("email", true)];
-const PASSWORD_RESET_CONFIRM: &[Field] =
-    &[text("uid", true), text("token", true), text("new_password1", true), text("new_password2", true)];
 
 /// THE description of each operation; `None` for a method the endpoint does not answer.
 /// (Exhaustive over [`Endpoint`]: a new endpoint does not compile until it is described.)
@@ -108,73 +94,89 @@ pub fn describe(endpoint: Endpoint, method: &Method) -> Option<Description> {
     let post = *method == Method::POST;
     match endpoint {
         E::Registration if post => {
-            d("Create an account and log in (one new session)", Some(REGISTRATION), (201, "Login"), &[400, 429])
+            d("Create an account and log in (one new session)", Some(requests::registration::FIELDS), (201, body::<wire::Login>()), &[400, 429])
         }
-        E::Login if post => d("Log in: a new session and its token pair", Some(LOGIN), (200, "Login"), &[400, 429]),
+        E::Login if post => {
+            d("Log in: a new session and its token pair", Some(requests::login::FIELDS), (200, body::<wire::Login>()), &[400, 429])
+        }
         E::Refresh if post => {
-            d("Rotate a refresh token: a new pair of the same session", Some(REFRESH), (200, "TokenPair"), &[400, 401])
+            d(
+            "Rotate a refresh token: a new pair of the same session",
+            Some(requests::refresh::FIELDS),
+            (200, body::<wire::TokenPair>()),
+            &[400, 401],
+        )
         }
         E::TokenRefresh if post => d(
             "Rotate a refresh token (the library route, with expiration timestamps)",
-            Some(REFRESH),
-            (200, "TokenPairWithExpiration"),
+            Some(requests::refresh::FIELDS),
+            (200, body::<wire::TokenPairWithExpiration>()),
             &[400, 401],
         ),
         E::TokenVerify if post => {
-            d("Check an access or refresh token", Some(VERIFY), (200, "Verified"), &[400, 401])
+            d("Check an access or refresh token", Some(requests::token_verify::FIELDS), (200, body::<wire::Verified>()), &[400, 401])
         }
-        E::Logout if post => d("End the session of a refresh token", Some(REFRESH), (200, "Message"), &[400, 401]),
-        E::UserDetails if get => d("The caller's account details", None, (200, "UserDetails"), &[]),
+        E::Logout if post => {
+            d("End the session of a refresh token", Some(requests::logout::FIELDS), (200, body::<wire::Message>()), &[400, 401])
+        }
+        E::UserDetails if get => d("The caller's account details", None, (200, body::<wire::UserDetails>()), &[]),
         E::UserDetails if put => {
-            d("Replace the caller's account details", Some(USER_DETAILS_PUT), (200, "UserDetails"), &[400])
+            d("Replace the caller's account details", Some(requests::user_details::FIELDS), (200, body::<wire::UserDetails>()), &[400])
         }
         E::UserDetails if patch => {
-            d("Change some of the caller's account details", Some(USER_DETAILS_PATCH), (200, "UserDetails"), &[400])
+            d(
+            "Change some of the caller's account details",
+            Some(requests::user_details::PARTIAL_FIELDS),
+            (200, body::<wire::UserDetails>()),
+            &[400],
+        )
         }
-        E::Profile if get => d("The caller's profile", None, (200, "Profile"), &[]),
+        E::Profile if get => d("The caller's profile", None, (200, body::<wire::Profile>()), &[]),
         E::Profile if put || patch => d(
             "Change the caller's profile (PUT is PATCH); a multipart `avatar` file part sets the avatar",
-            Some(PROFILE),
-            (200, "Profile"),
+            Some(requests::profile::FIELDS),
+            (200, body::<wire::Profile>()),
             &[400],
         ),
         E::AvatarUpload if post => {
             d(
                 "A URL to upload an avatar file of `size` bytes to directly (PUT exactly that many bytes, with every header of `headers`)",
-                Some(AVATAR_UPLOAD),
-                (200, "DirectUpload"),
+                Some(requests::avatar_upload::FIELDS),
+                (200, body::<wire::DirectUpload>()),
                 &[400],
             )
         }
         E::AvatarConfirm if post => d(
             "Check and process a directly uploaded avatar and make it the caller's",
-            Some(AVATAR_CONFIRM),
-            (200, "Profile"),
+            Some(requests::avatar_confirm::FIELDS),
+            (200, body::<wire::Profile>()),
             &[400],
         ),
         E::PasswordChange if post => d(
             "Change the caller's password (ends the caller's other sessions); a wrong old password counts as a failed login",
-            Some(PASSWORD_CHANGE),
-            (200, "Message"),
+            Some(requests::password_change::FIELDS),
+            (200, body::<wire::Message>()),
             &[400, 429],
         ),
         E::PasswordReset if post => d(
             "E-mail a password reset link (the same answer whether or not the address is known)",
-            Some(PASSWORD_RESET),
-            (200, "Message"),
+            Some(requests::password_reset::FIELDS),
+            (200, body::<wire::Message>()),
             &[400, 429],
         ),
         E::PasswordResetConfirm if post => d(
             "Set a new password with a reset link's uid and token (ends every session)",
-            Some(PASSWORD_RESET_CONFIRM),
-            (200, "Message"),
+            Some(requests::password_reset_confirm::FIELDS),
+            (200, body::<wire::Message>()),
             &[400],
         ),
         E::PasswordResetLink if get => {
-            d("The target of the reset e-mail's link: echoes uid and token", None, (200, "ResetLink"), &[404])
+            d("The target of the reset e-mail's link: echoes uid and token", None, (200, body::<wire::ResetLink>()), &[404])
         }
-        E::Jwks if get => d("The public keys that verify the tokens (empty with HS256)", None, (200, "JwkSet"), &[]),
-        E::Schema if get => d("This OpenAPI document", None, (200, "OpenApiDocument"), &[]),
+        E::Jwks if get => {
+            d("The public keys that verify the tokens (empty with HS256)", None, (200, body::<JwkSet>()), &[])
+        }
+        E::Schema if get => d("This OpenAPI document", None, (200, body::<OpenApiDocument>()), &[]),
         _ => None,
     }
 }
@@ -199,24 +201,27 @@ pub fn statuses(description: &Description) -> Vec<u16> {
 /// The document.
 pub fn document() -> OpenApi {
     let mut paths = PathsBuilder::new();
+    let mut bodies = Vec::new();
     for endpoint in Endpoint::ALL {
-        for (index, path) in endpoint.paths().into_iter().enumerate() {
-            let mut item: Option<PathItem> = None;
-            for method in endpoint.methods() {
-                let Some(description) = describe(*endpoint, method) else { continue };
-                let spelling = if index == 0 { "" } else { "-no-slash" };
-                let operation_id = format!("{}-{}{spelling}", endpoint.function(), method.as_str().to_ascii_lowercase());
-                let operation = operation(*endpoint, path, &description, operation_id);
-                let http_method = http_method(method);
-                match item.as_mut() {
-                    Some(item) => item.merge_operations(PathItem::new(http_method, operation)),
-                    None => item = Some(PathItem::new(http_method, operation)),
-                }
-            }
-            if let Some(item) = item {
-                paths = paths.path(path, item);
+        let path = endpoint.path();
+        let mut item: Option<PathItem> = None;
+        for method in endpoint.methods() {
+            let Some(description) = describe(*endpoint, method) else { continue };
+            bodies.push(description.ok.1);
+            let operation_id = format!("{}-{}", endpoint.function(), method.as_str().to_ascii_lowercase());
+            let operation = operation(*endpoint, path, &description, operation_id);
+            let http_method = http_method(method);
+            match item.as_mut() {
+                Some(item) => item.merge_operations(PathItem::new(http_method, operation)),
+                None => item = Some(PathItem::new(http_method, operation)),
             }
         }
+        let Some(mut item) = item else { continue };
+        let aliases: Vec<&str> = endpoint.paths().into_iter().filter(|p| *p != path).collect();
+        if !aliases.is_empty() {
+            item.extensions = Some(ExtensionsBuilder::new().add(ALIASES, aliases).build());
+        }
+        paths = paths.path(path, item);
     }
     OpenApiBuilder::new()
         .info(
@@ -226,12 +231,13 @@ pub fn document() -> OpenApi {
                 .description(Some(
                     "The account API: registration, JWT login with rotating refresh tokens, profile with avatar, \
                      password change and reset. Request bodies may be JSON, form-encoded or multipart on every \
-                     operation that takes one; every answer is JSON.",
+                     operation that takes one; every answer is JSON. Every path that ends in `/` also answers \
+                     without it, exactly the same (listed under `x-aliases`).",
                 ))
                 .build(),
         )
         .paths(paths.build())
-        .components(Some(components()))
+        .components(Some(components(&bodies)))
         .build()
 }
 
@@ -296,7 +302,7 @@ fn operation(
         let response: RefOr<Response> = if status == description.ok.0 {
             ResponseBuilder::new()
                 .description(success_description(status))
-                .content(JSON, ContentBuilder::new().schema(Some(schema_ref(description.ok.1))).build())
+                .content(JSON, ContentBuilder::new().schema(Some(schema_ref(&(description.ok.1.name)()))).build())
                 .build()
                 .into()
         } else {
@@ -351,7 +357,8 @@ const ERROR_RESPONSES: &[(u16, &str, &str, &[&str])] = &[
     (503, "Storage did not answer, or too many password checks are waiting; retry", "Detail", &["Retry-After"]),
 ];
 
-fn components() -> utoipa::openapi::Components {
+/// The security scheme, the error answers, and the schemas of every body.
+fn components(bodies: &[Body]) -> utoipa::openapi::Components {
     let mut components = ComponentsBuilder::new().security_scheme(
         BEARER,
         SecurityScheme::Http(
@@ -375,10 +382,23 @@ fn components() -> utoipa::openapi::Components {
         }
         components = components.response(error_response_name(*status), response.build());
     }
-    for (name, schema) in schemas() {
-        components = components.schema(name, schema);
+    components = add_schema::<wire::FieldErrors>(add_schema::<wire::Detail>(components)).schema(
+        "BadRequest",
+        AnyOfBuilder::new().item(schema_ref(&wire::FieldErrors::name())).item(schema_ref(&wire::Detail::name())),
+    );
+    for body in bodies {
+        components = (body.add)(components);
     }
-    components.build()
+    let mut components = components.build();
+    // An answer is exactly the keys of its type: objects that do not say otherwise are closed.
+    for schema in components.schemas.values_mut() {
+        if let RefOr::T(Schema::Object(object)) = schema {
+            if object.additional_properties.is_none() && object.schema_type == Type::Object.into() {
+                object.additional_properties = Some(Box::new(AdditionalProperties::FreeForm(false)));
+            }
+        }
+    }
+    components
 }
 
 fn string() -> ObjectBuilder {
@@ -389,21 +409,8 @@ fn integer() -> ObjectBuilder {
     ObjectBuilder::new().schema_type(Type::Integer).format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
 }
 
-fn jwt() -> ObjectBuilder {
-    string().pattern(Some("^[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+$"))
-}
-
 fn schema_ref(name: &str) -> RefOr<Schema> {
     Ref::from_schema_name(name).into()
-}
-
-/// An object with exactly these keys, all present.
-fn exact(properties: Vec<(&str, RefOr<Schema>)>) -> Schema {
-    let mut object = ObjectBuilder::new().schema_type(Type::Object).additional_properties(Some(AdditionalProperties::FreeForm(false)));
-    for (name, schema) in properties {
-        object = object.property(name, schema).required(name);
-    }
-    object.into()
 }
 
 /// The body schema of a request with these fields, as sent with `content_type`.
@@ -411,19 +418,25 @@ fn request_schema(fields: &[Field], content_type: &str) -> RefOr<Schema> {
     let mut object = ObjectBuilder::new().schema_type(Type::Object);
     for field in fields {
         let schema: RefOr<Schema> = match (field.kind, content_type) {
-            (FieldKind::Text(max), _) => string().max_length(max).into(),
-            (FieldKind::Bytes, _) => integer().minimum(Some(1)).into(),
-            (FieldKind::Avatar, JSON) => ObjectBuilder::new()
+            (FieldKind::Text, _) if field.allow_blank => string().max_length(field.max_length).into(),
+            // Surrounding white space is trimmed first, so blank means "no visible character".
+            (FieldKind::Text, _) => {
+                string().max_length(field.max_length).min_length(Some(1)).pattern(Some("\\S")).into()
+            }
+            (FieldKind::Integer { min }, _) => {
+                integer().minimum(Some(min)).description(Some("The upper bound is a server setting")).into()
+            }
+            (FieldKind::File, JSON) => ObjectBuilder::new()
                 .schema_type(Type::Null)
                 .description(Some("`null` clears the avatar (a string is refused)"))
                 .into(),
             // A file part (`format: binary` is what most tools recognise, `contentMediaType` is 3.1's way).
-            (FieldKind::Avatar, MULTIPART) => string()
+            (FieldKind::File, MULTIPART) => string()
                 .format(Some(SchemaFormat::KnownFormat(KnownFormat::Binary)))
                 .content_media_type("application/octet-stream")
                 .description(Some("A PNG, JPEG, GIF or WebP file part"))
                 .into(),
-            (FieldKind::Avatar, _) => string().max_length(Some(0)).description(Some("Empty: clears the avatar")).into(),
+            (FieldKind::File, _) => string().max_length(Some(0)).description(Some("Empty: clears the avatar")).into(),
         };
         object = object.property(field.name, schema);
         if field.required {
@@ -433,127 +446,42 @@ fn request_schema(fields: &[Field], content_type: &str) -> RefOr<Schema> {
     object.into()
 }
 
-/// The bodies of the answers, by name.
-fn schemas() -> Vec<(&'static str, RefOr<Schema>)> {
-    let s = |schema: Schema| RefOr::T(schema);
-    let nullable_uri = ObjectBuilder::new()
-        .schema_type([Type::String, Type::Null].into_iter().collect::<utoipa::openapi::schema::SchemaType>())
-        .format(Some(SchemaFormat::Custom("uri".into())));
-    let date_time = || string().format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)));
-    vec![
-        (
-            "Detail",
-            s(ObjectBuilder::new()
-                .schema_type(Type::Object)
-                .property("detail", string())
-                .required("detail")
-                .property("code", string())
-                .property("messages", ArrayBuilder::new().items(schema_ref("TokenMessage")))
-                .additional_properties(Some(AdditionalProperties::FreeForm(false)))
-                .description(Some("An error that is not about one field (simplejwt adds `code` and `messages`)"))
-                .into()),
-        ),
-        (
-            "TokenMessage",
-            s(exact(vec![
-                ("token_class", string().into()),
-                ("token_type", string().into()),
-                ("message", string().into()),
-            ])),
-        ),
-        (
-            "FieldErrors",
-            s(ObjectBuilder::new()
-                .schema_type(Type::Object)
-                .min_properties(Some(1))
-                .additional_properties(Some(ArrayBuilder::new().items(string()).min_items(Some(1))))
-                .description(Some("Messages by field; errors of no one field under `non_field_errors`"))
-                .into()),
-        ),
-        (
-            "BadRequest",
-            s(AnyOfBuilder::new().item(schema_ref("FieldErrors")).item(schema_ref("Detail")).into()),
-        ),
-        ("Message", s(exact(vec![("detail", string().into())]))),
-        ("Verified", s(exact(vec![]))),
-        ("TokenPair", s(exact(vec![("access", jwt().into()), ("refresh", jwt().into())]))),
-        (
-            "TokenPairWithExpiration",
-            s(exact(vec![
-                ("access", jwt().into()),
-                ("refresh", jwt().into()),
-                ("access_expiration", date_time().into()),
-                ("refresh_expiration", date_time().into()),
-            ])),
-        ),
-        (
-            "UserDetails",
-            s(exact(vec![
-                ("pk", integer().minimum(Some(1)).into()),
-                ("username", string().into()),
-                ("email", string().into()),
-                ("first_name", string().into()),
-                ("last_name", string().into()),
-            ])),
-        ),
-        (
-            "Login",
-            s(exact(vec![("access", jwt().into()), ("refresh", jwt().into()), ("user", schema_ref("UserDetails"))])),
-        ),
-        (
-            "Profile",
-            s(exact(vec![
-                ("id", integer().minimum(Some(1)).into()),
-                ("username", string().into()),
-                ("email", string().into()),
-                ("nickname", string().into()),
-                ("signature", string().into()),
-                ("avatar", nullable_uri.into()),
-            ])),
-        ),
-        (
-            "DirectUpload",
-            s(exact(vec![
-                ("upload_id", string().pattern(Some("^[0-9a-f]{32}$")).into()),
-                ("upload_url", string().format(Some(SchemaFormat::Custom("uri".into()))).into()),
-                ("method", string().into()),
-                ("headers", ObjectBuilder::new().schema_type(Type::Object).additional_properties(Some(string())).into()),
-                ("expires_in", integer().minimum(Some(1)).into()),
-                ("max_bytes", integer().minimum(Some(1)).into()),
-                ("size", integer().minimum(Some(1)).into()),
-            ])),
-        ),
-        ("ResetLink", s(exact(vec![("uid", string().into()), ("token", string().into())]))),
-        (
-            "JwkSet",
-            s(exact(vec![(
-                "keys",
-                ArrayBuilder::new()
-                    .items(
-                        ObjectBuilder::new()
-                            .schema_type(Type::Object)
-                            .property("kty", string())
-                            .required("kty")
-                            .property("crv", string())
-                            .property("x", string())
-                            .property("alg", string())
-                            .property("kid", string())
-                            .property("use", string()),
-                    )
-                    .into(),
-            )])),
-        ),
-        (
-            "OpenApiDocument",
-            s(ObjectBuilder::new()
-                .schema_type(Type::Object)
-                .property("openapi", string().pattern(Some("^3\\.1\\.")))
-                .required("openapi")
-                .property("info", ObjectBuilder::new().schema_type(Type::Object))
-                .required("info")
-                .property("paths", ObjectBuilder::new().schema_type(Type::Object))
-                .required("paths")
-                .into()),
-        ),
-    ]
+/// The JWKS body: jsonwebtoken's `JwkSet` (RFC 7517), a type of another crate, described here.
+struct JwkSet;
+
+impl PartialSchema for JwkSet {
+    fn schema() -> RefOr<Schema> {
+        let key = ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .property("kty", string())
+            .required("kty")
+            .property("crv", string())
+            .property("x", string())
+            .property("alg", string())
+            .property("kid", string())
+            .property("use", string());
+        ObjectBuilder::new().schema_type(Type::Object).property("keys", ArrayBuilder::new().items(key)).required("keys").into()
+    }
 }
+
+impl ToSchema for JwkSet {}
+
+/// This document's own body (utoipa's `OpenApi`): only its required top-level keys are promised.
+struct OpenApiDocument;
+
+impl PartialSchema for OpenApiDocument {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .property("openapi", string().pattern(Some("^3\\.1\\.")))
+            .required("openapi")
+            .property("info", ObjectBuilder::new().schema_type(Type::Object))
+            .required("info")
+            .property("paths", ObjectBuilder::new().schema_type(Type::Object))
+            .required("paths")
+            .additional_properties(Some(AdditionalProperties::FreeForm(true)))
+            .into()
+    }
+}
+
+impl ToSchema for OpenApiDocument {}

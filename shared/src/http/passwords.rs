@@ -2,7 +2,6 @@
 
 use axum::extract::{Path, State};
 use axum::Json;
-use serde_json::{json, Value};
 use tokio::time::Instant;
 
 use crate::domain::accounts::Authenticated;
@@ -10,25 +9,26 @@ use crate::domain::credentials::{self, PASSWORD_CHANGED, RESET_DONE, RESET_SENT}
 use crate::error::Error;
 use crate::http::body::Payload;
 use crate::http::client_ip::ClientIp;
+use crate::http::wire::{Message, ResetLink};
 use crate::state::AppState;
 
-type JsonResult = Result<Json<Value>, Error>;
+type JsonResult<T> = Result<Json<T>, Error>;
 
-pub async fn password_change(
+pub(crate) async fn password_change(
     State(state): State<AppState>,
     me: Authenticated,
     ClientIp(ip): ClientIp,
     payload: Payload,
-) -> JsonResult {
+) -> JsonResult<Message> {
     credentials::change_password(&*state.store, &me, &payload.data, &state.config.limits, ip).await?;
-    Ok(Json(json!({"detail": PASSWORD_CHANGED})))
+    Ok(Json(Message { detail: PASSWORD_CHANGED }))
 }
 
 /// Answers no sooner than `PASSWORD_RESET_MIN_RESPONSE_MS` after the request came in, whatever
 /// happened (an e-mail sent, none, or a failure): the time tells nothing about the address.
 /// The e-mail is sent before the answer, not in the background: a Lambda is frozen once it has
 /// answered, and a message left half-sent would be lost.
-pub async fn password_reset(State(state): State<AppState>, ClientIp(ip): ClientIp, payload: Payload) -> JsonResult {
+pub(crate) async fn password_reset(State(state): State<AppState>, ClientIp(ip): ClientIp, payload: Payload) -> JsonResult<Message> {
     let deadline = Instant::now() + state.config.password_reset.min_response;
     let result = credentials::request_reset(
         &*state.store,
@@ -50,21 +50,21 @@ pub async fn password_reset(State(state): State<AppState>, ClientIp(ip): ClientI
         tokio::time::sleep_until(deadline).await;
     }
     result?;
-    Ok(Json(json!({"detail": RESET_SENT})))
+    Ok(Json(Message { detail: RESET_SENT }))
 }
 
-pub async fn password_reset_confirm(State(state): State<AppState>, payload: Payload) -> JsonResult {
+pub(crate) async fn password_reset_confirm(State(state): State<AppState>, payload: Payload) -> JsonResult<Message> {
     credentials::confirm_reset(&*state.store, &state.reset_tokens, &payload.data).await?;
-    Ok(Json(json!({"detail": RESET_DONE})))
+    Ok(Json(Message { detail: RESET_DONE }))
 }
 
 /// `GET /password-reset/confirm/<uid>/<token>/`, the link in the e-mail: echoes both values, as
 /// the old service's page did (`uid` is `[0-9A-Za-z]+`, `token` is `[-:\w]+`; else 404).
-pub async fn password_reset_link(Path((uid, token)): Path<(String, String)>) -> JsonResult {
+pub(crate) async fn password_reset_link(Path((uid, token)): Path<(String, String)>) -> JsonResult<ResetLink> {
     let uid_ok = !uid.is_empty() && uid.chars().all(|c| c.is_ascii_alphanumeric());
     let token_ok = !token.is_empty() && token.chars().all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | ':'));
     if !uid_ok || !token_ok {
         return Err(Error::NotFound);
     }
-    Ok(Json(json!({"uid": uid, "token": token})))
+    Ok(Json(ResetLink { uid, token }))
 }
