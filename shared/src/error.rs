@@ -65,7 +65,7 @@ pub enum Error {
     /// Storage did not answer in time: worth retrying.
     #[error("storage unavailable: {0}")]
     Unavailable(String),
-    /// Too many password checks already waiting for a CPU (`domain::accounts::blocking`):
+    /// Too many password checks already waiting for a CPU (`domain::password::blocking`):
     /// refused at once rather than queued without bound.
     #[error("overloaded")]
     Overloaded,

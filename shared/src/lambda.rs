@@ -64,7 +64,7 @@ pub async fn serve(endpoint: Endpoint) -> Result<(), Error> {
     let state = AppState::from_config(config).await?;
     if local {
         // No cron job on a laptop: an embedded store is tidied at every cold start.
-        if let Err(e) = state.store.purge_expired(crate::domain::accounts::now()).await {
+        if let Err(e) = state.store.purge_expired(crate::domain::now()).await {
             tracing::warn!(error = %e, "purge of expired tokens failed");
         }
     }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use axum::body::Bytes;
 use serde_json::Value;
 
-use crate::domain::accounts::{self, now};
+use crate::domain::{now, profile};
 use crate::domain::fields::{Data, FieldErrors, FieldKind};
 use crate::domain::requests;
 use crate::domain::model::{User, UserUpdate};
@@ -42,9 +42,9 @@ pub async fn update_profile(
         // The file part is the avatar; a text part of the same name does not count.
         let mut data = data.clone();
         data.remove(requests::profile::AVATAR.name);
-        accounts::read_profile_fields(&data, &mut errors)
+        profile::read_profile_fields(&data, &mut errors)
     } else {
-        accounts::read_profile_fields(data, &mut errors)
+        profile::read_profile_fields(data, &mut errors)
     };
     let picture = match file {
         None => None,
@@ -96,7 +96,7 @@ async fn store_picture(media: &dyn MediaStore, user_id: u64, picture: Picture) -
 /// Writes the profile; then (avatar changes only) deletes the previous object and sweeps.
 async fn point_profile(store: &dyn Store, media: &dyn MediaStore, me: &User, update: UserUpdate) -> Result<User> {
     let new_key = update.avatar.clone().flatten();
-    let user = match accounts::apply_update(store, me, update.clone()).await {
+    let user = match profile::apply_update(store, me, update.clone()).await {
         Ok(user) => user,
         Err(e) => {
             if let Some(key) = new_key {

@@ -10,7 +10,10 @@
 use std::net::IpAddr;
 
 use crate::config::PasswordResetConfig;
-use crate::domain::accounts::{blocking, now, reserve, Authenticated, Result};
+use crate::domain::password::blocking;
+use crate::domain::sessions::Authenticated;
+use crate::domain::throttle::reserve;
+use crate::domain::{now, Result};
 use crate::domain::fields::{is_valid_email, Data, FieldErrors, INVALID_EMAIL};
 use crate::domain::model::{username_key, PasswordReplacement, User};
 use crate::domain::password;

@@ -171,6 +171,60 @@ fn quick_ratio(a: &str, b: &str) -> f64 {
     2.0 * matches as f64 / total as f64
 }
 
+/// Password hashing admission: one hash per CPU runs, a bounded number wait, the rest are
+/// refused at once (503). More running at once would not finish sooner, only hold more memory
+/// (argon2id takes 19 MiB each); an unbounded queue let a flood of failed logins delay every
+/// other user's login by seconds. Throttling counters are checked before a request gets here.
+struct HashQueue {
+    running: tokio::sync::Semaphore,
+    admitted: std::sync::atomic::AtomicUsize,
+    capacity: usize,
+}
+
+/// How many password checks may wait per CPU: a waiting login is served within about this many
+/// hash durations (argon2id: ~50 ms on one Lambda vCPU). More than one address may fail per
+/// minute (10 on 2 CPUs), so a flood from one address cannot fill the queue by itself.
+const HASHES_WAITING_PER_CPU: usize = 8;
+
+static HASHING: std::sync::LazyLock<HashQueue> = std::sync::LazyLock::new(|| {
+    let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+    HashQueue {
+        running: tokio::sync::Semaphore::new(cpus),
+        admitted: std::sync::atomic::AtomicUsize::new(0),
+        capacity: cpus * (1 + HASHES_WAITING_PER_CPU),
+    }
+});
+
+
+/// A place in the hash queue, given back on drop (also when the request is cancelled).
+struct QueueTicket(&'static HashQueue);
+
+impl Drop for QueueTicket {
+    fn drop(&mut self) {
+        self.0.admitted.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
+impl HashQueue {
+    fn admit(&'static self) -> crate::domain::Result<QueueTicket> {
+        let before = self.admitted.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        let ticket = QueueTicket(self);
+        if before >= self.capacity {
+            return Err(crate::error::Error::Overloaded);
+        }
+        Ok(ticket)
+    }
+}
+
+/// Password hashing is CPU-bound: run it beside the async runtime, not on it, at most one per
+/// CPU at a time, and refuse it when too many are waiting already.
+pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> crate::domain::Result<T> {
+    let _ticket = HASHING.admit()?;
+    let _permit =
+        HASHING.running.acquire().await.map_err(|e| crate::error::Error::Internal(format!("hashing queue closed: {e}")))?;
+    tokio::task::spawn_blocking(f).await.map_err(|e| crate::error::Error::Internal(format!("blocking task failed: {e}")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -248,5 +302,37 @@ mod tests {
     fn django_argon2_prefix_is_understood() {
         let h = hash("imported pw");
         assert!(verify("imported pw", &format!("argon2{h}")));
+    }
+
+    /// A burst of hashes runs at most one per CPU at a time, and every one of them runs.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn hashes_run_at_most_one_per_cpu() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::Arc;
+        use std::time::Duration;
+
+        let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let running = Arc::new(AtomicUsize::new(0));
+        let most = Arc::new(AtomicUsize::new(0));
+        let tasks: Vec<_> = (0..cpus * 4)
+            .map(|_| {
+                let (running, most) = (running.clone(), most.clone());
+                tokio::spawn(blocking(move || {
+                    let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                    most.fetch_max(now, Ordering::SeqCst);
+                    std::thread::sleep(Duration::from_millis(20));
+                    running.fetch_sub(1, Ordering::SeqCst);
+                }))
+            })
+            .collect();
+        let mut done = 0;
+        for task in tasks {
+            task.await.unwrap().unwrap();
+            done += 1;
+        }
+        assert_eq!(done, cpus * 4);
+        let most = most.load(Ordering::SeqCst);
+        assert!(most <= cpus, "{most} hashes ran at once on {cpus} CPUs");
+        assert!(most >= 1);
     }
 }

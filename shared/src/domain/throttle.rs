@@ -15,6 +15,11 @@
 
 use std::net::IpAddr;
 
+use crate::domain::Result;
+use crate::error::Error;
+use crate::store::{Admission, Reservation, Store};
+use crate::telemetry::{self, names};
+
 /// At most `count` events per `window` seconds; a `count` of 0 turns the limit off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limit {
@@ -183,6 +188,23 @@ pub fn ip_subject(ip: Option<IpAddr>) -> String {
             let s = v6.segments();
             format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
         }
+    }
+}
+
+/// The 429 of the attempt counters, counted for the dashboard.
+pub(crate) fn throttled(retry_after: u64) -> Error {
+    telemetry::count(names::REQUEST_THROTTLED);
+    Error::Throttled { retry_after }
+}
+
+/// Takes a place in the counters of `rules` before any password work: 429 when one is full.
+pub(crate) async fn reserve(store: &dyn Store, rules: &[Rule], known: Option<&[Usage]>, now: i64) -> Result<Reservation> {
+    if rules.is_empty() {
+        return Ok(Reservation::default());
+    }
+    match store.reserve(rules, known, now).await? {
+        Admission::Admitted(reservation) => Ok(reservation),
+        Admission::Refused { retry_after } => Err(throttled(retry_after)),
     }
 }
 

@@ -1,4 +1,8 @@
-//! Usernames: Django's `UnicodeUsernameValidator` rules and its messages.
+//! Usernames: Django's `UnicodeUsernameValidator` rules and its messages, look-alikes, uniqueness.
+
+use crate::domain::fields::{Data, Field, FieldErrors};
+use crate::domain::Result;
+use crate::store::Store;
 
 pub const MAX_USERNAME_LENGTH: usize = 150;
 pub const INVALID_USERNAME: &str = "Enter a valid username. This value may contain only letters, numbers, and @/./+/-/_ characters.";
@@ -22,6 +26,29 @@ pub fn username_skeleton(username: &str) -> String {
 pub fn is_valid_username(username: &str) -> bool {
     !username.is_empty()
         && username.chars().all(|c| c.is_alphanumeric() || matches!(c, '_' | '.' | '@' | '+' | '-'))
+}
+
+/// Reads and checks a username field: length, characters, and (unless it is `own`) uniqueness.
+pub(crate) async fn read_username(
+    store: &dyn Store,
+    field: Field,
+    data: &Data,
+    errors: &mut FieldErrors,
+    own_id: Option<u64>,
+) -> Result<Option<String>> {
+    let Some(raw) = field.read(data, errors) else { return Ok(None) };
+    let username = normalize_username(&raw);
+    if !is_valid_username(&username) {
+        errors.add(field.name, INVALID_USERNAME);
+        return Ok(None);
+    }
+    if let Some(existing) = store.find_user_by_username(&username).await? {
+        if Some(existing.id) != own_id {
+            errors.add(field.name, USERNAME_TAKEN);
+            return Ok(None);
+        }
+    }
+    Ok(Some(username))
 }
 
 #[cfg(test)]

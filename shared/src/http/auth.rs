@@ -8,7 +8,7 @@ use axum::http::HeaderMap;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use crate::domain::accounts::{self, Authenticated};
+use crate::domain::sessions::{self, Authenticated};
 use crate::error::Error;
 use crate::state::AppState;
 
@@ -29,7 +29,7 @@ pub fn bearer_token(headers: &HeaderMap) -> Result<Option<String>, Error> {
 pub async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     match bearer_token(req.headers()) {
         Ok(None) => {}
-        Ok(Some(token)) => match accounts::authenticate(&*state.store, &state.tokens, &token).await {
+        Ok(Some(token)) => match sessions::authenticate(&*state.store, &state.tokens, &token).await {
             Ok(caller) => {
                 req.extensions_mut().insert(caller);
             }

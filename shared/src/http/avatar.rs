@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::Json;
 
-use crate::domain::accounts::Authenticated;
+use crate::domain::sessions::Authenticated;
 use crate::domain::avatars;
 use crate::error::Error;
 use crate::http::body::Payload;

@@ -6,7 +6,8 @@ use axum::Json;
 use chrono::{TimeZone, Utc};
 use serde_json::Value;
 
-use crate::domain::accounts::{self, Authenticated, MissingRefresh};
+use crate::domain::sessions::{self, Authenticated, MissingRefresh};
+use crate::domain::{login, profile, registration};
 use crate::domain::model::User;
 use crate::domain::requests;
 use crate::domain::tokens::TokenPair;
@@ -53,22 +54,22 @@ pub(crate) async fn registration(
     ClientIp(ip): ClientIp,
     payload: Payload,
 ) -> Result<(StatusCode, Json<wire::Login>), Error> {
-    let (user, pair) = accounts::register(&*state.store, &state.tokens, &payload.data, &state.config.limits, ip).await?;
+    let (user, pair) = registration::register(&*state.store, &state.tokens, &payload.data, &state.config.limits, ip).await?;
     Ok((StatusCode::CREATED, Json(login_body(&user, pair))))
 }
 
 pub(crate) async fn login(State(state): State<AppState>, ClientIp(ip): ClientIp, payload: Payload) -> JsonResult<wire::Login> {
-    let (user, pair) = accounts::login(&*state.store, &state.tokens, &payload.data, &state.config.limits, ip).await?;
+    let (user, pair) = login::login(&*state.store, &state.tokens, &payload.data, &state.config.limits, ip).await?;
     Ok(Json(login_body(&user, pair)))
 }
 
 pub(crate) async fn refresh(State(state): State<AppState>, payload: Payload) -> JsonResult<wire::TokenPair> {
-    let pair = accounts::refresh(&*state.store, &state.tokens, &payload.data, MissingRefresh::FieldError, state.config.refresh_reuse_grace).await?;
+    let pair = sessions::refresh(&*state.store, &state.tokens, &payload.data, MissingRefresh::FieldError, state.config.refresh_reuse_grace).await?;
     Ok(Json(pair.into()))
 }
 
 pub(crate) async fn token_refresh(State(state): State<AppState>, payload: Payload) -> JsonResult<wire::TokenPairWithExpiration> {
-    let pair = accounts::refresh(&*state.store, &state.tokens, &payload.data, MissingRefresh::Unauthorized, state.config.refresh_reuse_grace).await?;
+    let pair = sessions::refresh(&*state.store, &state.tokens, &payload.data, MissingRefresh::Unauthorized, state.config.refresh_reuse_grace).await?;
     Ok(Json(wire::TokenPairWithExpiration {
         access_expiration: iso_timestamp(pair.access_claims.exp),
         refresh_expiration: iso_timestamp(pair.refresh_claims.exp),
@@ -78,12 +79,12 @@ pub(crate) async fn token_refresh(State(state): State<AppState>, payload: Payloa
 }
 
 pub(crate) async fn token_verify(State(state): State<AppState>, payload: Payload) -> JsonResult<wire::Verified> {
-    accounts::verify(&*state.store, &state.tokens, &payload.data).await?;
+    sessions::verify(&*state.store, &state.tokens, &payload.data).await?;
     Ok(Json(wire::Verified {}))
 }
 
 pub(crate) async fn logout(State(state): State<AppState>, payload: Payload) -> JsonResult<Message> {
-    accounts::logout(&*state.store, &state.tokens, &payload.data).await?;
+    sessions::logout(&*state.store, &state.tokens, &payload.data).await?;
     Ok(Json(Message { detail: "Successfully logged out." }))
 }
 
@@ -92,12 +93,12 @@ pub(crate) async fn user_details_get(me: Authenticated) -> JsonResult<UserDetail
 }
 
 pub(crate) async fn user_details_put(State(state): State<AppState>, me: Authenticated, payload: Payload) -> JsonResult<UserDetails> {
-    let user = accounts::update_user_details(&*state.store, &me.user, &payload.data, false).await?;
+    let user = profile::update_user_details(&*state.store, &me.user, &payload.data, false).await?;
     Ok(Json((&user).into()))
 }
 
 pub(crate) async fn user_details_patch(State(state): State<AppState>, me: Authenticated, payload: Payload) -> JsonResult<UserDetails> {
-    let user = accounts::update_user_details(&*state.store, &me.user, &payload.data, true).await?;
+    let user = profile::update_user_details(&*state.store, &me.user, &payload.data, true).await?;
     Ok(Json((&user).into()))
 }
 

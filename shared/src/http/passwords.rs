@@ -4,7 +4,7 @@ use axum::extract::{Path, State};
 use axum::Json;
 use tokio::time::Instant;
 
-use crate::domain::accounts::Authenticated;
+use crate::domain::sessions::Authenticated;
 use crate::domain::credentials::{self, PASSWORD_CHANGED, RESET_DONE, RESET_SENT};
 use crate::error::Error;
 use crate::http::body::Payload;

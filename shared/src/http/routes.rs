@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, MethodRouter};
 use axum::{middleware, Router};
 
-use crate::domain::accounts::Authenticated;
+use crate::domain::sessions::Authenticated;
 use crate::error::Error;
 use crate::http::{auth, handlers, logging};
 use crate::state::AppState;

@@ -15,7 +15,7 @@ pub fn spawn_periodic_purge(store: SharedStore, interval: Duration) -> tokio::ta
         let mut ticks = tokio::time::interval(interval);
         loop {
             ticks.tick().await;
-            match store.purge_expired(crate::domain::accounts::now()).await {
+            match store.purge_expired(crate::domain::now()).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(rows = n, "purged expired sessions and blacklist entries"),
                 Err(e) => tracing::warn!(error = %e, "purge of expired tokens failed"),

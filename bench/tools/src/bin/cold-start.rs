@@ -21,7 +21,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use accounts::config::{Config, StorageConfig};
-use accounts::domain::accounts::{now, start_session};
+use accounts::domain::now;
+use accounts::domain::sessions::start_session;
 use accounts::http::Endpoint;
 use accounts::state::AppState;
 use accounts::store::dynamodb::{self, DynamoStore};

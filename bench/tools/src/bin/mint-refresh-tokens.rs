@@ -10,7 +10,8 @@
 use std::io::{BufWriter, Write};
 
 use accounts::config::Config;
-use accounts::domain::accounts::{now, start_session};
+use accounts::domain::now;
+use accounts::domain::sessions::start_session;
 use accounts::state::AppState;
 use anyhow::{bail, Context};
 

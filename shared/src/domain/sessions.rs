@@ -1,0 +1,197 @@
+//! Sessions and their tokens: starting one, refresh with rotation and reuse detection, verify,
+//! logout, and the authentication of a Bearer access token.
+
+use crate::domain::fields::{Data, FieldErrors};
+use crate::domain::model::{
+    LogoutOutcome, RotateOutcome, Rotation, Session, SpentToken, User,
+};
+use crate::domain::requests;
+use crate::domain::tokens::{Claims, TokenPair, TokenProblem, TokenService, TokenType};
+use crate::domain::{now, Result};
+use crate::error::Error;
+use crate::store::{Store, StoreError};
+use crate::telemetry::{self, names};
+
+
+/// The caller behind a valid access token.
+#[derive(Debug, Clone)]
+pub struct Authenticated {
+    pub user: User,
+    pub session: Session,
+    pub claims: Claims,
+}
+
+pub(crate) fn new_session_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+/// A new session of an existing user and its first token pair: what a login does once the
+/// password matched (the benchmark's token minter calls it too). `UserNotFound` when the user is
+/// gone, `Stale` when the user's password version is no longer `password_version`.
+pub async fn start_session(
+    store: &dyn Store,
+    tokens: &TokenService,
+    user_id: u64,
+    password_version: u64,
+    now: i64,
+) -> std::result::Result<TokenPair, StoreError> {
+    let session_id = new_session_id();
+    let pair = tokens.issue_pair(user_id, &session_id, password_version, now);
+    let session = Session {
+        id: session_id,
+        user_id,
+        refresh_jti: pair.refresh_claims.jti.clone(),
+        created_at: now,
+        expires_at: pair.refresh_claims.exp,
+        password_version,
+    };
+    store.start_session(session, now).await?;
+    Ok(pair)
+}
+
+/// How the refresh routes read a missing `refresh` field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MissingRefresh {
+    /// `/api/auth/refresh/`: 400 `{"refresh": ["This field is required."]}`.
+    FieldError,
+    /// `/api/auth/token/refresh/`: 401 "No valid refresh token found.".
+    Unauthorized,
+}
+
+/// Both refresh routes: spends the refresh token and returns a new pair of the same session.
+///
+/// A token spent less than `grace` ago answers with the session's current pair (apps on bad
+/// networks refresh several times at once); spent longer ago, it is a stolen or replayed token:
+/// the whole session ends (RFC 9700 §4.14 reuse detection; docs/api.md#reuse-detection).
+pub async fn refresh(
+    store: &dyn Store,
+    tokens: &TokenService,
+    data: &Data,
+    missing: MissingRefresh,
+    grace: std::time::Duration,
+) -> Result<TokenPair> {
+    if missing == MissingRefresh::Unauthorized && !data.contains_key(requests::refresh::REFRESH.name) {
+        return Err(Error::NoValidRefreshToken);
+    }
+    let mut errors = FieldErrors::new();
+    let token = requests::refresh::REFRESH.read(data, &mut errors);
+    errors.into_result()?;
+    let token = token.unwrap_or_default();
+    let now = now();
+    let claims = tokens.decode(&token, Some(TokenType::Refresh), now).map_err(Error::TokenRejected)?;
+    // The token's password version first; a session kept by a password change learns its new
+    // one from the store and rotates again (once).
+    let mut password_version = claims.pwv;
+    for _ in 0..2 {
+        let pair = tokens.issue_pair(claims.user_id(), &claims.sid, password_version, now);
+        let outcome = store
+            .rotate_refresh(Rotation {
+                user_id: claims.user_id(),
+                session_id: claims.sid.clone(),
+                old_jti: claims.jti.clone(),
+                old_exp: claims.exp,
+                new_jti: pair.refresh_claims.jti.clone(),
+                new_exp: pair.refresh_claims.exp,
+                password_version,
+                now,
+            })
+            .await?;
+        return match outcome {
+            RotateOutcome::Rotated => Ok(pair),
+            RotateOutcome::Blacklisted => reused_refresh(store, tokens, &claims, now, grace).await,
+            RotateOutcome::UserMissing | RotateOutcome::UserInactive => Err(Error::NoActiveAccount),
+            RotateOutcome::SessionEnded => Err(Error::TokenRejected(TokenProblem::Invalid)),
+            RotateOutcome::PasswordVersion(version) if version != password_version => {
+                password_version = version;
+                continue;
+            }
+            RotateOutcome::PasswordVersion(_) => Err(Error::TokenRejected(TokenProblem::Invalid)),
+        };
+    }
+    Err(Error::TokenRejected(TokenProblem::Invalid))
+}
+
+/// A spent refresh token presented again: the session's current pair within the grace window,
+/// otherwise the end of the session.
+async fn reused_refresh(
+    store: &dyn Store,
+    tokens: &TokenService,
+    claims: &Claims,
+    now: i64,
+    grace: std::time::Duration,
+) -> Result<TokenPair> {
+    let spent = store.blacklisted(&claims.jti, now).await?;
+    let within_grace = spent
+        .as_ref()
+        .is_some_and(|entry| entry.session_id == claims.sid && now - entry.blacklisted_at < grace.as_secs() as i64);
+    if within_grace {
+        if let (Some(user), Some(session)) = store.session_with_user(claims.user_id(), &claims.sid, now).await? {
+            if user.is_active && session.is_valid_for(&user, now) && session.refresh_jti != claims.jti {
+                return Ok(tokens.current_pair(&session));
+            }
+        }
+    } else if store.end_session(&claims.sid).await? {
+        telemetry::count(names::REFRESH_REUSE_DETECTED);
+        tracing::warn!(user_id = claims.user_id(), "spent refresh token reused: session ended");
+    }
+    Err(Error::TokenRejected(TokenProblem::Blacklisted))
+}
+
+/// `POST /api/auth/token/verify/`: any live token of a live session.
+pub async fn verify(store: &dyn Store, tokens: &TokenService, data: &Data) -> Result<()> {
+    let mut errors = FieldErrors::new();
+    let token = requests::token_verify::TOKEN.read(data, &mut errors);
+    errors.into_result()?;
+    let now = now();
+    let claims = tokens.decode(&token.unwrap_or_default(), None, now).map_err(Error::TokenRejected)?;
+    if claims.token_type == TokenType::Refresh && store.blacklisted(&claims.jti, now).await?.is_some() {
+        return Err(Error::VerifyBlacklisted);
+    }
+    let (user, session) = store.session_with_user(claims.user_id(), &claims.sid, now).await?;
+    match (user, session) {
+        (Some(user), Some(session)) if session.is_valid_for(&user, now) => Ok(()),
+        _ => Err(Error::TokenRejected(TokenProblem::Invalid)),
+    }
+}
+
+/// `POST /api/auth/logout/`: blacklists the refresh token and ends its session. A token spent
+/// already still ends its session, then answers 401: the victim of a stolen, rotated token who
+/// taps "log out" ends the thief's session too (as reuse detection would at a refresh).
+pub async fn logout(store: &dyn Store, tokens: &TokenService, data: &Data) -> Result<()> {
+    let token = match data.get(requests::logout::REFRESH.name) {
+        None => return Err(Error::LogoutMissingRefresh),
+        Some(serde_json::Value::String(s)) => s.trim().to_string(),
+        Some(_) => return Err(Error::LogoutTokenRejected(TokenProblem::Invalid)),
+    };
+    let now = now();
+    let claims = tokens.decode(&token, Some(TokenType::Refresh), now).map_err(Error::LogoutTokenRejected)?;
+    let spent = SpentToken { jti: claims.jti.clone(), exp: claims.exp, user_id: claims.user_id(), session_id: claims.sid };
+    let (session_id, user_id) = (spent.session_id.clone(), spent.user_id);
+    match store.logout(spent, now).await? {
+        LogoutOutcome::LoggedOut => Ok(()),
+        LogoutOutcome::AlreadyBlacklisted => {
+            if store.end_session(&session_id).await? {
+                telemetry::count(names::REFRESH_REUSE_DETECTED);
+                tracing::warn!(user_id, "logout with a spent refresh token: session ended");
+            }
+            Err(Error::LogoutTokenRejected(TokenProblem::Blacklisted))
+        }
+    }
+}
+
+/// The authentication layer: the user and session behind a Bearer access token.
+pub async fn authenticate(store: &dyn Store, tokens: &TokenService, token: &str) -> Result<Authenticated> {
+    let now = now();
+    let claims = tokens.decode(token, Some(TokenType::Access), now).map_err(Error::AccessTokenRejected)?;
+    let (user, session) = store.session_with_user(claims.user_id(), &claims.sid, now).await?;
+    let Some(session) = session else { return Err(Error::AccessTokenRejected(TokenProblem::Invalid)) };
+    let Some(user) = user else { return Err(Error::UserNotFound) };
+    // A session of an older password is over, even if the change has not deleted it yet.
+    if !session.is_valid_for(&user, now) {
+        return Err(Error::AccessTokenRejected(TokenProblem::Invalid));
+    }
+    if !user.is_active {
+        return Err(Error::UserInactive);
+    }
+    Ok(Authenticated { user, session, claims })
+}
