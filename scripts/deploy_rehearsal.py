@@ -15,15 +15,18 @@ Resources moto's CloudFormation cannot create are stripped first (references to 
 stand-in strings) and listed, so the output says what this rehearsal does not cover.
 
 Usage: python scripts/deploy_rehearsal.py [EXPANDED_TEMPLATE]
-Environment: DYNAMODB_ENDPOINT (moto), AWS credentials and region as scripts/test sets them,
-LOCAL_SERVER_BIN (default target/debug/local-server).
+It runs its own moto server on a free port (a stack's functions and roles in the tests' moto
+would break their reads of its state), stopped at the end. Environment: LOCAL_SERVER_BIN
+(default target/debug/local-server).
 """
 import ast
 import io
 import json
 import os
 import re
+import socket
 import subprocess
+import urllib.request
 import sys
 import time
 import zipfile
@@ -216,10 +219,40 @@ def code_tables(endpoint, prefix):
 # ----- the rehearsal ----------------------------------------------------------------------------------
 
 
+def own_moto():
+    """Starts scripts/moto_serial.py on a free port: (process, endpoint)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    here = os.path.dirname(os.path.abspath(__file__))
+    proc = subprocess.Popen([sys.executable, os.path.join(here, "moto_serial.py"), "127.0.0.1", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    endpoint = f"http://127.0.0.1:{port}"
+    for _ in range(150):
+        try:
+            urllib.request.urlopen(endpoint + "/moto-api/")
+            return proc, endpoint
+        except OSError:
+            if proc.poll() is not None:
+                break
+            time.sleep(0.1)
+    proc.kill()
+    fail(["moto did not start"])
+
+
 def main():
     started = time.monotonic()
     path = sys.argv[1] if len(sys.argv) > 1 else os.path.join(".tmp", "template.expanded.json")
-    endpoint = os.environ["DYNAMODB_ENDPOINT"]
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "test")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "test")
+    moto, endpoint = own_moto()
+    try:
+        rehearse(path, endpoint, started)
+    finally:
+        moto.terminate()
+        moto.wait()
+
+
+def rehearse(path, endpoint, started):
     client = lambda service: boto3.client(service, endpoint_url=endpoint, region_name=REGION)  # noqa: E731
     cfn, ddb, iam, lam, s3, logs, cw = (client(s) for s in ("cloudformation", "dynamodb", "iam", "lambda", "s3", "logs", "cloudwatch"))
 
