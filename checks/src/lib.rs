@@ -2,7 +2,8 @@
 //! and with AWS, not a behaviour of the library. `template.yaml` against the route table and the
 //! configuration (`template`), its IAM policies against the AWS calls the code really makes
 //! (`iam_calls`), the `events/` files through the handlers (`lambda_events`), and every function
-//! binary under a Lambda runtime, as built for Lambda (`lambda_runtime`). `scripts/test` runs
+//! binary under a Lambda runtime, as built for Lambda (`lambda_runtime`), and the documentation's
+//! code snippets against the code they are taken from (`snippets`). `scripts/test` runs
 //! them with the emulator and the Lambda builds they need.
 
 #[cfg(test)]
@@ -11,5 +12,7 @@ mod iam_calls;
 mod lambda_events;
 #[cfg(test)]
 mod lambda_runtime;
+#[cfg(test)]
+mod snippets;
 #[cfg(test)]
 mod template;

@@ -43,10 +43,7 @@ class AccountClient(
     /** Never sends Authorization. The call timeout keeps a retried refresh inside the 10 s grace window. */
     private val plain: OkHttpClient = base.newBuilder().callTimeout(4, TimeUnit.SECONDS).build()
     val session = Session(store, RefreshApi(root, plain), listener, proactiveMarginMillis, clock)
-    val api: OkHttpClient = base.newBuilder()
-        .addInterceptor(AuthInterceptor(session))
-        .authenticator(TokenAuthenticator(session))
-        .build()
+    val api: OkHttpClient = authenticatedClient(base, session)
 
     fun url(path: String): HttpUrl = root.resolve(path.removePrefix("/"))!!
 

@@ -2,6 +2,7 @@ package accounts.client
 
 import okhttp3.Authenticator
 import okhttp3.Interceptor
+import okhttp3.OkHttpClient
 import okhttp3.Request
 import okhttp3.Response
 import okhttp3.Route
@@ -49,7 +50,7 @@ class TokenAuthenticator(private val session: Session) : Authenticator {
     }
 }
 
-// The client of the app's API calls; login, registration, refresh and logout use `plain`, which
-// never sends Authorization (AccountClient builds both from one base client).
-// val api = base.newBuilder().addInterceptor(AuthInterceptor(session)).authenticator(TokenAuthenticator(session)).build()
+/** The client of the app's calls. Refresh (and login, registration, logout) go through [base] itself. */
+fun authenticatedClient(base: OkHttpClient, session: Session): OkHttpClient =
+    base.newBuilder().addInterceptor(AuthInterceptor(session)).authenticator(TokenAuthenticator(session)).build()
 // endregion
