@@ -29,7 +29,9 @@ classpath="$jars/okhttp.jar:$jars/okio.jar:$jars/com.android.json.jar"
 
 # --- compile, unless this exact source and compiler were compiled before
 mapfile -t sources < <(find examples/android-client/src examples/android-client/demo -name '*.kt' | sort)
-key=$( { cat "${sources[@]}"; kotlinc -version 2>&1 | grep -v Xverify; echo "$classpath"; } | sha256sum | cut -c1-16)
+# (the packages' versions stand for the compiler's: `kotlinc -version` takes seconds)
+versions=$(dpkg-query -W -f='${Package} ${Version}\n' kotlin libokhttp-java libandroid-json-java 2>/dev/null || true)
+key=$( { cat "${sources[@]}"; echo "$versions"; } | sha256sum | cut -c1-16)
 out=.tmp/android-client
 jar="$out/client-$key.jar"
 if [ ! -f "$jar" ]; then

@@ -95,13 +95,10 @@ class ServerLog(private val file: File) {
         }
     }.filter { it.optString("message") == "request" }
 
-    fun mark(): Int {
-        Thread.sleep(100) // the server writes its line after the answer
-        return lines().size
-    }
+    fun mark(): Int = lines().size
 
     fun since(mark: Int, route: String, status: Int? = null): Int {
-        Thread.sleep(100)
+        Thread.sleep(100) // the server writes its line after the answer
         return lines().drop(mark).count { it.optString("route") == route && (status == null || it.optInt("status") == status) }
     }
 }
