@@ -40,9 +40,11 @@ class AccountClient(
     clock: () -> Long = { System.currentTimeMillis() }
 ) {
     private val root: HttpUrl = HttpUrl.get(if (baseUrl.endsWith("/")) baseUrl else "$baseUrl/")
-    /** Never sends Authorization. The call timeout keeps a retried refresh inside the 10 s grace window. */
-    private val plain: OkHttpClient = base.newBuilder().callTimeout(4, TimeUnit.SECONDS).build()
-    val session = Session(store, RefreshApi(root, plain), listener, proactiveMarginMillis, clock)
+    /** Never sends Authorization: login, registration, logout. */
+    private val plain: OkHttpClient = base
+    /** The refresh's: its call timeout keeps the retry of a lost answer inside the 10 s grace window. */
+    private val refreshClient: OkHttpClient = base.newBuilder().callTimeout(4, TimeUnit.SECONDS).build()
+    val session = Session(store, RefreshApi(root, refreshClient), listener, proactiveMarginMillis, clock)
     val api: OkHttpClient = authenticatedClient(base, session)
 
     fun url(path: String): HttpUrl = root.resolve(path.removePrefix("/"))!!
