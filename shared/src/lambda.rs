@@ -37,10 +37,12 @@ pub fn log_filter(rust_log: Option<&str>) -> tracing_subscriber::filter::Targets
 /// Serves one endpoint as a Lambda function.
 pub async fn serve(endpoint: Endpoint) -> Result<(), Error> {
     init_tracing();
-    let config = Config::from_env()?;
+    let mut config = Config::from_env()?;
     if let Some(missing) = missing_feature(endpoint, &config) {
         return Err(format!("{} cannot serve {}: {missing}", endpoint.function(), endpoint.path()).into());
     }
+    // Once per cold start; the keys stay in memory for the life of this instance.
+    config.load_key_set().await?;
     let local = config.is_local();
     let state = AppState::from_config(config).await?;
     if local {
@@ -49,7 +51,9 @@ pub async fn serve(endpoint: Endpoint) -> Result<(), Error> {
             tracing::warn!(error = %e, "purge of expired tokens failed");
         }
     }
-    tracing::info!(function = endpoint.function(), "starting");
+    // The kid and the revision, never a key: which keys this instance signs with.
+    let revision = state.config.key_set.as_ref().and_then(|k| k.revision.as_deref());
+    tracing::info!(function = endpoint.function(), kid = state.tokens.key_id(), keys_revision = revision, "starting");
     lambda_http::run(router(&[endpoint], state)).await
 }
 

@@ -18,4 +18,6 @@ pub mod lambda;
 pub mod mail;
 pub mod media;
 pub mod private_files;
+#[cfg(feature = "secrets-manager")]
+pub mod secrets;
 pub mod store;

@@ -190,6 +190,16 @@ fn s3_authorisations(operation: &str, url: &str) -> Vec<Authorisation> {
     }
 }
 
+/// Secrets Manager GetSecretValue: `secretsmanager:GetSecretValue` on the secret's ARN (AWS
+/// authorises a read by name against the full ARN, the name plus `-` and six random characters).
+fn secretsmanager_authorisations(call: &Call, arns: &BTreeMap<String, String>) -> Vec<Authorisation> {
+    assert_eq!(call.operation, "GetSecretValue", "Secrets Manager {}: map it to its IAM action here", call.operation);
+    let body: Value = serde_json::from_slice(&call.body).unwrap();
+    let id = body["SecretId"].as_str().expect("SecretId");
+    let arn = if id.starts_with("arn:") { id.to_string() } else { arns.get(id).unwrap_or_else(|| panic!("secret {id} of the test")).clone() };
+    vec![auth("secretsmanager:GetSecretValue", arn)]
+}
+
 /// SES v2 SendEmail: `ses:SendRawEmail` for Raw content (`ses:SendEmail` for the others), on the
 /// identity of the sender, the address or its domain (whichever is verified).
 fn ses_authorisations(call: &Call) -> Vec<Authorisation> {
@@ -439,6 +449,8 @@ struct Cloud {
     last: Vec<Call>,
     /// The table resources of the template by the names the test gave them.
     tables: BTreeMap<String, String>,
+    /// The signing keys' secret in moto: its name (the `JwtSecretId` parameter) and ARN.
+    secret: (String, String),
     calls: BTreeMap<String, Vec<Authorisation>>,
 }
 
@@ -462,17 +474,32 @@ impl Cloud {
         ses.create_email_identity().email_identity(parameter("SesIdentity")).send().await.expect("SES identity in moto");
         let ses = aws_sdk_sesv2::Client::from_conf(ses.config().to_builder().interceptor(recorder.for_service("ses")).build());
 
+        // The signing keys' secret, as the deploy guide creates it (a key set, read by name).
+        let secrets = accounts::secrets::client(Some(&endpoint)).await;
+        let secret_name = format!("accounts/iam/{}", uuid::Uuid::new_v4().simple());
+        let key_set = json!({"current": "k1", "keys": {"k1": {"secret": support::SECRET}}}).to_string();
+        let created = secrets.create_secret().name(&secret_name).secret_string(&key_set).send().await.expect("a secret in moto");
+        let secret_arn = created.arn.expect("the secret's ARN");
+        let recorded_secrets = aws_sdk_secretsmanager::Client::from_conf(secrets.config().to_builder().interceptor(recorder.for_service("secretsmanager")).build());
+
         let dir = tempfile::tempdir().unwrap();
         let vars = [
             (vars::DATA_DIR, dir.path().to_str().unwrap().to_string()),
-            (vars::JWT_SECRET, support::SECRET.to_string()),
+            (vars::STORAGE, "dynamodb".to_string()),
+            (vars::JWT_SECRET_ID, secret_name.clone()),
             (vars::MEDIA_BUCKET, bucket.clone()),
             (vars::MAIL_FROM, parameter("MailFrom")),
             // A reused refresh token ends its session at once (the path that deletes it).
             (vars::REFRESH_REUSE_GRACE, "0".to_string()),
             (vars::PASSWORD_RESET_MIN_RESPONSE_MS, "0".to_string()),
         ];
-        let config = Config::from_lookup(|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())).unwrap();
+        let mut config = Config::from_lookup(|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())).unwrap();
+        // What every function does at its cold start (`Config::load_key_set`), with the
+        // recorded client: the read is each function's call.
+        recorder.take();
+        let text = accounts::secrets::read(&recorded_secrets, &secret_name).await.expect("the key set");
+        config.apply_key_set(&text).unwrap();
+        let cold_start = recorder.take();
         let mut state = AppState::with_media(Arc::new(store), Arc::new(S3Media::new(recorded_s3, bucket.clone())), config);
         state.mailer = Arc::new(SesMailer::with_client(ses));
 
@@ -489,7 +516,11 @@ impl Cloud {
             tables.insert(id.to_string(), name.clone());
         }
         recorder.take();
-        Cloud { state, recorder, bucket, _dir: dir, last: Vec::new(), tables, calls: BTreeMap::new() }
+        let mut cloud = Cloud { state, recorder, bucket, _dir: dir, last: Vec::new(), tables, secret: (secret_name, secret_arn), calls: BTreeMap::new() };
+        for endpoint in Endpoint::ALL {
+            cloud.record(*endpoint, &cold_start);
+        }
+        cloud
     }
 
     /// One request through `endpoint`'s own router (as its Lambda serves it); the AWS calls it
@@ -520,6 +551,7 @@ impl Cloud {
         for call in calls {
             let authorisations = match call.service {
                 "ses" => ses_authorisations(call),
+                "secretsmanager" => secretsmanager_authorisations(call, &BTreeMap::from([self.secret.clone()])),
                 "s3" => s3_authorisations(&call.operation, &call.uri),
                 _ => dynamodb_authorisations(call),
             };
@@ -686,7 +718,8 @@ async fn every_function_is_allowed_what_it_calls_and_granted_nothing_more() {
     for endpoint in Endpoint::ALL {
         assert!(calls.contains_key(&function_id(*endpoint)), "no call of {} was recorded", endpoint.function());
     }
-    let names = Names::new(&t, &cloud.tables, &cloud.bucket);
+    let mut names = Names::new(&t, &cloud.tables, &cloud.bucket);
+    names.refs.insert("JwtSecretId".into(), cloud.secret.0.clone());
     let deployed = policies(&t, &names);
     assert_eq!(deployed.len(), Endpoint::ALL.len(), "one function per endpoint in the expanded template");
     let found = problems(&deployed, &calls);
@@ -707,6 +740,7 @@ async fn every_function_is_allowed_what_it_calls_and_granted_nothing_more() {
         ("RefreshFunction", "Blacklist", "RefreshFunction is denied dynamodb:PutItem"),
         ("AvatarConfirmFunction", "Uploads", "AvatarConfirmFunction is denied s3:GetObject"),
         ("ProfileFunction", "ListAvatars", "ProfileFunction is denied s3:ListBucket"),
+        ("LoginFunction", "SigningKeys", "LoginFunction is denied secretsmanager:GetSecretValue"),
     ] {
         let mut broken = t.clone();
         let kept = statements(&mut broken, function).into_iter().filter(|s| s["Sid"] != sid).collect();

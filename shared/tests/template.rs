@@ -54,6 +54,23 @@ fn ses_grants(id: &str, statement: &Value, problems: &mut Vec<String>) -> BTreeS
     granted
 }
 
+/// The one secret a function may read: the key set named by the `JwtSecretId` parameter (a
+/// secret's ARN is its name, `-` and six random characters).
+const SIGNING_KEYS_SECRET: &str = "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${JwtSecretId}-??????";
+
+/// A Secrets Manager statement: `secretsmanager:GetSecretValue` on the signing keys' secret, nothing else.
+fn secretsmanager_problems(id: &str, statement: &Value, problems: &mut Vec<String>) {
+    for action in one_or_many(&statement["Action"]) {
+        if action.as_str() != Some("secretsmanager:GetSecretValue") {
+            problems.push(format!("{id}: {action:?} is not secretsmanager:GetSecretValue"));
+        }
+    }
+    let resources = one_or_many(&statement["Resource"]);
+    if resources.is_empty() || resources.iter().any(|r| sub(r) != Some(SIGNING_KEYS_SECRET)) {
+        problems.push(format!("{id}: a secret read on {resources:?}, not only on the JwtSecretId secret"));
+    }
+}
+
 /// What an S3 statement grants, as `(action, prefix)` pairs on the template's one bucket:
 /// object actions on `!Sub ${Bucket.Arn}/<prefix>`, `s3:ListBucket` on `!GetAtt Bucket.Arn`
 /// with a `StringLike` `s3:prefix` condition (a listing of the whole bucket is a problem).
@@ -392,6 +409,10 @@ fn iam_problems(t: &Value) -> Vec<String> {
                     .iter()
                     .map(|a| a.as_str().map(str::to_string).unwrap_or_else(|| format!("{a:?}")))
                     .collect();
+                if !actions.is_empty() && actions.iter().all(|a| a.starts_with("secretsmanager:")) {
+                    secretsmanager_problems(&id, statement, &mut problems);
+                    continue;
+                }
                 if !actions.is_empty() && actions.iter().all(|a| a.starts_with("ses:")) {
                     ses_grants(&id, statement, &mut problems);
                     continue;
@@ -469,24 +490,28 @@ fn environment_problems(t: &Value) -> Vec<String> {
             _ => problems.push(format!("Globals: {var} is not !Ref of a parameter")),
         }
     }
-    let secret = match &env[vars::JWT_SECRET] {
-        v @ Value::String(_) => v.as_str(),
-        v => sub(v),
-    };
-    if !secret.is_some_and(|s| s.starts_with("{{resolve:secretsmanager:")) {
-        problems.push(format!("Globals: {} is not a Secrets Manager dynamic reference", vars::JWT_SECRET));
+    // The keys are read from Secrets Manager at start: the environment names the secret, and
+    // holds no key (not even a dynamic reference, which CloudFormation resolves into the
+    // function's configuration, readable with lambda:GetFunctionConfiguration).
+    if ref_target(&env[vars::JWT_SECRET_ID]) != Some("JwtSecretId") {
+        problems.push(format!("Globals: {} is not !Ref JwtSecretId", vars::JWT_SECRET_ID));
     }
-    // Nowhere else may the key come in: no per-function override, no parameter holding a key.
-    for (place, variables) in &places[1..] {
-        if !variables[vars::JWT_SECRET].is_null() {
-            problems.push(format!("{place} overrides {}", vars::JWT_SECRET));
+    for (place, variables) in &places {
+        for var in [vars::JWT_SECRET, vars::JWT_PRIVATE_KEY, vars::JWT_PREVIOUS_KEYS, vars::JWT_KEY_ID] {
+            if !variables[var].is_null() {
+                problems.push(format!("{place}: {var} puts a key in the environment (the key set of {} has it)", vars::JWT_SECRET_ID));
+            }
+        }
+        if place != "Globals" && !variables[vars::JWT_SECRET_ID].is_null() {
+            problems.push(format!("{place} overrides {}", vars::JWT_SECRET_ID));
         }
     }
     if let Some(params) = t["Parameters"].as_mapping() {
         for (name, p) in params {
             let name = name.as_str().unwrap_or("?");
             let lower = name.to_ascii_lowercase();
-            if (lower.contains("secret") || lower.contains("key")) && !lower.ends_with("id") && !lower.ends_with("arn") && !lower.ends_with("name") {
+            let names_one = ["id", "arn", "name", "revision"].iter().any(|end| lower.ends_with(end));
+            if (lower.contains("secret") || lower.contains("key")) && !names_one {
                 problems.push(format!("parameter {name} looks like it carries a key, not the name of a secret"));
             }
             if lower.contains("secret") && !p["Default"].is_null() {
@@ -660,7 +685,10 @@ fn template_environment_is_a_valid_config() {
             env.insert(k.as_str().unwrap().to_string(), value);
         }
     }
-    let config = Config::from_lookup(|name| env.get(name).cloned()).expect("the template's environment is a valid Config");
+    let mut config = Config::from_lookup(|name| env.get(name).cloned()).expect("the template's environment is a valid Config");
+    assert_eq!(config.key_set.as_ref().map(|k| k.secret_id.as_str()), Some("JwtSecretId-value"), "the keys come from the secret");
+    config.apply_key_set(&serde_json::json!({"current": "k1", "keys": {"k1": "k".repeat(32)}}).to_string()).unwrap();
+    assert!(config.keys_ready());
     match config.storage {
         StorageConfig::DynamoDb { tables, endpoint } => {
             assert_eq!(tables.users, "UsersTable-value");
@@ -815,7 +843,7 @@ fn a_stray_watch_route_or_feature_is_noticed() {
         std::fs::create_dir_all(&to).unwrap();
         let mut manifest = std::fs::read_to_string(root().join("functions").join(endpoint.function()).join("Cargo.toml")).unwrap();
         if *endpoint == Endpoint::Login {
-            manifest = manifest.replace(r#"features = ["dynamodb"]"#, r#"features = ["dynamodb", "s3"]"#);
+            manifest = manifest.replace(r#"features = ["dynamodb", "secrets-manager"]"#, r#"features = ["dynamodb", "secrets-manager", "s3"]"#);
         }
         std::fs::write(to.join("Cargo.toml"), manifest).unwrap();
     }
@@ -924,6 +952,9 @@ fn iam_of_another_shape_is_noticed() {
         ("ProfileFunction", "{Effect: Allow, Action: s3:GetObject, Resource: !Sub '${MediaBucket.Arn}/*'}", "not on a key prefix"),
         ("ProfileFunction", "{Effect: Allow, Action: s3:ListBucket, Resource: !GetAtt MediaBucket.Arn}", "s3:prefix condition"),
         ("ProfileFunction", "{Effect: Allow, Action: 's3:*', Resource: !Sub '${MediaBucket.Arn}/avatar/*'}", "not one named S3 action"),
+        ("LoginFunction", "{Effect: Allow, Action: secretsmanager:GetSecretValue, Resource: '*'}", "not only on the JwtSecretId secret"),
+        ("LoginFunction", "{Effect: Allow, Action: secretsmanager:GetSecretValue, Resource: !Sub 'arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${JwtSecretId}*'}", "not only on the JwtSecretId secret"),
+        ("LoginFunction", "{Effect: Allow, Action: 'secretsmanager:*', Resource: !Sub 'arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${JwtSecretId}-??????'}", "is not secretsmanager:GetSecretValue"),
     ] {
         let mut t = template();
         function_mut(&mut t, id)["Properties"]["Policies"][0]["Statement"].as_sequence_mut().unwrap().push(statement(extra));
@@ -1003,8 +1034,20 @@ fn unknown_environment_variables_and_plain_secrets_are_noticed() {
     t["Globals"]["Function"]["Environment"]["Variables"]["JWT_SECRET"] =
         serde_yaml::from_str("!Ref JwtSecret").unwrap();
     let problems = environment_problems(&t);
-    assert!(problems.iter().any(|p| p.contains("not a Secrets Manager dynamic reference")), "{problems:?}");
+    assert!(problems.iter().any(|p| p.contains("Globals: JWT_SECRET puts a key in the environment")), "{problems:?}");
     assert!(problems.iter().any(|p| p.contains("parameter JwtSecret")), "{problems:?}");
+
+    // The old way: the key resolved by CloudFormation into every function's configuration.
+    let mut t = template();
+    let env = t["Globals"]["Function"]["Environment"]["Variables"].as_mapping_mut().unwrap();
+    env.remove(vars::JWT_SECRET_ID);
+    env.insert(Value::from(vars::JWT_SECRET), serde_yaml::from_str("!Sub '{{resolve:secretsmanager:${JwtSecretId}:SecretString}}'").unwrap());
+    function_mut(&mut t, "LoginFunction")["Properties"]["Environment"] =
+        serde_yaml::from_str("{Variables: {JWT_PRIVATE_KEY: '-----BEGIN PRIVATE KEY-----'}}").unwrap();
+    let problems = environment_problems(&t);
+    assert!(problems.iter().any(|p| p.contains("JWT_SECRET_ID is not !Ref JwtSecretId")), "{problems:?}");
+    assert!(problems.iter().any(|p| p.contains("Globals: JWT_SECRET puts a key")), "{problems:?}");
+    assert!(problems.iter().any(|p| p.contains("LoginFunction: JWT_PRIVATE_KEY puts a key")), "{problems:?}");
 }
 
 #[test]

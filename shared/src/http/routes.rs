@@ -54,10 +54,11 @@ pub struct Needs {
 impl Needs {
     const NOTHING: Needs = Needs { media: false, images: false, mail: false, openapi: false };
 
-    /// The `accounts` features of a Lambda function with these needs (its store is DynamoDB;
-    /// the embedded store, `sqlite`, is its crate's `embedded` feature, for local runs).
+    /// The `accounts` features of a Lambda function with these needs (its store is DynamoDB,
+    /// its signing keys come from Secrets Manager; the embedded store, `sqlite`, is its crate's
+    /// `embedded` feature, for local runs).
     pub fn lambda_features(self) -> Vec<&'static str> {
-        let mut features = vec!["dynamodb"];
+        let mut features = vec!["dynamodb", "secrets-manager"];
         if self.media {
             features.push("s3");
         }
