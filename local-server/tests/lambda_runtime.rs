@@ -189,6 +189,11 @@ where
         ("password-reset-link", event("GET", "/password-reset/confirm/1/abc-123/", None, None), 200),
         ("jwks", event("GET", "/.well-known/jwks.json", None, None), 200),
         ("schema", event("GET", "/api/schema/", None, None), 200),
+        // The catch-all ($default): unknown paths and other methods, answered as the contract says.
+        ("not-found", event("GET", "/api/nothing/", None, None), 404),
+        ("not-found", event("GET", "/api/auth/login/", None, None), 405),
+        ("not-found", event("DELETE", "/api/accounts/profile/", None, None), 401),
+        ("not-found", event("DELETE", "/api/accounts/profile", None, Some(&access)), 405),
         ("password-change", event("POST", "/api/auth/password/change/", Some(json!({"old_password": "wrong", "new_password1": "a", "new_password2": "a"})), Some(&access)), 400),
         // Last: this session continues, the login's session above ends.
         ("password-change", event("POST", "/api/auth/password/change/", Some(json!({"old_password": strong, "new_password1": "Harbor-Lantern-58", "new_password2": "Harbor-Lantern-58"})), Some(&access)), 200),
@@ -198,10 +203,22 @@ where
     for endpoint in accounts::http::Endpoint::ALL {
         assert!(covered.contains(endpoint.function()), "add a case for the {} function", endpoint.function());
     }
+    assert!(covered.contains(accounts::http::CATCH_ALL_FUNCTION));
     for (function, event, expected) in cases {
+        let request = format!("{} {}", event["requestContext"]["http"]["method"], event["rawPath"]);
         let answer = invoke(function, event).await;
         let (status, body) = status_and_body(&answer);
         assert_eq!(status, expected, "{function}: {body}");
+        if function == accounts::http::CATCH_ALL_FUNCTION {
+            // The very bodies of the local server (and a JSON content type, not the platform's 404).
+            assert_eq!(answer["headers"]["content-type"], "application/json", "{request}");
+            let detail = match status {
+                404 => "Not found.".to_string(),
+                405 => format!("Method \"{}\" not allowed.", request.split(' ').next().unwrap().trim_matches('"')),
+                _ => "Authentication credentials were not provided.".to_string(),
+            };
+            assert_eq!(body["detail"], detail, "{request}");
+        }
     }
 }
 
@@ -264,8 +281,8 @@ impl Cloud {
     /// that keep avatars), like `template.yaml`.
     fn env_of(&self, function: &str) -> Vec<(String, String)> {
         let mut env = self.env.clone();
-        let endpoint = accounts::http::Endpoint::from_function(function).unwrap();
-        if endpoint.needs().media {
+        let endpoint = accounts::http::Endpoint::from_function(function);
+        if endpoint.is_some_and(|e| e.needs().media) {
             env.push((accounts::config::vars::MEDIA_BUCKET.to_string(), self.bucket.clone()));
         }
         env

@@ -37,10 +37,22 @@ pub fn log_filter(rust_log: Option<&str>) -> tracing_subscriber::filter::Targets
 /// Serves one endpoint as a Lambda function.
 pub async fn serve(endpoint: Endpoint) -> Result<(), Error> {
     init_tracing();
-    let mut config = Config::from_env()?;
+    let config = Config::from_env()?;
     if let Some(missing) = missing_feature(endpoint, &config) {
         return Err(format!("{} cannot serve {}: {missing}", endpoint.function(), endpoint.path()).into());
     }
+    run(endpoint.function(), config, |state| router(&[endpoint], state)).await
+}
+
+/// Serves the API's catch-all route (`$default`): the contract's JSON 404 and 405
+/// (`crate::http::catch_all_router`).
+pub async fn serve_catch_all() -> Result<(), Error> {
+    init_tracing();
+    let config = Config::from_env()?;
+    run(crate::http::CATCH_ALL_FUNCTION, config, crate::http::catch_all_router).await
+}
+
+async fn run(function: &str, mut config: Config, router: impl FnOnce(AppState) -> axum::Router) -> Result<(), Error> {
     // Once per cold start; the keys stay in memory for the life of this instance.
     config.load_key_set().await?;
     let local = config.is_local();
@@ -53,8 +65,8 @@ pub async fn serve(endpoint: Endpoint) -> Result<(), Error> {
     }
     // The kid and the revision, never a key: which keys this instance signs with.
     let revision = state.config.key_set.as_ref().and_then(|k| k.revision.as_deref());
-    tracing::info!(function = endpoint.function(), kid = state.tokens.key_id(), keys_revision = revision, "starting");
-    lambda_http::run(router(&[endpoint], state)).await
+    tracing::info!(function, kid = state.tokens.key_id(), keys_revision = revision, "starting");
+    lambda_http::run(router(state)).await
 }
 
 /// What this binary lacks to serve `endpoint` as configured: a backend its function crate did not

@@ -520,7 +520,22 @@ impl Cloud {
         for endpoint in Endpoint::ALL {
             cloud.record(*endpoint, &cold_start);
         }
+        cloud.record_for(function_logical_id(accounts::http::CATCH_ALL_FUNCTION), &cold_start);
         cloud
+    }
+
+    /// One request through the catch-all function's router (the API's `$default` route).
+    async fn catch_all(&mut self, method: Method, path: &str, bearer: Option<&str>) -> (StatusCode, Value) {
+        let mut request = Request::builder().method(method).uri(path);
+        if let Some(token) = bearer {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        let response = accounts::http::catch_all_router(self.state.clone()).oneshot(request.body(Body::empty()).unwrap()).await.unwrap();
+        let status = response.status();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let calls = self.recorder.take();
+        self.record_for(function_logical_id(accounts::http::CATCH_ALL_FUNCTION), &calls);
+        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
     }
 
     /// One request through `endpoint`'s own router (as its Lambda serves it); the AWS calls it
@@ -547,7 +562,10 @@ impl Cloud {
     }
 
     fn record(&mut self, endpoint: Endpoint, calls: &[Call]) {
-        let function = function_id(endpoint);
+        self.record_for(function_id(endpoint), calls)
+    }
+
+    fn record_for(&mut self, function: String, calls: &[Call]) {
         for call in calls {
             let authorisations = match call.service {
                 "ses" => ses_authorisations(call),
@@ -575,8 +593,11 @@ impl Cloud {
 
 /// `LoginFunction` for `login`, as the template names it.
 fn function_id(endpoint: Endpoint) -> String {
-    let pascal: String = endpoint
-        .function()
+    function_logical_id(endpoint.function())
+}
+
+fn function_logical_id(function: &str) -> String {
+    let pascal: String = function
         .split('-')
         .map(|w| w[..1].to_ascii_uppercase() + &w[1..])
         .collect();
@@ -707,6 +728,11 @@ async fn run_flows(t: &Value) -> (Cloud, BTreeMap<String, Vec<Authorisation>>) {
         let (status, _) = cloud.call(endpoint, Method::GET, path, None, Some(&fresh), "").await;
         assert_eq!(status, StatusCode::OK, "{path}");
     }
+    // The catch-all route: an unknown path, a method a path does not answer (authenticated first).
+    let (status, r) = cloud.catch_all(Method::GET, "/api/nothing/", Some(&fresh)).await;
+    assert_eq!((status, r), (StatusCode::NOT_FOUND, json!({"detail": "Not found."})));
+    let (status, r) = cloud.catch_all(Method::DELETE, "/api/accounts/profile/", Some(&fresh)).await;
+    assert_eq!((status, r), (StatusCode::METHOD_NOT_ALLOWED, json!({"detail": "Method \"DELETE\" not allowed."})));
     let calls = std::mem::take(&mut cloud.calls);
     (cloud, calls)
 }
@@ -715,13 +741,13 @@ async fn run_flows(t: &Value) -> (Cloud, BTreeMap<String, Vec<Authorisation>>) {
 async fn every_function_is_allowed_what_it_calls_and_granted_nothing_more() {
     let t = expanded_template();
     let (cloud, calls) = run_flows(&t).await;
-    for endpoint in Endpoint::ALL {
-        assert!(calls.contains_key(&function_id(*endpoint)), "no call of {} was recorded", endpoint.function());
+    for function in Endpoint::ALL.iter().map(|e| e.function()).chain([accounts::http::CATCH_ALL_FUNCTION]) {
+        assert!(calls.contains_key(&function_logical_id(function)), "no call of {function} was recorded");
     }
     let mut names = Names::new(&t, &cloud.tables, &cloud.bucket);
     names.refs.insert("JwtSecretId".into(), cloud.secret.0.clone());
     let deployed = policies(&t, &names);
-    assert_eq!(deployed.len(), Endpoint::ALL.len(), "one function per endpoint in the expanded template");
+    assert_eq!(deployed.len(), Endpoint::ALL.len() + 1, "one function per endpoint and the catch-all in the expanded template");
     let found = problems(&deployed, &calls);
     assert!(found.is_empty(), "IAM of the expanded template vs the calls of the flows:\n  {}", found.join("\n  "));
 

@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use accounts::config::{vars, Config, StorageConfig};
-use accounts::http::Endpoint;
+use accounts::http::{Endpoint, CATCH_ALL_FUNCTION};
 use accounts::store::dynamodb::{BY_USER_INDEX, TTL_ATTRIBUTE};
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
@@ -222,10 +222,25 @@ fn property<'a>(t: &'a Value, f: &'a Value, name: &str) -> &'a Value {
     }
 }
 
+/// The catch-all function (`$default`): `(logical id, resource)` when there is exactly one.
+fn catch_all_function(t: &Value) -> Option<(String, &Value)> {
+    let ids = functions_by_binary(t).remove(CATCH_ALL_FUNCTION)?;
+    let [id] = ids.as_slice() else { return None };
+    Some((id.clone(), &t["Resources"][id.as_str()]))
+}
+
+/// Every function of the route table, then the catch-all: `(logical id, resource)`.
+fn all_functions(t: &Value) -> Vec<(String, &Value)> {
+    Endpoint::ALL.iter().filter_map(|e| function_of(t, *e)).chain(catch_all_function(t)).collect()
+}
+
 /// `RegistrationFunction` for `registration`, `TokenRefreshFunction` for `token-refresh`.
 fn logical_id(endpoint: Endpoint) -> String {
-    let pascal: String = endpoint
-        .function()
+    function_logical_id(endpoint.function())
+}
+
+fn function_logical_id(function: &str) -> String {
+    let pascal: String = function
         .split(['-', '_'])
         .map(|w| {
             let mut c = w.chars();
@@ -312,8 +327,17 @@ fn function_problems(t: &Value) -> Vec<String> {
             Some(ids) => problems.push(format!("{:?} is built by several functions: {ids:?}", endpoint.function())),
         }
     }
+    match by_binary.get(CATCH_ALL_FUNCTION).map(Vec::as_slice) {
+        Some([id]) if *id == function_logical_id(CATCH_ALL_FUNCTION) => {
+            let f = &t["Resources"][id.as_str()];
+            if property(t, f, "CodeUri").as_str() != Some("functions/not-found") {
+                problems.push(format!("{id}: CodeUri is not functions/{CATCH_ALL_FUNCTION}"));
+            }
+        }
+        other => problems.push(format!("the catch-all function {CATCH_ALL_FUNCTION:?} is built by {other:?}, not by one NotFoundFunction")),
+    }
     for (binary, ids) in &by_binary {
-        if Endpoint::from_function(binary).is_none() {
+        if Endpoint::from_function(binary).is_none() && binary != CATCH_ALL_FUNCTION {
             problems.push(format!("{ids:?} build {binary:?}, which is no endpoint"));
         }
     }
@@ -356,8 +380,19 @@ fn route_problems(t: &Value) -> Vec<String> {
         }
     }
     let all_expected: BTreeSet<_> = Endpoint::ALL.iter().flat_map(|e| expected_routes(*e)).collect();
+    // The catch-all route: its function answers what the routes above do not take.
+    let default_route = ("ANY".to_string(), "$default".to_string());
+    match (owner.get(&default_route), catch_all_function(t)) {
+        (Some(owner), Some((id, _))) if *owner == id => {}
+        (owner, _) => problems.push(format!("the $default route is routed by {owner:?}, not by the {CATCH_ALL_FUNCTION} function")),
+    }
+    if let Some((id, f)) = catch_all_function(t) {
+        if routes_of(f) != [default_route.clone()] {
+            problems.push(format!("{id} has routes {:?}: only $default", routes_of(f)));
+        }
+    }
     for route in owner.keys() {
-        if !all_expected.contains(route) {
+        if !all_expected.contains(route) && *route != default_route {
             problems.push(format!("{} {} is in the template but not in the route table", route.0, route.1));
         }
     }
@@ -386,8 +421,7 @@ fn route_problems(t: &Value) -> Vec<String> {
 fn iam_problems(t: &Value) -> Vec<String> {
     let mut problems = Vec::new();
     let tables: BTreeMap<String, &Value> = resources_of_type(t, "AWS::DynamoDB::Table").into_iter().collect();
-    for endpoint in Endpoint::ALL {
-        let Some((id, f)) = function_of(t, *endpoint) else { continue };
+    for (id, f) in all_functions(t) {
         if !f["Properties"]["Role"].is_null() {
             problems.push(format!("{id}: a Role replaces the per-function policy"));
         }
@@ -630,7 +664,7 @@ fn assert_none(what: &str, problems: Vec<String>) {
 fn template_is_a_sam_template() {
     let t = template();
     assert_eq!(t["Transform"].as_str(), Some("AWS::Serverless-2016-10-31"));
-    assert_eq!(resources_of_type(&t, "AWS::Serverless::Function").len(), Endpoint::ALL.len());
+    assert_eq!(resources_of_type(&t, "AWS::Serverless::Function").len(), Endpoint::ALL.len() + 1, "and the catch-all");
 }
 
 #[test]
@@ -726,8 +760,11 @@ fn function_crates_match_the_endpoints() {
         .filter(|e| e.path().is_dir())
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
-    let wanted: BTreeSet<String> = Endpoint::ALL.iter().map(|e| e.function().to_string()).collect();
-    assert_eq!(found, wanted, "functions/ and Endpoint::ALL differ");
+    let mut wanted: BTreeSet<String> = Endpoint::ALL.iter().map(|e| e.function().to_string()).collect();
+    wanted.insert(CATCH_ALL_FUNCTION.to_string());
+    assert_eq!(found, wanted, "functions/ and Endpoint::ALL (with the catch-all) differ");
+    let main = std::fs::read_to_string(dir.join(CATCH_ALL_FUNCTION).join("src/main.rs")).unwrap();
+    assert!(main.contains("serve_catch_all()"), "functions/{CATCH_ALL_FUNCTION} serves the catch-all router");
     for endpoint in Endpoint::ALL {
         let crate_dir = dir.join(endpoint.function());
         let manifest = std::fs::read_to_string(crate_dir.join("Cargo.toml")).unwrap();
@@ -758,13 +795,14 @@ fn strings(v: Option<&toml::Value>) -> BTreeSet<String> {
 /// plus the embedded store behind its default `embedded` feature, which Lambda builds turn off.
 fn function_feature_problems(root: &Path) -> Vec<String> {
     let mut problems = Vec::new();
-    for endpoint in Endpoint::ALL {
-        let path = root.join("functions").join(endpoint.function()).join("Cargo.toml");
+    // The catch-all needs nothing beyond what every function has (authentication, keys).
+    let functions = Endpoint::ALL.iter().map(|e| (e.function(), e.needs())).chain([(CATCH_ALL_FUNCTION, Default::default())]);
+    for (name, needs) in functions {
+        let path = root.join("functions").join(name).join("Cargo.toml");
         let manifest = read_toml(&path);
-        let name = endpoint.function();
         let accounts = manifest.get("dependencies").and_then(|d| d.get("accounts"));
         let features = strings(accounts.and_then(|a| a.get("features")));
-        let wanted: BTreeSet<String> = endpoint.needs().lambda_features().into_iter().map(String::from).collect();
+        let wanted: BTreeSet<String> = needs.lambda_features().into_iter().map(String::from).collect();
         if features != wanted {
             problems.push(format!("functions/{name}: accounts features {features:?}, wanted {wanted:?}"));
         }
@@ -795,7 +833,12 @@ fn watch_routes(workspace: &toml::Table) -> Result<BTreeSet<(String, String, Str
         .ok_or("no [workspace.metadata.lambda.watch.router]")?;
     let mut routes = BTreeSet::new();
     for (path, targets) in router {
-        for target in targets.as_array().ok_or(format!("{path}: not a list of {{ method, function }}"))? {
+        // `"/path" = "function"`: every method.
+        if let Some(function) = targets.as_str() {
+            routes.insert(("*".to_string(), path.clone(), function.to_string()));
+            continue;
+        }
+        for target in targets.as_array().ok_or(format!("{path}: not a function or a list of {{ method, function }}"))? {
             let method = target.get("method").and_then(|m| m.as_str()).ok_or(format!("{path}: no method"))?;
             let function = target.get("function").and_then(|m| m.as_str()).ok_or(format!("{path}: no function"))?;
             routes.insert((method.to_string(), path.clone(), function.to_string()));
@@ -804,11 +847,28 @@ fn watch_routes(workspace: &toml::Table) -> Result<BTreeSet<(String, String, Str
     Ok(routes)
 }
 
+/// The methods `cargo lambda watch` routes to the catch-all on a path of the route table that does
+/// not answer them (its router matches a path first, then the method, and does not fall back to
+/// another path: without these, its own 404 would answer).
+const WATCH_METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+
 fn route_table_routes() -> BTreeSet<(String, String, String)> {
-    Endpoint::ALL
+    let mut routes: BTreeSet<(String, String, String)> = Endpoint::ALL
         .iter()
         .flat_map(|e| expected_routes(*e).into_iter().map(move |(m, p)| (m, p, e.function().to_string())))
-        .collect()
+        .collect();
+    for endpoint in Endpoint::ALL {
+        for path in endpoint.paths() {
+            for method in WATCH_METHODS.iter().filter(|m| !endpoint.methods().iter().any(|e| e.as_str() == **m)) {
+                routes.insert((method.to_string(), path.to_string(), CATCH_ALL_FUNCTION.to_string()));
+            }
+        }
+    }
+    // Every other path (the catch-all parameter matches no empty path: "/" on its own).
+    for path in ["/", "/{*path}"] {
+        routes.insert(("*".to_string(), path.to_string(), CATCH_ALL_FUNCTION.to_string()));
+    }
+    routes
 }
 
 #[test]
@@ -838,11 +898,11 @@ fn a_stray_watch_route_or_feature_is_noticed() {
     // A function that links S3 without needing it, in a copy of the tree's manifests.
     let dir = tempfile::tempdir().unwrap();
     std::fs::copy(root().join("Cargo.toml"), dir.path().join("Cargo.toml")).unwrap();
-    for endpoint in Endpoint::ALL {
-        let to = dir.path().join("functions").join(endpoint.function());
+    for function in Endpoint::ALL.iter().map(|e| e.function()).chain([CATCH_ALL_FUNCTION]) {
+        let to = dir.path().join("functions").join(function);
         std::fs::create_dir_all(&to).unwrap();
-        let mut manifest = std::fs::read_to_string(root().join("functions").join(endpoint.function()).join("Cargo.toml")).unwrap();
-        if *endpoint == Endpoint::Login {
+        let mut manifest = std::fs::read_to_string(root().join("functions").join(function).join("Cargo.toml")).unwrap();
+        if function == "login" {
             manifest = manifest.replace(r#"features = ["dynamodb", "secrets-manager"]"#, r#"features = ["dynamodb", "secrets-manager", "s3"]"#);
         }
         std::fs::write(to.join("Cargo.toml"), manifest).unwrap();
@@ -910,6 +970,20 @@ fn a_missing_route_is_noticed() {
     events.remove(&key);
     let problems = route_problems(&t);
     assert!(problems.iter().any(|p| p.contains("lacks the route POST /api/auth/login")), "{problems:?}");
+}
+
+#[test]
+fn a_missing_catch_all_route_is_noticed() {
+    let mut t = template();
+    events_mut(&mut t, "NotFoundFunction").clear();
+    let problems = route_problems(&t);
+    assert!(problems.iter().any(|p| p.contains("the $default route is routed by None")), "{problems:?}");
+    // The catch-all routing a path of its own is drift too.
+    let mut t = template();
+    let stray: Value = serde_yaml::from_str("{Type: HttpApi, Properties: {ApiId: !Ref AccountsApi, Method: GET, Path: /api/nothing/}}").unwrap();
+    events_mut(&mut t, "NotFoundFunction").insert(Value::from("Stray"), stray);
+    let problems = route_problems(&t);
+    assert!(problems.iter().any(|p| p.contains("NotFoundFunction has routes")), "{problems:?}");
 }
 
 #[test]

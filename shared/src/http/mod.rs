@@ -13,4 +13,4 @@ pub mod logging;
 pub mod passwords;
 pub mod routes;
 
-pub use routes::{app, router, Endpoint};
+pub use routes::{app, catch_all_router, router, Endpoint, CATCH_ALL_FUNCTION};

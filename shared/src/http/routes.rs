@@ -242,6 +242,31 @@ pub fn router(endpoints: &[Endpoint], state: AppState) -> Router {
         .with_state(state)
 }
 
+/// The function of the API's catch-all route (`$default` in API Gateway, the fallback routes of
+/// `cargo lambda watch`): what no endpoint's route takes, a path of no endpoint or a method an
+/// endpoint does not answer, is answered from the route table as the local server answers it.
+pub const CATCH_ALL_FUNCTION: &str = "not-found";
+
+/// The catch-all function's router: every path of the route table with no method of its own
+/// (405 JSON, or 401 first on a protected endpoint without a valid token, as the local server),
+/// and 404 JSON for every other path.
+pub fn catch_all_router(state: AppState) -> Router {
+    let mut router = Router::new();
+    for endpoint in Endpoint::ALL {
+        let requires_auth = endpoint.requires_auth();
+        for path in endpoint.paths() {
+            let refuse = move |req: Request| async move { method_not_allowed(requires_auth, req) };
+            router = router.route(path, MethodRouter::new().fallback(refuse));
+        }
+    }
+    router
+        .route_layer(middleware::from_fn_with_state(state.clone(), auth::authenticate))
+        .route_layer(middleware::from_fn(logging::log_request))
+        .fallback(|| async { Error::NotFound })
+        .layer(axum::extract::DefaultBodyLimit::max(state.config.max_body_bytes))
+        .with_state(state)
+}
+
 /// The whole API, as the local server serves it, with the media routes (`/media/...`) that
 /// CloudFront and S3 answer in the cloud.
 pub fn app(state: AppState) -> Router {
