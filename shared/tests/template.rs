@@ -1068,15 +1068,24 @@ fn media_bucket_is_private_and_served_by_cloudfront() {
     let [(distribution_id, distribution)] = distributions.as_slice() else { panic!("one distribution") };
     let origin = &distribution["Properties"]["DistributionConfig"]["Origins"][0];
     assert!(get_att(&origin["OriginAccessControlId"]).is_some(), "origin access control");
-    // The media URL: the MediaBaseUrl parameter when set, else the distribution's own domain.
+    // The media URL: the MediaBaseUrl parameter when set, else the media domain when set, else
+    // the distribution's own domain.
+    let if_args = |v: &Value| -> Vec<Value> {
+        match intrinsic(v) {
+            Some((name, args)) if name == "Fn::If" => args.as_sequence().cloned().unwrap_or_default(),
+            _ => Vec::new(),
+        }
+    };
     let media_url_problem = |v: &Value| -> Option<String> {
-        let Some((name, args)) = intrinsic(v) else { return Some(format!("{v:?} is no !If")) };
-        let args = args.as_sequence().map(Vec::as_slice).unwrap_or_default();
-        let ok = name == "Fn::If"
-            && args.len() == 3
+        let args = if_args(v);
+        let inner = args.get(2).map(if_args).unwrap_or_default();
+        let ok = args.len() == 3
             && args[0].as_str() == Some("HasMediaBaseUrl")
             && ref_target(&args[1]) == Some("MediaBaseUrl")
-            && sub(&args[2]) == Some(format!("https://${{{distribution_id}.DomainName}}/media/").as_str());
+            && inner.len() == 3
+            && inner[0].as_str() == Some("HasMediaDomain")
+            && sub(&inner[1]) == Some("https://${MediaDomainName}/media/")
+            && sub(&inner[2]) == Some(format!("https://${{{distribution_id}.DomainName}}/media/").as_str());
         (!ok).then(|| format!("{v:?}"))
     };
     for endpoint in Endpoint::ALL {
@@ -1091,6 +1100,50 @@ fn media_bucket_is_private_and_served_by_cloudfront() {
         }
     }
     assert_eq!(media_url_problem(&t["Outputs"]["MediaUrl"]["Value"]), None, "MediaUrl output");
+}
+
+/// The optional domains: the API's on API Gateway (TLS 1.2, mapped to the $default stage), the
+/// media's as a CloudFront alias (us-east-1 certificate, TLSv1.2_2021), each only when set, with
+/// outputs; the reset link falls back to the API domain's link page.
+#[test]
+fn custom_domains_are_optional_and_tls_1_2() {
+    let t = template();
+    let condition_on = |name: &str, parameter: &str| {
+        let c = &t["Conditions"][name];
+        let text = serde_yaml::to_string(c).unwrap();
+        assert!(text.contains(parameter) && text.contains("Not"), "{name}: {text}");
+    };
+    condition_on("HasApiDomain", "ApiCertificateArn");
+    condition_on("HasMediaDomain", "MediaCertificateArn");
+    for p in ["ApiDomainName", "ApiCertificateArn", "MediaDomainName", "MediaCertificateArn", "PasswordResetUrl"] {
+        assert_eq!(t["Parameters"][p]["Default"].as_str(), Some(""), "{p} is optional");
+    }
+    assert!(t["Parameters"]["MediaCertificateArn"]["AllowedPattern"].as_str().unwrap().contains(":acm:us-east-1:"), "CloudFront takes us-east-1 certificates only");
+    let domains = resources_of_type(&t, "AWS::ApiGatewayV2::DomainName");
+    let [(domain_id, domain)] = domains.as_slice() else { panic!("one API domain: {domains:?}") };
+    assert_eq!(domain["Condition"].as_str(), Some("HasApiDomain"));
+    let config = &domain["Properties"]["DomainNameConfigurations"][0];
+    assert_eq!((config["SecurityPolicy"].as_str(), config["EndpointType"].as_str()), (Some("TLS_1_2"), Some("REGIONAL")));
+    assert_eq!(ref_target(&config["CertificateArn"]), Some("ApiCertificateArn"));
+    let mappings = resources_of_type(&t, "AWS::ApiGatewayV2::ApiMapping");
+    let [(_, mapping)] = mappings.as_slice() else { panic!("one API mapping") };
+    assert_eq!(mapping["Condition"].as_str(), Some("HasApiDomain"));
+    assert_eq!(ref_target(&mapping["Properties"]["DomainName"]), Some(domain_id.as_str()));
+    assert_eq!(ref_target(&mapping["Properties"]["ApiId"]), Some("AccountsApi"));
+    let distribution = &resources_of_type(&t, "AWS::CloudFront::Distribution")[0].1["Properties"]["DistributionConfig"];
+    let viewer = serde_yaml::to_string(&distribution["ViewerCertificate"]).unwrap();
+    for needle in ["HasMediaDomain", "MediaCertificateArn", "sni-only", "TLSv1.2_2021", "CloudFrontDefaultCertificate"] {
+        assert!(viewer.contains(needle), "ViewerCertificate lacks {needle}: {viewer}");
+    }
+    assert!(serde_yaml::to_string(&distribution["Aliases"]).unwrap().contains("MediaDomainName"));
+    for output in ["ApiDomainUrl", "ApiDomainTarget", "MediaDomainTarget", "MediaUrl", "ApiUrl"] {
+        assert!(!t["Outputs"][output]["Value"].is_null(), "output {output}");
+    }
+    let (_, reset) = function_of(&t, Endpoint::PasswordReset).unwrap();
+    let url = serde_yaml::to_string(&reset["Properties"]["Environment"]["Variables"][vars::PASSWORD_RESET_URL]).unwrap();
+    assert!(url.contains("HasResetUrl") && url.contains("https://${ApiDomainName}/password-reset/confirm/{uid}/{token}/"), "{url}");
+    // CloudFormation refuses a stack without a reset link domain.
+    assert!(serde_yaml::to_string(&t["Rules"]).unwrap().contains("PasswordResetUrl"));
 }
 
 #[test]
