@@ -129,7 +129,7 @@ async fn run_logged(binary: &FsPath, env: &[(&str, &str)], event: Value, level: 
         .env("RUST_LOG", level)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
-    for var in accounts::config::vars::ALL {
+    for var in accounts::config::vars::ALL.iter().filter(|v| **v != accounts::config::vars::AWS_LAMBDA_FUNCTION_NAME) {
         command.env_remove(var);
     }
     command.envs(env.iter().copied());

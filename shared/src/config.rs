@@ -179,6 +179,24 @@ pub struct MediaConfig {
     pub avatar_max_side: u32,
 }
 
+/// The largest request (and response) of a synchronous Lambda invocation: 6 MB (AWS Lambda
+/// quotas), the whole event included. API Gateway's HTTP API takes bodies up to 10 MB, so in the
+/// cloud this is the binding limit.
+pub const LAMBDA_PAYLOAD_LIMIT: usize = 6 * 1024 * 1024;
+/// What the event holds besides the file: API Gateway's request context and headers (at most
+/// 10 KB of headers on an HTTP API), the multipart boundaries, part headers and text fields.
+pub const LAMBDA_EVENT_ALLOWANCE: usize = 32 * 1024;
+/// The largest avatar a multipart upload can carry through API Gateway into a Lambda: API
+/// Gateway base64-encodes a binary body (4 bytes for every 3), and the event must stay within
+/// [`LAMBDA_PAYLOAD_LIMIT`]. 4 694 016 bytes; larger files only fit the direct upload's PUT to S3,
+/// so `AVATAR_MAX_BYTES` above this is refused in Lambda (the template's `AvatarMaxBytes` has it
+/// as its MaxValue).
+pub const LAMBDA_AVATAR_MAX_BYTES: usize = (LAMBDA_PAYLOAD_LIMIT - LAMBDA_EVENT_ALLOWANCE) / 4 * 3;
+/// `AVATAR_MAX_BYTES` when unset: 5 MiB (the old service's bound), in Lambda 4 MiB (under
+/// [`LAMBDA_AVATAR_MAX_BYTES`]; the template's default too).
+pub const DEFAULT_AVATAR_MAX_BYTES: usize = 5 * 1024 * 1024;
+pub const DEFAULT_LAMBDA_AVATAR_MAX_BYTES: usize = 4 * 1024 * 1024;
+
 /// Shorter keys than this are refused outside local mode (RFC 7518 §3.2: at least the hash size).
 pub const MIN_SECRET_BYTES: usize = 32;
 
@@ -232,6 +250,8 @@ pub mod vars {
     pub const PASSWORD_RESET_TEXT: &str = "PASSWORD_RESET_TEXT";
     pub const PASSWORD_RESET_TIMEOUT: &str = "PASSWORD_RESET_TIMEOUT";
     pub const PASSWORD_RESET_MIN_RESPONSE_MS: &str = "PASSWORD_RESET_MIN_RESPONSE_MS";
+    /// Set by the Lambda runtime (never by us): the process runs in Lambda, under its payload limit.
+    pub const AWS_LAMBDA_FUNCTION_NAME: &str = "AWS_LAMBDA_FUNCTION_NAME";
 
     /// Every variable above (the template checks read this list).
     pub const ALL: &[&str] = &[
@@ -275,6 +295,7 @@ pub mod vars {
         PASSWORD_RESET_TEXT,
         PASSWORD_RESET_TIMEOUT,
         PASSWORD_RESET_MIN_RESPONSE_MS,
+        AWS_LAMBDA_FUNCTION_NAME,
     ];
 }
 
@@ -508,12 +529,30 @@ fn media_config(get: &impl Fn(&str) -> Option<String>) -> Result<MediaConfig, Co
         bucket: get(vars::MEDIA_BUCKET),
         s3_endpoint: get(vars::S3_ENDPOINT),
         base_url,
-        avatar_max_bytes: number(get, vars::AVATAR_MAX_BYTES, 5 * 1024 * 1024)? as usize,
+        avatar_max_bytes: avatar_max_bytes(get)?,
         avatar_max_side: u32::try_from(avatar_max_side).map_err(|_| ConfigError::Invalid {
             name: vars::AVATAR_MAX_SIDE,
             why: format!("{avatar_max_side} is too large"),
         })?,
     })
+}
+
+/// `AVATAR_MAX_BYTES`, bounded in Lambda by what a multipart upload can carry there.
+fn avatar_max_bytes(get: &impl Fn(&str) -> Option<String>) -> Result<usize, ConfigError> {
+    let in_lambda = get(vars::AWS_LAMBDA_FUNCTION_NAME).is_some();
+    let default = if in_lambda { DEFAULT_LAMBDA_AVATAR_MAX_BYTES } else { DEFAULT_AVATAR_MAX_BYTES };
+    let bytes = number(get, vars::AVATAR_MAX_BYTES, default as u64)? as usize;
+    if in_lambda && bytes > LAMBDA_AVATAR_MAX_BYTES {
+        return Err(ConfigError::Invalid {
+            name: vars::AVATAR_MAX_BYTES,
+            why: format!(
+                "{bytes} bytes: in Lambda a multipart upload of that file is about {} bytes base64-encoded, over the \
+                 {LAMBDA_PAYLOAD_LIMIT}-byte invocation limit; at most {LAMBDA_AVATAR_MAX_BYTES}",
+                bytes.div_ceil(3) * 4
+            ),
+        });
+    }
+    Ok(bytes)
 }
 
 fn mail_config(get: &impl Fn(&str) -> Option<String>, storage: &StorageConfig) -> Result<MailConfig, ConfigError> {
@@ -844,5 +883,28 @@ mod tests {
         assert_eq!((c.media.avatar_max_bytes, c.media.avatar_max_side), (1000, 64));
         assert!(config(&[("DATA_DIR", d), ("MEDIA_BASE_URL", "cdn.example.com")]).is_err());
         assert!(config(&[("DATA_DIR", d), ("AVATAR_MAX_SIDE", "0")]).is_err());
+    }
+
+    /// In Lambda an avatar must fit a multipart upload through API Gateway (base64, 4/3) into the
+    /// 6 MB invocation payload: a larger AVATAR_MAX_BYTES is refused at start, not met by 413s.
+    #[test]
+    fn avatar_bound_fits_the_lambda_payload_limit() {
+        let lambda = |bytes: Option<&str>| {
+            let mut pairs = vec![("STORAGE", "dynamodb"), ("JWT_SECRET", "k".repeat(32).leak() as &str), ("AWS_LAMBDA_FUNCTION_NAME", "profile")];
+            pairs.extend(bytes.map(|b| ("AVATAR_MAX_BYTES", b)));
+            config(&pairs).map(|c| c.media.avatar_max_bytes)
+        };
+        assert_eq!(LAMBDA_AVATAR_MAX_BYTES, 4_694_016);
+        // The whole event: the base64 of the largest file and the allowance, within 6 MB.
+        assert!(LAMBDA_AVATAR_MAX_BYTES.div_ceil(3) * 4 + LAMBDA_EVENT_ALLOWANCE <= LAMBDA_PAYLOAD_LIMIT);
+        assert_eq!(lambda(None), Ok(4 * 1024 * 1024));
+        assert_eq!(lambda(Some("4694016")), Ok(4_694_016));
+        let over = lambda(Some("5242880")).unwrap_err();
+        assert!(matches!(&over, ConfigError::Invalid { name: "AVATAR_MAX_BYTES", why } if why.contains("at most 4694016")), "{over}");
+        assert!(lambda(Some("4694017")).is_err());
+        // Outside Lambda (the local server) there is no such limit.
+        let dir = tempfile::tempdir().unwrap();
+        let local = config(&[("DATA_DIR", dir.path().to_str().unwrap()), ("AVATAR_MAX_BYTES", "20000000")]).unwrap();
+        assert_eq!(local.media.avatar_max_bytes, 20_000_000);
     }
 }

@@ -1093,6 +1093,7 @@ fn media_bucket_is_private_and_served_by_cloudfront() {
         let env = &f["Properties"]["Environment"]["Variables"];
         if endpoint.needs().media {
             assert_eq!(ref_target(&env[vars::MEDIA_BUCKET]), Some(bucket_id.as_str()), "{id}");
+            assert_eq!(ref_target(&env[vars::AVATAR_MAX_BYTES]), Some("AvatarMaxBytes"), "{id}");
             assert_eq!(media_url_problem(&env[vars::MEDIA_BASE_URL]), None, "{id}");
         } else {
             // Built without S3 (Endpoint::needs), it would refuse to start with a bucket.
@@ -1144,6 +1145,20 @@ fn custom_domains_are_optional_and_tls_1_2() {
     assert!(url.contains("HasResetUrl") && url.contains("https://${ApiDomainName}/password-reset/confirm/{uid}/{token}/"), "{url}");
     // CloudFormation refuses a stack without a reset link domain.
     assert!(serde_yaml::to_string(&t["Rules"]).unwrap().contains("PasswordResetUrl"));
+}
+
+/// The avatar bound the template allows is what a multipart upload can carry into a Lambda
+/// (`LAMBDA_AVATAR_MAX_BYTES`: 6 MB payload, base64), and its default starts.
+#[test]
+fn avatar_bound_parameter_fits_the_lambda_payload() {
+    let t = template();
+    let p = &t["Parameters"]["AvatarMaxBytes"];
+    assert_eq!(p["MaxValue"].as_u64(), Some(accounts::config::LAMBDA_AVATAR_MAX_BYTES as u64));
+    let default = p["Default"].as_u64().unwrap();
+    assert!(default <= accounts::config::LAMBDA_AVATAR_MAX_BYTES as u64);
+    let env = [("STORAGE", "dynamodb".to_string()), ("JWT_SECRET", "k".repeat(32)), ("AWS_LAMBDA_FUNCTION_NAME", "profile".into()), ("AVATAR_MAX_BYTES", default.to_string())];
+    let config = Config::from_lookup(|k| env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())).expect("the default starts in Lambda");
+    assert_eq!(config.media.avatar_max_bytes as u64, default);
 }
 
 #[test]
