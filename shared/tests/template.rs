@@ -1147,6 +1147,38 @@ fn custom_domains_are_optional_and_tls_1_2() {
     assert!(serde_yaml::to_string(&t["Rules"]).unwrap().contains("PasswordResetUrl"));
 }
 
+/// `events/env.json` (`sam local invoke --env-vars`) names only variables of the service that the
+/// template declares (SAM overrides declared variables only and ignores the others in silence),
+/// points every AWS client at an emulator, and with the template's environment makes a valid
+/// configuration.
+#[test]
+fn env_json_overrides_declared_variables_only() {
+    let t = template();
+    let env_json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(root().join("events/env.json")).unwrap()).unwrap();
+    let overrides = env_json["Parameters"].as_object().expect("a Parameters object");
+    let mut declared: BTreeSet<String> = BTreeSet::new();
+    for (_, variables) in std::iter::once(("Globals".to_string(), &t["Globals"]["Function"]["Environment"]["Variables"]))
+        .chain(resources_of_type(&t, "AWS::Serverless::Function").into_iter().map(|(id, f)| (id, &f["Properties"]["Environment"]["Variables"])))
+    {
+        declared.extend(variables.as_mapping().into_iter().flatten().filter_map(|(k, _)| k.as_str().map(str::to_string)));
+    }
+    for name in overrides.keys() {
+        assert!(CONFIG_VARS.contains(&name.as_str()) || RUNTIME_VARS.contains(&name.as_str()), "env.json: {name} is not a variable of the service");
+        assert!(declared.contains(name), "env.json: {name} is declared by no function of the template, so SAM would ignore it");
+    }
+    for endpoint in [vars::DYNAMODB_ENDPOINT, vars::S3_ENDPOINT, vars::SES_ENDPOINT, vars::SECRETS_MANAGER_ENDPOINT] {
+        assert!(overrides[endpoint].as_str().is_some_and(|u| u.starts_with("http://")), "env.json: {endpoint} points at an emulator");
+    }
+    // The template's globals (STORAGE=dynamodb...) with the overrides: a configuration.
+    let mut env: BTreeMap<String, String> = BTreeMap::new();
+    for (k, v) in overrides {
+        env.insert(k.clone(), v.as_str().unwrap().to_string());
+    }
+    env.insert(vars::STORAGE.into(), "dynamodb".into());
+    let config = Config::from_lookup(|k| env.get(k).cloned()).expect("env.json makes a valid configuration");
+    assert_eq!(config.key_set.map(|k| k.endpoint.is_some()), Some(true), "the keys come from the emulator's secret");
+}
+
 /// The avatar bound the template allows is what a multipart upload can carry into a Lambda
 /// (`LAMBDA_AVATAR_MAX_BYTES`: 6 MB payload, base64), and its default starts.
 #[test]
@@ -1235,14 +1267,32 @@ fn samconfig_problems(t: &Value, config: &toml::Table) -> Vec<String> {
     let mut problems = Vec::new();
     for (env, table) in config {
         let Some(deploy) = table.get("deploy").and_then(|d| d.get("parameters")) else { continue };
-        let set: BTreeSet<String> = strings(deploy.get("parameter_overrides"))
+        let set: BTreeMap<String, String> = strings(deploy.get("parameter_overrides"))
             .into_iter()
-            .filter_map(|o| o.split_once('=').map(|(k, _)| k.to_string()))
+            .filter_map(|o| o.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
             .collect();
-        for name in &required {
-            if !set.contains(*name) {
+        // Defaults that work nowhere: the sender and its SES identity are each operator's.
+        for name in required.iter().copied().chain(["MailFrom", "SesIdentity", "Stage"]) {
+            if !set.contains_key(name) {
                 problems.push(format!("samconfig.toml [{env}.deploy.parameters] does not set {name}"));
             }
+        }
+        // The sender belongs to the identity the reset function may send as.
+        if let (Some(from), Some(identity)) = (set.get("MailFrom"), set.get("SesIdentity")) {
+            let address = from.rsplit('<').next().unwrap_or_default().trim_end_matches('>');
+            if address != identity && address.rsplit('@').next() != Some(identity.as_str()) {
+                problems.push(format!("samconfig.toml [{env}]: MailFrom {from} is not an address of SesIdentity {identity}"));
+            }
+        }
+        // The secret the README's first step creates for this stage.
+        if let (Some(secret), Some(stage)) = (set.get("JwtSecretId"), set.get("Stage")) {
+            if *secret != format!("accounts/{stage}/jwt-secret") {
+                problems.push(format!("samconfig.toml [{env}]: JwtSecretId {secret} is not accounts/{stage}/jwt-secret (README, Deploy)"));
+            }
+        }
+        // No reset link without a domain for it (the template's Rules).
+        if set.get("PasswordResetUrl").is_none_or(|u| u.is_empty()) && set.get("ApiDomainName").is_none_or(|d| d.is_empty()) {
+            problems.push(format!("samconfig.toml [{env}]: neither PasswordResetUrl nor ApiDomainName"));
         }
     }
     problems
@@ -1252,9 +1302,23 @@ fn samconfig_problems(t: &Value, config: &toml::Table) -> Vec<String> {
 fn every_deploy_environment_sets_the_required_parameters() {
     let config = read_toml(&root().join("samconfig.toml"));
     assert_none("samconfig.toml", samconfig_problems(&template(), &config));
-    // A required parameter left out of an environment is noticed.
-    let mut t = template();
-    t["Parameters"]["MailFrom"].as_mapping_mut().unwrap().remove("Default");
-    let problems = samconfig_problems(&t, &config);
-    assert!(problems.iter().any(|p| p.contains("[prod.deploy.parameters] does not set MailFrom")), "{problems:?}");
+    // A sender left out or outside its identity, and a secret the deploy guide never made, are noticed.
+    let mut broken = config.clone();
+    let overrides = broken["prod"]["deploy"]["parameters"]["parameter_overrides"].as_array_mut().unwrap();
+    overrides.retain(|o| !o.as_str().is_some_and(|o| o.starts_with("SesIdentity=")));
+    for o in overrides.iter_mut() {
+        if o.as_str().is_some_and(|o| o.starts_with("JwtSecretId=")) {
+            *o = toml::Value::from("JwtSecretId=jwt");
+        }
+    }
+    let overrides = broken["dev"]["deploy"]["parameters"]["parameter_overrides"].as_array_mut().unwrap();
+    for o in overrides.iter_mut() {
+        if o.as_str().is_some_and(|o| o.starts_with("MailFrom=")) {
+            *o = toml::Value::from("MailFrom=noreply@elsewhere.example");
+        }
+    }
+    let problems = samconfig_problems(&template(), &broken);
+    assert!(problems.iter().any(|p| p.contains("[prod.deploy.parameters] does not set SesIdentity")), "{problems:?}");
+    assert!(problems.iter().any(|p| p.contains("[dev]: MailFrom noreply@elsewhere.example is not an address of SesIdentity")), "{problems:?}");
+    assert!(problems.iter().any(|p| p.contains("[prod]: JwtSecretId jwt is not accounts/prod/jwt-secret")), "{problems:?}");
 }
