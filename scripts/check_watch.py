@@ -105,8 +105,13 @@ def check(storage):
         assert refreshed["refresh"] != tokens["refresh"], refreshed
         link = expect("reset link", call(base, "GET", "/password-reset/confirm/1/abc-123/"), 200)
         assert link == {"uid": "1", "token": "abc-123"}, link
-        # A path of no function is refused by the emulator's router, as by API Gateway's.
-        expect("unrouted path", call(base, "GET", "/api/nothing/"), 404)
+        # What no endpoint takes goes to the catch-all function (API Gateway's $default route):
+        # the contract's JSON 404 and 405, not the emulator's own 404.
+        assert expect("unrouted path", call(base, "GET", "/api/nothing/"), 404) == {"detail": "Not found."}
+        assert expect("deeper unrouted path", call(base, "POST", "/api/auth/login/x"), 404) == {"detail": "Not found."}
+        assert expect("root", call(base, "GET", "/"), 404) == {"detail": "Not found."}
+        assert expect("GET on a POST route", call(base, "GET", "/api/auth/login/"), 405) == {"detail": 'Method "GET" not allowed.'}
+        assert expect("DELETE on the profile", call(base, "DELETE", "/api/accounts/profile", token=access), 405) == {"detail": 'Method "DELETE" not allowed.'}
         print(f"cargo lambda watch ({storage}): the API's own paths answer on {base} (log: {os.path.relpath(log_path, ROOT)})")
     except Exception:
         with open(log_path) as log:

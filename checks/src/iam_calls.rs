@@ -189,6 +189,16 @@ fn s3_authorisations(operation: &str, url: &str) -> Vec<Authorisation> {
     }
 }
 
+/// Secrets Manager GetSecretValue: `secretsmanager:GetSecretValue` on the secret's ARN (AWS
+/// authorises a read by name against the full ARN, the name plus `-` and six random characters).
+fn secretsmanager_authorisations(call: &Call, arns: &BTreeMap<String, String>) -> Vec<Authorisation> {
+    assert_eq!(call.operation, "GetSecretValue", "Secrets Manager {}: map it to its IAM action here", call.operation);
+    let body: Value = serde_json::from_slice(&call.body).unwrap();
+    let id = body["SecretId"].as_str().expect("SecretId");
+    let arn = if id.starts_with("arn:") { id.to_string() } else { arns.get(id).unwrap_or_else(|| panic!("secret {id} of the test")).clone() };
+    vec![auth("secretsmanager:GetSecretValue", arn)]
+}
+
 /// SES v2 SendEmail: `ses:SendRawEmail` for Raw content (`ses:SendEmail` for the others), on the
 /// identity of the sender, the address or its domain (whichever is verified).
 fn ses_authorisations(call: &Call) -> Vec<Authorisation> {
@@ -438,6 +448,8 @@ struct Cloud {
     last: Vec<Call>,
     /// The table resources of the template by the names the test gave them.
     tables: BTreeMap<String, String>,
+    /// The signing keys' secret in moto: its name (the `JwtSecretId` parameter) and ARN.
+    secret: (String, String),
     calls: BTreeMap<String, Vec<Authorisation>>,
 }
 
@@ -461,17 +473,32 @@ impl Cloud {
         ses.create_email_identity().email_identity(parameter("SesIdentity")).send().await.expect("SES identity in moto");
         let ses = aws_sdk_sesv2::Client::from_conf(ses.config().to_builder().interceptor(recorder.for_service("ses")).build());
 
+        // The signing keys' secret, as the deploy guide creates it (a key set, read by name).
+        let secrets = accounts::secrets::client(Some(&endpoint)).await;
+        let secret_name = format!("accounts/iam/{}", uuid::Uuid::new_v4().simple());
+        let key_set = json!({"current": "k1", "keys": {"k1": {"secret": testkit::SECRET}}}).to_string();
+        let created = secrets.create_secret().name(&secret_name).secret_string(&key_set).send().await.expect("a secret in moto");
+        let secret_arn = created.arn.expect("the secret's ARN");
+        let recorded_secrets = aws_sdk_secretsmanager::Client::from_conf(secrets.config().to_builder().interceptor(recorder.for_service("secretsmanager")).build());
+
         let dir = tempfile::tempdir().unwrap();
         let vars = [
             (vars::DATA_DIR, dir.path().to_str().unwrap().to_string()),
-            (vars::JWT_SECRET, testkit::SECRET.to_string()),
+            (vars::STORAGE, "dynamodb".to_string()),
+            (vars::JWT_SECRET_ID, secret_name.clone()),
             (vars::MEDIA_BUCKET, bucket.clone()),
             (vars::MAIL_FROM, parameter("MailFrom")),
             // A reused refresh token ends its session at once (the path that deletes it).
             (vars::REFRESH_REUSE_GRACE, "0".to_string()),
             (vars::PASSWORD_RESET_MIN_RESPONSE_MS, "0".to_string()),
         ];
-        let config = Config::from_lookup(|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())).unwrap();
+        let mut config = Config::from_lookup(|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())).unwrap();
+        // What every function does at its cold start (`Config::load_key_set`), with the
+        // recorded client: the read is each function's call.
+        recorder.take();
+        let text = accounts::secrets::read(&recorded_secrets, &secret_name).await.expect("the key set");
+        config.apply_key_set(&text).unwrap();
+        let cold_start = recorder.take();
         let mut state = AppState::with_media(Arc::new(store), Arc::new(S3Media::new(recorded_s3, bucket.clone())), config);
         state.mailer = Arc::new(SesMailer::with_client(ses));
 
@@ -488,7 +515,26 @@ impl Cloud {
             tables.insert(id.to_string(), name.clone());
         }
         recorder.take();
-        Cloud { state, recorder, bucket, _dir: dir, last: Vec::new(), tables, calls: BTreeMap::new() }
+        let mut cloud = Cloud { state, recorder, bucket, _dir: dir, last: Vec::new(), tables, secret: (secret_name, secret_arn), calls: BTreeMap::new() };
+        for endpoint in Endpoint::ALL {
+            cloud.record(*endpoint, &cold_start);
+        }
+        cloud.record_for(function_logical_id(accounts::http::CATCH_ALL_FUNCTION), &cold_start);
+        cloud
+    }
+
+    /// One request through the catch-all function's router (the API's `$default` route).
+    async fn catch_all(&mut self, method: Method, path: &str, bearer: Option<&str>) -> (StatusCode, Value) {
+        let mut request = Request::builder().method(method).uri(path);
+        if let Some(token) = bearer {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        let response = accounts::http::catch_all_router(self.state.clone()).oneshot(request.body(Body::empty()).unwrap()).await.unwrap();
+        let status = response.status();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let calls = self.recorder.take();
+        self.record_for(function_logical_id(accounts::http::CATCH_ALL_FUNCTION), &calls);
+        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
     }
 
     /// One request through `endpoint`'s own router (as its Lambda serves it); the AWS calls it
@@ -515,10 +561,14 @@ impl Cloud {
     }
 
     fn record(&mut self, endpoint: Endpoint, calls: &[Call]) {
-        let function = function_id(endpoint);
+        self.record_for(function_id(endpoint), calls)
+    }
+
+    fn record_for(&mut self, function: String, calls: &[Call]) {
         for call in calls {
             let authorisations = match call.service {
                 "ses" => ses_authorisations(call),
+                "secretsmanager" => secretsmanager_authorisations(call, &BTreeMap::from([self.secret.clone()])),
                 "s3" => s3_authorisations(&call.operation, &call.uri),
                 _ => dynamodb_authorisations(call),
             };
@@ -542,8 +592,11 @@ impl Cloud {
 
 /// `LoginFunction` for `login`, as the template names it.
 fn function_id(endpoint: Endpoint) -> String {
-    let pascal: String = endpoint
-        .function()
+    function_logical_id(endpoint.function())
+}
+
+fn function_logical_id(function: &str) -> String {
+    let pascal: String = function
         .split('-')
         .map(|w| w[..1].to_ascii_uppercase() + &w[1..])
         .collect();
@@ -674,6 +727,11 @@ async fn run_flows(t: &Value) -> (Cloud, BTreeMap<String, Vec<Authorisation>>) {
         let (status, _) = cloud.call(endpoint, Method::GET, path, None, Some(&fresh), "").await;
         assert_eq!(status, StatusCode::OK, "{path}");
     }
+    // The catch-all route: an unknown path, a method a path does not answer (authenticated first).
+    let (status, r) = cloud.catch_all(Method::GET, "/api/nothing/", Some(&fresh)).await;
+    assert_eq!((status, r), (StatusCode::NOT_FOUND, json!({"detail": "Not found."})));
+    let (status, r) = cloud.catch_all(Method::DELETE, "/api/accounts/profile/", Some(&fresh)).await;
+    assert_eq!((status, r), (StatusCode::METHOD_NOT_ALLOWED, json!({"detail": "Method \"DELETE\" not allowed."})));
     let calls = std::mem::take(&mut cloud.calls);
     (cloud, calls)
 }
@@ -682,12 +740,13 @@ async fn run_flows(t: &Value) -> (Cloud, BTreeMap<String, Vec<Authorisation>>) {
 async fn every_function_is_allowed_what_it_calls_and_granted_nothing_more() {
     let t = expanded_template();
     let (cloud, calls) = run_flows(&t).await;
-    for endpoint in Endpoint::ALL {
-        assert!(calls.contains_key(&function_id(*endpoint)), "no call of {} was recorded", endpoint.function());
+    for function in Endpoint::ALL.iter().map(|e| e.function()).chain([accounts::http::CATCH_ALL_FUNCTION]) {
+        assert!(calls.contains_key(&function_logical_id(function)), "no call of {function} was recorded");
     }
-    let names = Names::new(&t, &cloud.tables, &cloud.bucket);
+    let mut names = Names::new(&t, &cloud.tables, &cloud.bucket);
+    names.refs.insert("JwtSecretId".into(), cloud.secret.0.clone());
     let deployed = policies(&t, &names);
-    assert_eq!(deployed.len(), Endpoint::ALL.len(), "one function per endpoint in the expanded template");
+    assert_eq!(deployed.len(), Endpoint::ALL.len() + 1, "one function per endpoint and the catch-all in the expanded template");
     let found = problems(&deployed, &calls);
     assert!(found.is_empty(), "IAM of the expanded template vs the calls of the flows:\n  {}", found.join("\n  "));
 
@@ -706,6 +765,7 @@ async fn every_function_is_allowed_what_it_calls_and_granted_nothing_more() {
         ("RefreshFunction", "Blacklist", "RefreshFunction is denied dynamodb:PutItem"),
         ("AvatarConfirmFunction", "Uploads", "AvatarConfirmFunction is denied s3:GetObject"),
         ("ProfileFunction", "ListAvatars", "ProfileFunction is denied s3:ListBucket"),
+        ("LoginFunction", "SigningKeys", "LoginFunction is denied secretsmanager:GetSecretValue"),
     ] {
         let mut broken = t.clone();
         let kept = statements(&mut broken, function).into_iter().filter(|s| s["Sid"] != sid).collect();

@@ -45,6 +45,11 @@ fn events() -> Vec<(Endpoint, String)> {
             continue;
         }
         let stem = path.file_stem().unwrap().to_string_lossy().into_owned();
+        // Not an endpoint's: the catch-all's event (its own test below) and the variables of
+        // `sam local invoke --env-vars`.
+        if stem == accounts::http::CATCH_ALL_FUNCTION || stem == "env" {
+            continue;
+        }
         let endpoint = Endpoint::from_function(&stem)
             .unwrap_or_else(|| panic!("{}: {stem:?} is not a function name", path.display()));
         found.push((endpoint, std::fs::read_to_string(&path).unwrap()));
@@ -216,6 +221,22 @@ async fn every_event_gets_its_expected_answer() {
             assert_eq!(replayed["refresh"], answer["refresh"], "{name} replayed");
         }
     }
+}
+
+/// `events/not-found.json`: what API Gateway sends the catch-all (`$default` as its route key),
+/// answered with the contract's 405 by the catch-all router.
+#[tokio::test]
+async fn the_catch_all_event_gets_the_contracts_405() {
+    let text = std::fs::read_to_string(events_dir().join(format!("{}.json", accounts::http::CATCH_ALL_FUNCTION))).unwrap();
+    let event: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!((event["routeKey"].as_str(), event["requestContext"]["routeKey"].as_str()), (Some("$default"), Some("$default")));
+    let request = lambda_http::request::from_str(&text).expect("a Lambda HTTP event");
+    let app = TestApp::new();
+    let response = accounts::http::catch_all_router(app.state.clone()).oneshot(request).await.unwrap();
+    let status = response.status();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(serde_json::from_slice::<Value>(&bytes).unwrap(), serde_json::json!({"detail": "Method \"GET\" not allowed."}));
 }
 
 /// A path parameter of an event (`pathParameters`, as API Gateway fills it in).

@@ -46,28 +46,26 @@ async fn invoke(function: &str, data_dir: &FsPath, event: Value) -> Value {
 /// configuration of this process), hands it `event`; returns the id the answer was posted under
 /// (`init-error` when the function failed to start) and the answer.
 async fn run(binary: &FsPath, env: &[(&str, &str)], event: Value) -> (String, Value) {
-    let (id, answer, _) = run_logged(binary, env, event, false).await;
+    let (id, answer, _) = run_logged(binary, env, event, "warn").await;
     (id, answer)
 }
 
-/// `run`, also returning what the function wrote to stdout (its logs) when `capture` is set.
-async fn run_logged(binary: &FsPath, env: &[(&str, &str)], event: Value, capture: bool) -> (String, Value, String) {
+/// `run`, with the function's log (its stdout) at `level`, returned too.
+async fn run_logged(binary: &FsPath, env: &[(&str, &str)], event: Value, level: &str) -> (String, Value, String) {
     let mut api = RuntimeApi::start("req-1").await;
     api.offer(event);
-    let mut command = api.command(binary, accounts::config::vars::ALL);
-    command.env("RUST_LOG", "warn").stdout(if capture { Stdio::piped() } else { Stdio::null() }).stderr(Stdio::inherit());
+    // None of this process's configuration; the function's name is the Lambda service's to set.
+    let remove: Vec<&str> =
+        accounts::config::vars::ALL.iter().copied().filter(|v| *v != accounts::config::vars::AWS_LAMBDA_FUNCTION_NAME).collect();
+    let mut command = api.command(binary, &remove);
+    command.env("RUST_LOG", level).stdout(Stdio::piped()).stderr(Stdio::inherit());
     command.envs(env.iter().copied());
     let mut child = command.spawn().unwrap();
     let answer = api.answer(Duration::from_secs(60)).await;
     let _ = child.kill();
-    let mut stdout = String::new();
-    if let Some(mut out) = child.stdout.take() {
-        use std::io::Read;
-        let _ = out.read_to_string(&mut stdout);
-    }
-    let _ = child.wait();
+    let log = child.wait_with_output().map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
     let answer = answer.expect("the function answered within 60 s");
-    (answer.request_id, answer.body, stdout)
+    (answer.request_id, answer.body, log)
 }
 
 fn status_and_body(answer: &Value) -> (u64, Value) {
@@ -117,6 +115,11 @@ where
         ("password-reset-link", event("GET", "/password-reset/confirm/1/abc-123/", None, None), 200),
         ("jwks", event("GET", "/.well-known/jwks.json", None, None), 200),
         ("schema", event("GET", "/api/schema/", None, None), 200),
+        // The catch-all ($default): unknown paths and other methods, answered as the contract says.
+        ("not-found", event("GET", "/api/nothing/", None, None), 404),
+        ("not-found", event("GET", "/api/auth/login/", None, None), 405),
+        ("not-found", event("DELETE", "/api/accounts/profile/", None, None), 401),
+        ("not-found", event("DELETE", "/api/accounts/profile", None, Some(&access)), 405),
         ("password-change", event("POST", "/api/auth/password/change/", Some(json!({"old_password": "wrong", "new_password1": "a", "new_password2": "a"})), Some(&access)), 400),
         // Last: this session continues, the login's session above ends.
         ("password-change", event("POST", "/api/auth/password/change/", Some(json!({"old_password": strong, "new_password1": "Harbor-Lantern-58", "new_password2": "Harbor-Lantern-58"})), Some(&access)), 200),
@@ -126,10 +129,22 @@ where
     for endpoint in accounts::http::Endpoint::ALL {
         assert!(covered.contains(endpoint.function()), "add a case for the {} function", endpoint.function());
     }
+    assert!(covered.contains(accounts::http::CATCH_ALL_FUNCTION));
     for (function, event, expected) in cases {
+        let request = format!("{} {}", event["requestContext"]["http"]["method"], event["rawPath"]);
         let answer = invoke(function, event).await;
         let (status, body) = status_and_body(&answer);
         assert_eq!(status, expected, "{function}: {body}");
+        if function == accounts::http::CATCH_ALL_FUNCTION {
+            // The very bodies of the local server (and a JSON content type, not the platform's 404).
+            assert_eq!(answer["headers"]["content-type"], "application/json", "{request}");
+            let detail = match status {
+                404 => "Not found.".to_string(),
+                405 => format!("Method \"{}\" not allowed.", request.split(' ').next().unwrap().trim_matches('"')),
+                _ => "Authentication credentials were not provided.".to_string(),
+            };
+            assert_eq!(body["detail"], detail, "{request}");
+        }
     }
 }
 
@@ -143,7 +158,13 @@ async fn every_function_answers_under_the_lambda_runtime() {
 struct Cloud {
     env: Vec<(String, String)>,
     bucket: String,
+    /// The signing keys' secret (`JWT_SECRET_ID`) and a client of the emulator to change it.
+    secret: String,
+    secrets: accounts::secrets::Client,
 }
+
+const KEY_1: &str = "lambda-key-one-lambda-key-one-lambda-1";
+const KEY_2: &str = "lambda-key-two-lambda-key-two-lambda-2";
 
 impl Cloud {
     async fn start() -> Cloud {
@@ -161,10 +182,16 @@ impl Cloud {
         let bucket = prefix.clone();
         let s3 = accounts::media::s3::client(Some(&s3_endpoint)).await;
         s3.create_bucket().bucket(&bucket).send().await.unwrap();
+        // The signing keys as the deploy guide makes them: a key set in Secrets Manager.
+        let secrets = accounts::secrets::client(Some(&endpoint)).await;
+        let secret = format!("accounts/{prefix}/jwt");
+        let key_set = json!({"current": "k1", "keys": {"k1": {"secret": KEY_1}}}).to_string();
+        secrets.create_secret().name(&secret).secret_string(key_set).send().await.unwrap();
         use accounts::config::vars;
         let env = [
             (vars::STORAGE, "dynamodb".to_string()),
-            (vars::JWT_SECRET, "k".repeat(32)),
+            (vars::JWT_SECRET_ID, secret.clone()),
+            (vars::SECRETS_MANAGER_ENDPOINT, endpoint.clone()),
             (vars::DYNAMODB_ENDPOINT, endpoint.clone()),
             (vars::USERS_TABLE, tables.users),
             (vars::SESSIONS_TABLE, tables.sessions),
@@ -173,15 +200,15 @@ impl Cloud {
             (vars::S3_ENDPOINT, s3_endpoint),
             (vars::SES_ENDPOINT, endpoint),
         ];
-        Cloud { env: env.into_iter().map(|(k, v)| (k.to_string(), v)).collect(), bucket }
+        Cloud { env: env.into_iter().map(|(k, v)| (k.to_string(), v)).collect(), bucket, secret, secrets }
     }
 
     /// The environment of `function`: the bucket only where the template sets it (the functions
     /// that keep avatars), like `template.yaml`.
     fn env_of(&self, function: &str) -> Vec<(String, String)> {
         let mut env = self.env.clone();
-        let endpoint = accounts::http::Endpoint::from_function(function).unwrap();
-        if endpoint.needs().media {
+        let endpoint = accounts::http::Endpoint::from_function(function);
+        if endpoint.is_some_and(|e| e.needs().media) {
             env.push((accounts::config::vars::MEDIA_BUCKET.to_string(), self.bucket.clone()));
         }
         env
@@ -200,6 +227,104 @@ async fn every_lambda_build_answers_on_dynamodb_and_s3() {
         body
     })
     .await;
+}
+
+/// `kid` of a token's header.
+fn kid(token: &str) -> Option<String> {
+    use base64::Engine;
+    let header = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token.split('.').next().unwrap()).unwrap();
+    serde_json::from_slice::<Value>(&header).unwrap()["kid"].as_str().map(str::to_string)
+}
+
+/// Key rotation as an operator does it (README), through the Lambda builds: each invocation is
+/// a cold start that reads the key set from Secrets Manager (moto). Tokens of the retired key
+/// verify while it stays in the set, new tokens carry the new kid, a token without kid (issued
+/// before kids) verifies under the current key; no key ever shows in the functions' logs.
+#[tokio::test]
+async fn signing_keys_rotate_under_the_lambda_runtime() {
+    let cloud = &Cloud::start().await;
+    let mut logs = String::new();
+    let mut call = async |function: &str, event: Value| -> (u64, Value) {
+        let env = cloud.env_of(function);
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let (id, answer, log) = run_logged(&lambda_binary(function), &env, event, "info").await;
+        assert_eq!(id, "req-1", "{function}: {answer}");
+        logs.push_str(&log);
+        status_and_body(&answer)
+    };
+    let put = |set: Value| async move {
+        cloud.secrets.put_secret_value().secret_id(&cloud.secret).secret_string(set.to_string()).send().await.unwrap();
+    };
+    let verify = |token: &str| event("POST", "/api/auth/token/verify/", Some(json!({"token": token})), None);
+    let strong = "xk29!pLm#q";
+    let (status, body) = call("registration", event("POST", "/api/auth/registration/", Some(json!({"username": "rotor", "password1": strong, "password2": strong})), None)).await;
+    assert_eq!(status, 201, "{body}");
+    let old = body["access"].as_str().unwrap().to_string();
+    assert_eq!(kid(&old).as_deref(), Some("k1"));
+
+    // Steps 1-2: the new key joins the set (the old one still signs); step 3: it becomes current.
+    put(json!({"current": "k1", "keys": {"k1": KEY_1, "k2": KEY_2}})).await;
+    let (_, body) = call("login", event("POST", "/api/auth/login/", Some(json!({"username": "rotor", "password": strong})), None)).await;
+    assert_eq!(kid(body["access"].as_str().unwrap()).as_deref(), Some("k1"), "the current key still signs");
+    put(json!({"current": "k2", "keys": {"k2": KEY_2, "k1": KEY_1}})).await;
+    let (status, body) = call("login", event("POST", "/api/auth/login/", Some(json!({"username": "rotor", "password": strong})), None)).await;
+    assert_eq!(status, 200, "{body}");
+    let new = body["access"].as_str().unwrap().to_string();
+    assert_eq!(kid(&new).as_deref(), Some("k2"), "new tokens carry the new kid");
+    assert_eq!(call("token-verify", verify(&old)).await.0, 200, "a token of the retired key still verifies");
+    assert_eq!(call("token-verify", verify(&new)).await.0, 200);
+    // A token without kid, as issued before kids (the mobile apps hold such): the current key.
+    let claims: Value = {
+        use base64::Engine;
+        let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(new.split('.').nth(1).unwrap()).unwrap();
+        serde_json::from_slice(&payload).unwrap()
+    };
+    let kidless = |secret: &str| {
+        let tokens = accounts::domain::tokens::TokenService::new(secret.as_bytes(), Duration::from_secs(900), Duration::from_secs(900));
+        let session = accounts::domain::model::Session {
+            id: claims["sid"].as_str().unwrap().into(),
+            user_id: claims["user_id"].as_str().unwrap().parse().unwrap(),
+            refresh_jti: "x".into(),
+            created_at: claims["iat"].as_i64().unwrap(),
+            expires_at: claims["iat"].as_i64().unwrap() + 900,
+            password_version: 0,
+        };
+        tokens.current_pair(&session).access
+    };
+    assert_eq!(kid(&kidless(KEY_2)), None);
+    assert_eq!(call("token-verify", verify(&kidless(KEY_2))).await.0, 200, "no kid: verified under the current key");
+    assert_eq!(call("token-verify", verify(&kidless(KEY_1))).await.0, 401, "no kid: never under a retired key");
+    // Step 4: the old key leaves the set; its tokens stop verifying.
+    put(json!({"current": "k2", "keys": {"k2": KEY_2}})).await;
+    let (status, body) = call("token-verify", verify(&old)).await;
+    assert_eq!((status, body["code"].as_str()), (401, Some("token_not_valid")), "{body}");
+    assert_eq!(call("token-verify", verify(&new)).await.0, 200);
+
+    assert!(logs.contains("\"kid\":\"k2\""), "each start logs its kid: {logs}");
+    for key in [KEY_1, KEY_2] {
+        assert!(!logs.contains(key), "a key in the log: {logs}");
+    }
+}
+
+/// A function whose secret is missing or not a key set does not start, and says why without
+/// the secret's content (Lambda reports the exit and the message as an init error).
+#[tokio::test]
+async fn a_bad_key_set_stops_the_function_at_start() {
+    let cloud = &Cloud::start().await;
+    cloud.secrets.put_secret_value().secret_id(&cloud.secret).secret_string(KEY_1).send().await.unwrap();
+    for (secret, expected) in [(cloud.secret.as_str(), "not a key set"), ("accounts/no-such-secret", "ResourceNotFoundException")] {
+        let mut command = Command::new(lambda_binary("jwks"));
+        for var in accounts::config::vars::ALL {
+            command.env_remove(var);
+        }
+        command.envs(cloud.env_of("jwks")).env(accounts::config::vars::JWT_SECRET_ID, secret);
+        // Nothing listens there: a function that got past its start would fail differently.
+        let output = command.env("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9").env("AWS_LAMBDA_FUNCTION_NAME", "jwks").output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{stderr}");
+        assert!(stderr.contains("JWT_SECRET_ID") && stderr.contains(expected), "{stderr}");
+        assert!(!stderr.contains(KEY_1) && !String::from_utf8_lossy(&output.stdout).contains(KEY_1), "{stderr}");
+    }
 }
 
 /// A Lambda build has no embedded store: pointed at one, it exits at start and says why (Lambda
@@ -233,7 +358,7 @@ async fn lambda_logs_carry_request_ids_and_business_metrics() {
     let mut failed_login = event("POST", "/api/auth/login/", Some(json!({"username": "nobody", "password": "wrong-password-1"})), None);
     failed_login["requestContext"]["requestId"] = json!("api-request-7");
     let env = [("DATA_DIR", dir.path().to_str().unwrap()), ("STAGE", "rehearsal"), ("RUST_LOG", "info")];
-    let (id, answer, stdout) = run_logged(&binary("login"), &env, failed_login, true).await;
+    let (id, answer, stdout) = run_logged(&binary("login"), &env, failed_login, "info").await;
     assert_eq!(id, "req-1", "{answer}");
     assert_eq!(status_and_body(&answer).0, 400, "{answer}");
 

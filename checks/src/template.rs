@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use accounts::config::{vars, Config, StorageConfig};
-use accounts::http::Endpoint;
+use accounts::http::{Endpoint, CATCH_ALL_FUNCTION};
 use accounts::store::dynamodb::{BY_USER_INDEX, TTL_ATTRIBUTE};
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
@@ -51,6 +51,23 @@ fn ses_grants(id: &str, statement: &Value, problems: &mut Vec<String>) -> BTreeS
         granted.insert(action);
     }
     granted
+}
+
+/// The one secret a function may read: the key set named by the `JwtSecretId` parameter (a
+/// secret's ARN is its name, `-` and six random characters).
+const SIGNING_KEYS_SECRET: &str = "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${JwtSecretId}-??????";
+
+/// A Secrets Manager statement: `secretsmanager:GetSecretValue` on the signing keys' secret, nothing else.
+fn secretsmanager_problems(id: &str, statement: &Value, problems: &mut Vec<String>) {
+    for action in one_or_many(&statement["Action"]) {
+        if action.as_str() != Some("secretsmanager:GetSecretValue") {
+            problems.push(format!("{id}: {action:?} is not secretsmanager:GetSecretValue"));
+        }
+    }
+    let resources = one_or_many(&statement["Resource"]);
+    if resources.is_empty() || resources.iter().any(|r| sub(r) != Some(SIGNING_KEYS_SECRET)) {
+        problems.push(format!("{id}: a secret read on {resources:?}, not only on the JwtSecretId secret"));
+    }
 }
 
 /// What an S3 statement grants, as `(action, prefix)` pairs on the template's one bucket:
@@ -204,10 +221,25 @@ fn property<'a>(t: &'a Value, f: &'a Value, name: &str) -> &'a Value {
     }
 }
 
+/// The catch-all function (`$default`): `(logical id, resource)` when there is exactly one.
+fn catch_all_function(t: &Value) -> Option<(String, &Value)> {
+    let ids = functions_by_binary(t).remove(CATCH_ALL_FUNCTION)?;
+    let [id] = ids.as_slice() else { return None };
+    Some((id.clone(), &t["Resources"][id.as_str()]))
+}
+
+/// Every function of the route table, then the catch-all: `(logical id, resource)`.
+fn all_functions(t: &Value) -> Vec<(String, &Value)> {
+    Endpoint::ALL.iter().filter_map(|e| function_of(t, *e)).chain(catch_all_function(t)).collect()
+}
+
 /// `RegistrationFunction` for `registration`, `TokenRefreshFunction` for `token-refresh`.
 fn logical_id(endpoint: Endpoint) -> String {
-    let pascal: String = endpoint
-        .function()
+    function_logical_id(endpoint.function())
+}
+
+fn function_logical_id(function: &str) -> String {
+    let pascal: String = function
         .split(['-', '_'])
         .map(|w| {
             let mut c = w.chars();
@@ -294,8 +326,17 @@ fn function_problems(t: &Value) -> Vec<String> {
             Some(ids) => problems.push(format!("{:?} is built by several functions: {ids:?}", endpoint.function())),
         }
     }
+    match by_binary.get(CATCH_ALL_FUNCTION).map(Vec::as_slice) {
+        Some([id]) if *id == function_logical_id(CATCH_ALL_FUNCTION) => {
+            let f = &t["Resources"][id.as_str()];
+            if property(t, f, "CodeUri").as_str() != Some("functions/not-found") {
+                problems.push(format!("{id}: CodeUri is not functions/{CATCH_ALL_FUNCTION}"));
+            }
+        }
+        other => problems.push(format!("the catch-all function {CATCH_ALL_FUNCTION:?} is built by {other:?}, not by one NotFoundFunction")),
+    }
     for (binary, ids) in &by_binary {
-        if Endpoint::from_function(binary).is_none() {
+        if Endpoint::from_function(binary).is_none() && binary != CATCH_ALL_FUNCTION {
             problems.push(format!("{ids:?} build {binary:?}, which is no endpoint"));
         }
     }
@@ -338,8 +379,19 @@ fn route_problems(t: &Value) -> Vec<String> {
         }
     }
     let all_expected: BTreeSet<_> = Endpoint::ALL.iter().flat_map(|e| expected_routes(*e)).collect();
+    // The catch-all route: its function answers what the routes above do not take.
+    let default_route = ("ANY".to_string(), "$default".to_string());
+    match (owner.get(&default_route), catch_all_function(t)) {
+        (Some(owner), Some((id, _))) if *owner == id => {}
+        (owner, _) => problems.push(format!("the $default route is routed by {owner:?}, not by the {CATCH_ALL_FUNCTION} function")),
+    }
+    if let Some((id, f)) = catch_all_function(t) {
+        if routes_of(f) != [default_route.clone()] {
+            problems.push(format!("{id} has routes {:?}: only $default", routes_of(f)));
+        }
+    }
     for route in owner.keys() {
-        if !all_expected.contains(route) {
+        if !all_expected.contains(route) && *route != default_route {
             problems.push(format!("{} {} is in the template but not in the route table", route.0, route.1));
         }
     }
@@ -368,8 +420,7 @@ fn route_problems(t: &Value) -> Vec<String> {
 fn iam_problems(t: &Value) -> Vec<String> {
     let mut problems = Vec::new();
     let tables: BTreeMap<String, &Value> = resources_of_type(t, "AWS::DynamoDB::Table").into_iter().collect();
-    for endpoint in Endpoint::ALL {
-        let Some((id, f)) = function_of(t, *endpoint) else { continue };
+    for (id, f) in all_functions(t) {
         if !f["Properties"]["Role"].is_null() {
             problems.push(format!("{id}: a Role replaces the per-function policy"));
         }
@@ -391,6 +442,10 @@ fn iam_problems(t: &Value) -> Vec<String> {
                     .iter()
                     .map(|a| a.as_str().map(str::to_string).unwrap_or_else(|| format!("{a:?}")))
                     .collect();
+                if !actions.is_empty() && actions.iter().all(|a| a.starts_with("secretsmanager:")) {
+                    secretsmanager_problems(&id, statement, &mut problems);
+                    continue;
+                }
                 if !actions.is_empty() && actions.iter().all(|a| a.starts_with("ses:")) {
                     ses_grants(&id, statement, &mut problems);
                     continue;
@@ -468,24 +523,28 @@ fn environment_problems(t: &Value) -> Vec<String> {
             _ => problems.push(format!("Globals: {var} is not !Ref of a parameter")),
         }
     }
-    let secret = match &env[vars::JWT_SECRET] {
-        v @ Value::String(_) => v.as_str(),
-        v => sub(v),
-    };
-    if !secret.is_some_and(|s| s.starts_with("{{resolve:secretsmanager:")) {
-        problems.push(format!("Globals: {} is not a Secrets Manager dynamic reference", vars::JWT_SECRET));
+    // The keys are read from Secrets Manager at start: the environment names the secret, and
+    // holds no key (not even a dynamic reference, which CloudFormation resolves into the
+    // function's configuration, readable with lambda:GetFunctionConfiguration).
+    if ref_target(&env[vars::JWT_SECRET_ID]) != Some("JwtSecretId") {
+        problems.push(format!("Globals: {} is not !Ref JwtSecretId", vars::JWT_SECRET_ID));
     }
-    // Nowhere else may the key come in: no per-function override, no parameter holding a key.
-    for (place, variables) in &places[1..] {
-        if !variables[vars::JWT_SECRET].is_null() {
-            problems.push(format!("{place} overrides {}", vars::JWT_SECRET));
+    for (place, variables) in &places {
+        for var in [vars::JWT_SECRET, vars::JWT_PRIVATE_KEY, vars::JWT_PREVIOUS_KEYS, vars::JWT_KEY_ID] {
+            if !variables[var].is_null() {
+                problems.push(format!("{place}: {var} puts a key in the environment (the key set of {} has it)", vars::JWT_SECRET_ID));
+            }
+        }
+        if place != "Globals" && !variables[vars::JWT_SECRET_ID].is_null() {
+            problems.push(format!("{place} overrides {}", vars::JWT_SECRET_ID));
         }
     }
     if let Some(params) = t["Parameters"].as_mapping() {
         for (name, p) in params {
             let name = name.as_str().unwrap_or("?");
             let lower = name.to_ascii_lowercase();
-            if (lower.contains("secret") || lower.contains("key")) && !lower.ends_with("id") && !lower.ends_with("arn") && !lower.ends_with("name") {
+            let names_one = ["id", "arn", "name", "revision"].iter().any(|end| lower.ends_with(end));
+            if (lower.contains("secret") || lower.contains("key")) && !names_one {
                 problems.push(format!("parameter {name} looks like it carries a key, not the name of a secret"));
             }
             if lower.contains("secret") && !p["Default"].is_null() {
@@ -604,7 +663,7 @@ fn assert_none(what: &str, problems: Vec<String>) {
 fn template_is_a_sam_template() {
     let t = template();
     assert_eq!(t["Transform"].as_str(), Some("AWS::Serverless-2016-10-31"));
-    assert_eq!(resources_of_type(&t, "AWS::Serverless::Function").len(), Endpoint::ALL.len());
+    assert_eq!(resources_of_type(&t, "AWS::Serverless::Function").len(), Endpoint::ALL.len() + 1, "and the catch-all");
 }
 
 #[test]
@@ -659,7 +718,10 @@ fn template_environment_is_a_valid_config() {
             env.insert(k.as_str().unwrap().to_string(), value);
         }
     }
-    let config = Config::from_lookup(|name| env.get(name).cloned()).expect("the template's environment is a valid Config");
+    let mut config = Config::from_lookup(|name| env.get(name).cloned()).expect("the template's environment is a valid Config");
+    assert_eq!(config.key_set.as_ref().map(|k| k.secret_id.as_str()), Some("JwtSecretId-value"), "the keys come from the secret");
+    config.apply_key_set(&serde_json::json!({"current": "k1", "keys": {"k1": "k".repeat(32)}}).to_string()).unwrap();
+    assert!(config.keys_ready());
     match config.storage {
         StorageConfig::DynamoDb { tables, endpoint } => {
             assert_eq!(tables.users, "UsersTable-value");
@@ -697,8 +759,11 @@ fn function_crates_match_the_endpoints() {
         .filter(|e| e.path().is_dir())
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
-    let wanted: BTreeSet<String> = Endpoint::ALL.iter().map(|e| e.function().to_string()).collect();
-    assert_eq!(found, wanted, "functions/ and Endpoint::ALL differ");
+    let mut wanted: BTreeSet<String> = Endpoint::ALL.iter().map(|e| e.function().to_string()).collect();
+    wanted.insert(CATCH_ALL_FUNCTION.to_string());
+    assert_eq!(found, wanted, "functions/ and Endpoint::ALL (with the catch-all) differ");
+    let main = std::fs::read_to_string(dir.join(CATCH_ALL_FUNCTION).join("src/main.rs")).unwrap();
+    assert!(main.contains("serve_catch_all()"), "functions/{CATCH_ALL_FUNCTION} serves the catch-all router");
     for endpoint in Endpoint::ALL {
         let crate_dir = dir.join(endpoint.function());
         let manifest = std::fs::read_to_string(crate_dir.join("Cargo.toml")).unwrap();
@@ -729,13 +794,14 @@ fn strings(v: Option<&toml::Value>) -> BTreeSet<String> {
 /// plus the embedded store behind its default `embedded` feature, which Lambda builds turn off.
 fn function_feature_problems(root: &Path) -> Vec<String> {
     let mut problems = Vec::new();
-    for endpoint in Endpoint::ALL {
-        let path = root.join("functions").join(endpoint.function()).join("Cargo.toml");
+    // The catch-all needs nothing beyond what every function has (authentication, keys).
+    let functions = Endpoint::ALL.iter().map(|e| (e.function(), e.needs())).chain([(CATCH_ALL_FUNCTION, Default::default())]);
+    for (name, needs) in functions {
+        let path = root.join("functions").join(name).join("Cargo.toml");
         let manifest = read_toml(&path);
-        let name = endpoint.function();
         let accounts = manifest.get("dependencies").and_then(|d| d.get("accounts"));
         let features = strings(accounts.and_then(|a| a.get("features")));
-        let wanted: BTreeSet<String> = endpoint.needs().lambda_features().into_iter().map(String::from).collect();
+        let wanted: BTreeSet<String> = needs.lambda_features().into_iter().map(String::from).collect();
         if features != wanted {
             problems.push(format!("functions/{name}: accounts features {features:?}, wanted {wanted:?}"));
         }
@@ -766,7 +832,12 @@ fn watch_routes(workspace: &toml::Table) -> Result<BTreeSet<(String, String, Str
         .ok_or("no [workspace.metadata.lambda.watch.router]")?;
     let mut routes = BTreeSet::new();
     for (path, targets) in router {
-        for target in targets.as_array().ok_or(format!("{path}: not a list of {{ method, function }}"))? {
+        // `"/path" = "function"`: every method.
+        if let Some(function) = targets.as_str() {
+            routes.insert(("*".to_string(), path.clone(), function.to_string()));
+            continue;
+        }
+        for target in targets.as_array().ok_or(format!("{path}: not a function or a list of {{ method, function }}"))? {
             let method = target.get("method").and_then(|m| m.as_str()).ok_or(format!("{path}: no method"))?;
             let function = target.get("function").and_then(|m| m.as_str()).ok_or(format!("{path}: no function"))?;
             routes.insert((method.to_string(), path.clone(), function.to_string()));
@@ -775,11 +846,28 @@ fn watch_routes(workspace: &toml::Table) -> Result<BTreeSet<(String, String, Str
     Ok(routes)
 }
 
+/// The methods `cargo lambda watch` routes to the catch-all on a path of the route table that does
+/// not answer them (its router matches a path first, then the method, and does not fall back to
+/// another path: without these, its own 404 would answer).
+const WATCH_METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+
 fn route_table_routes() -> BTreeSet<(String, String, String)> {
-    Endpoint::ALL
+    let mut routes: BTreeSet<(String, String, String)> = Endpoint::ALL
         .iter()
         .flat_map(|e| expected_routes(*e).into_iter().map(move |(m, p)| (m, p, e.function().to_string())))
-        .collect()
+        .collect();
+    for endpoint in Endpoint::ALL {
+        for path in endpoint.paths() {
+            for method in WATCH_METHODS.iter().filter(|m| !endpoint.methods().iter().any(|e| e.as_str() == **m)) {
+                routes.insert((method.to_string(), path.to_string(), CATCH_ALL_FUNCTION.to_string()));
+            }
+        }
+    }
+    // Every other path (the catch-all parameter matches no empty path: "/" on its own).
+    for path in ["/", "/{*path}"] {
+        routes.insert(("*".to_string(), path.to_string(), CATCH_ALL_FUNCTION.to_string()));
+    }
+    routes
 }
 
 #[test]
@@ -809,12 +897,12 @@ fn a_stray_watch_route_or_feature_is_noticed() {
     // A function that links S3 without needing it, in a copy of the tree's manifests.
     let dir = tempfile::tempdir().unwrap();
     std::fs::copy(root().join("Cargo.toml"), dir.path().join("Cargo.toml")).unwrap();
-    for endpoint in Endpoint::ALL {
-        let to = dir.path().join("functions").join(endpoint.function());
+    for function in Endpoint::ALL.iter().map(|e| e.function()).chain([CATCH_ALL_FUNCTION]) {
+        let to = dir.path().join("functions").join(function);
         std::fs::create_dir_all(&to).unwrap();
-        let mut manifest = std::fs::read_to_string(root().join("functions").join(endpoint.function()).join("Cargo.toml")).unwrap();
-        if *endpoint == Endpoint::Login {
-            manifest = manifest.replace(r#"features = ["dynamodb"]"#, r#"features = ["dynamodb", "s3"]"#);
+        let mut manifest = std::fs::read_to_string(root().join("functions").join(function).join("Cargo.toml")).unwrap();
+        if function == "login" {
+            manifest = manifest.replace(r#"features = ["dynamodb", "secrets-manager"]"#, r#"features = ["dynamodb", "secrets-manager", "s3"]"#);
         }
         std::fs::write(to.join("Cargo.toml"), manifest).unwrap();
     }
@@ -884,6 +972,20 @@ fn a_missing_route_is_noticed() {
 }
 
 #[test]
+fn a_missing_catch_all_route_is_noticed() {
+    let mut t = template();
+    events_mut(&mut t, "NotFoundFunction").clear();
+    let problems = route_problems(&t);
+    assert!(problems.iter().any(|p| p.contains("the $default route is routed by None")), "{problems:?}");
+    // The catch-all routing a path of its own is drift too.
+    let mut t = template();
+    let stray: Value = serde_yaml::from_str("{Type: HttpApi, Properties: {ApiId: !Ref AccountsApi, Method: GET, Path: /api/nothing/}}").unwrap();
+    events_mut(&mut t, "NotFoundFunction").insert(Value::from("Stray"), stray);
+    let problems = route_problems(&t);
+    assert!(problems.iter().any(|p| p.contains("NotFoundFunction has routes")), "{problems:?}");
+}
+
+#[test]
 fn an_extra_route_is_noticed() {
     let mut t = template();
     let extra: Value = serde_yaml::from_str("{Type: HttpApi, Properties: {ApiId: !Ref AccountsApi, Method: DELETE, Path: /api/accounts/profile/}}").unwrap();
@@ -923,6 +1025,9 @@ fn iam_of_another_shape_is_noticed() {
         ("ProfileFunction", "{Effect: Allow, Action: s3:GetObject, Resource: !Sub '${MediaBucket.Arn}/*'}", "not on a key prefix"),
         ("ProfileFunction", "{Effect: Allow, Action: s3:ListBucket, Resource: !GetAtt MediaBucket.Arn}", "s3:prefix condition"),
         ("ProfileFunction", "{Effect: Allow, Action: 's3:*', Resource: !Sub '${MediaBucket.Arn}/avatar/*'}", "not one named S3 action"),
+        ("LoginFunction", "{Effect: Allow, Action: secretsmanager:GetSecretValue, Resource: '*'}", "not only on the JwtSecretId secret"),
+        ("LoginFunction", "{Effect: Allow, Action: secretsmanager:GetSecretValue, Resource: !Sub 'arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${JwtSecretId}*'}", "not only on the JwtSecretId secret"),
+        ("LoginFunction", "{Effect: Allow, Action: 'secretsmanager:*', Resource: !Sub 'arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${JwtSecretId}-??????'}", "is not secretsmanager:GetSecretValue"),
     ] {
         let mut t = template();
         function_mut(&mut t, id)["Properties"]["Policies"][0]["Statement"].as_sequence_mut().unwrap().push(statement(extra));
@@ -962,15 +1067,24 @@ fn media_bucket_is_private_and_served_by_cloudfront() {
     let [(distribution_id, distribution)] = distributions.as_slice() else { panic!("one distribution") };
     let origin = &distribution["Properties"]["DistributionConfig"]["Origins"][0];
     assert!(get_att(&origin["OriginAccessControlId"]).is_some(), "origin access control");
-    // The media URL: the MediaBaseUrl parameter when set, else the distribution's own domain.
+    // The media URL: the MediaBaseUrl parameter when set, else the media domain when set, else
+    // the distribution's own domain.
+    let if_args = |v: &Value| -> Vec<Value> {
+        match intrinsic(v) {
+            Some((name, args)) if name == "Fn::If" => args.as_sequence().cloned().unwrap_or_default(),
+            _ => Vec::new(),
+        }
+    };
     let media_url_problem = |v: &Value| -> Option<String> {
-        let Some((name, args)) = intrinsic(v) else { return Some(format!("{v:?} is no !If")) };
-        let args = args.as_sequence().map(Vec::as_slice).unwrap_or_default();
-        let ok = name == "Fn::If"
-            && args.len() == 3
+        let args = if_args(v);
+        let inner = args.get(2).map(if_args).unwrap_or_default();
+        let ok = args.len() == 3
             && args[0].as_str() == Some("HasMediaBaseUrl")
             && ref_target(&args[1]) == Some("MediaBaseUrl")
-            && sub(&args[2]) == Some(format!("https://${{{distribution_id}.DomainName}}/media/").as_str());
+            && inner.len() == 3
+            && inner[0].as_str() == Some("HasMediaDomain")
+            && sub(&inner[1]) == Some("https://${MediaDomainName}/media/")
+            && sub(&inner[2]) == Some(format!("https://${{{distribution_id}.DomainName}}/media/").as_str());
         (!ok).then(|| format!("{v:?}"))
     };
     for endpoint in Endpoint::ALL {
@@ -978,6 +1092,7 @@ fn media_bucket_is_private_and_served_by_cloudfront() {
         let env = &f["Properties"]["Environment"]["Variables"];
         if endpoint.needs().media {
             assert_eq!(ref_target(&env[vars::MEDIA_BUCKET]), Some(bucket_id.as_str()), "{id}");
+            assert_eq!(ref_target(&env[vars::AVATAR_MAX_BYTES]), Some("AvatarMaxBytes"), "{id}");
             assert_eq!(media_url_problem(&env[vars::MEDIA_BASE_URL]), None, "{id}");
         } else {
             // Built without S3 (Endpoint::needs), it would refuse to start with a bucket.
@@ -985,6 +1100,96 @@ fn media_bucket_is_private_and_served_by_cloudfront() {
         }
     }
     assert_eq!(media_url_problem(&t["Outputs"]["MediaUrl"]["Value"]), None, "MediaUrl output");
+}
+
+/// The optional domains: the API's on API Gateway (TLS 1.2, mapped to the $default stage), the
+/// media's as a CloudFront alias (us-east-1 certificate, TLSv1.2_2021), each only when set, with
+/// outputs; the reset link falls back to the API domain's link page.
+#[test]
+fn custom_domains_are_optional_and_tls_1_2() {
+    let t = template();
+    let condition_on = |name: &str, parameter: &str| {
+        let c = &t["Conditions"][name];
+        let text = serde_yaml::to_string(c).unwrap();
+        assert!(text.contains(parameter) && text.contains("Not"), "{name}: {text}");
+    };
+    condition_on("HasApiDomain", "ApiCertificateArn");
+    condition_on("HasMediaDomain", "MediaCertificateArn");
+    for p in ["ApiDomainName", "ApiCertificateArn", "MediaDomainName", "MediaCertificateArn", "PasswordResetUrl"] {
+        assert_eq!(t["Parameters"][p]["Default"].as_str(), Some(""), "{p} is optional");
+    }
+    assert!(t["Parameters"]["MediaCertificateArn"]["AllowedPattern"].as_str().unwrap().contains(":acm:us-east-1:"), "CloudFront takes us-east-1 certificates only");
+    let domains = resources_of_type(&t, "AWS::ApiGatewayV2::DomainName");
+    let [(domain_id, domain)] = domains.as_slice() else { panic!("one API domain: {domains:?}") };
+    assert_eq!(domain["Condition"].as_str(), Some("HasApiDomain"));
+    let config = &domain["Properties"]["DomainNameConfigurations"][0];
+    assert_eq!((config["SecurityPolicy"].as_str(), config["EndpointType"].as_str()), (Some("TLS_1_2"), Some("REGIONAL")));
+    assert_eq!(ref_target(&config["CertificateArn"]), Some("ApiCertificateArn"));
+    let mappings = resources_of_type(&t, "AWS::ApiGatewayV2::ApiMapping");
+    let [(_, mapping)] = mappings.as_slice() else { panic!("one API mapping") };
+    assert_eq!(mapping["Condition"].as_str(), Some("HasApiDomain"));
+    assert_eq!(ref_target(&mapping["Properties"]["DomainName"]), Some(domain_id.as_str()));
+    assert_eq!(ref_target(&mapping["Properties"]["ApiId"]), Some("AccountsApi"));
+    let distribution = &resources_of_type(&t, "AWS::CloudFront::Distribution")[0].1["Properties"]["DistributionConfig"];
+    let viewer = serde_yaml::to_string(&distribution["ViewerCertificate"]).unwrap();
+    for needle in ["HasMediaDomain", "MediaCertificateArn", "sni-only", "TLSv1.2_2021", "CloudFrontDefaultCertificate"] {
+        assert!(viewer.contains(needle), "ViewerCertificate lacks {needle}: {viewer}");
+    }
+    assert!(serde_yaml::to_string(&distribution["Aliases"]).unwrap().contains("MediaDomainName"));
+    for output in ["ApiDomainUrl", "ApiDomainTarget", "MediaDomainTarget", "MediaUrl", "ApiUrl"] {
+        assert!(!t["Outputs"][output]["Value"].is_null(), "output {output}");
+    }
+    let (_, reset) = function_of(&t, Endpoint::PasswordReset).unwrap();
+    let url = serde_yaml::to_string(&reset["Properties"]["Environment"]["Variables"][vars::PASSWORD_RESET_URL]).unwrap();
+    assert!(url.contains("HasResetUrl") && url.contains("https://${ApiDomainName}/password-reset/confirm/{uid}/{token}/"), "{url}");
+    // CloudFormation refuses a stack without a reset link domain.
+    assert!(serde_yaml::to_string(&t["Rules"]).unwrap().contains("PasswordResetUrl"));
+}
+
+/// `events/env.json` (`sam local invoke --env-vars`) names only variables of the service that the
+/// template declares (SAM overrides declared variables only and ignores the others in silence),
+/// points every AWS client at an emulator, and with the template's environment makes a valid
+/// configuration.
+#[test]
+fn env_json_overrides_declared_variables_only() {
+    let t = template();
+    let env_json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(root().join("events/env.json")).unwrap()).unwrap();
+    let overrides = env_json["Parameters"].as_object().expect("a Parameters object");
+    let mut declared: BTreeSet<String> = BTreeSet::new();
+    for (_, variables) in std::iter::once(("Globals".to_string(), &t["Globals"]["Function"]["Environment"]["Variables"]))
+        .chain(resources_of_type(&t, "AWS::Serverless::Function").into_iter().map(|(id, f)| (id, &f["Properties"]["Environment"]["Variables"])))
+    {
+        declared.extend(variables.as_mapping().into_iter().flatten().filter_map(|(k, _)| k.as_str().map(str::to_string)));
+    }
+    for name in overrides.keys() {
+        assert!(CONFIG_VARS.contains(&name.as_str()) || RUNTIME_VARS.contains(&name.as_str()), "env.json: {name} is not a variable of the service");
+        assert!(declared.contains(name), "env.json: {name} is declared by no function of the template, so SAM would ignore it");
+    }
+    for endpoint in [vars::DYNAMODB_ENDPOINT, vars::S3_ENDPOINT, vars::SES_ENDPOINT, vars::SECRETS_MANAGER_ENDPOINT] {
+        assert!(overrides[endpoint].as_str().is_some_and(|u| u.starts_with("http://")), "env.json: {endpoint} points at an emulator");
+    }
+    // The template's globals (STORAGE=dynamodb...) with the overrides: a configuration.
+    let mut env: BTreeMap<String, String> = BTreeMap::new();
+    for (k, v) in overrides {
+        env.insert(k.clone(), v.as_str().unwrap().to_string());
+    }
+    env.insert(vars::STORAGE.into(), "dynamodb".into());
+    let config = Config::from_lookup(|k| env.get(k).cloned()).expect("env.json makes a valid configuration");
+    assert_eq!(config.key_set.map(|k| k.endpoint.is_some()), Some(true), "the keys come from the emulator's secret");
+}
+
+/// The avatar bound the template allows is what a multipart upload can carry into a Lambda
+/// (`LAMBDA_AVATAR_MAX_BYTES`: 6 MB payload, base64), and its default starts.
+#[test]
+fn avatar_bound_parameter_fits_the_lambda_payload() {
+    let t = template();
+    let p = &t["Parameters"]["AvatarMaxBytes"];
+    assert_eq!(p["MaxValue"].as_u64(), Some(accounts::config::LAMBDA_AVATAR_MAX_BYTES as u64));
+    let default = p["Default"].as_u64().unwrap();
+    assert!(default <= accounts::config::LAMBDA_AVATAR_MAX_BYTES as u64);
+    let env = [("STORAGE", "dynamodb".to_string()), ("JWT_SECRET", "k".repeat(32)), ("AWS_LAMBDA_FUNCTION_NAME", "profile".into()), ("AVATAR_MAX_BYTES", default.to_string())];
+    let config = Config::from_lookup(|k| env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())).expect("the default starts in Lambda");
+    assert_eq!(config.media.avatar_max_bytes as u64, default);
 }
 
 #[test]
@@ -1002,8 +1207,20 @@ fn unknown_environment_variables_and_plain_secrets_are_noticed() {
     t["Globals"]["Function"]["Environment"]["Variables"]["JWT_SECRET"] =
         serde_yaml::from_str("!Ref JwtSecret").unwrap();
     let problems = environment_problems(&t);
-    assert!(problems.iter().any(|p| p.contains("not a Secrets Manager dynamic reference")), "{problems:?}");
+    assert!(problems.iter().any(|p| p.contains("Globals: JWT_SECRET puts a key in the environment")), "{problems:?}");
     assert!(problems.iter().any(|p| p.contains("parameter JwtSecret")), "{problems:?}");
+
+    // The old way: the key resolved by CloudFormation into every function's configuration.
+    let mut t = template();
+    let env = t["Globals"]["Function"]["Environment"]["Variables"].as_mapping_mut().unwrap();
+    env.remove(vars::JWT_SECRET_ID);
+    env.insert(Value::from(vars::JWT_SECRET), serde_yaml::from_str("!Sub '{{resolve:secretsmanager:${JwtSecretId}:SecretString}}'").unwrap());
+    function_mut(&mut t, "LoginFunction")["Properties"]["Environment"] =
+        serde_yaml::from_str("{Variables: {JWT_PRIVATE_KEY: '-----BEGIN PRIVATE KEY-----'}}").unwrap();
+    let problems = environment_problems(&t);
+    assert!(problems.iter().any(|p| p.contains("JWT_SECRET_ID is not !Ref JwtSecretId")), "{problems:?}");
+    assert!(problems.iter().any(|p| p.contains("Globals: JWT_SECRET puts a key")), "{problems:?}");
+    assert!(problems.iter().any(|p| p.contains("LoginFunction: JWT_PRIVATE_KEY puts a key")), "{problems:?}");
 }
 
 #[test]
@@ -1049,14 +1266,32 @@ fn samconfig_problems(t: &Value, config: &toml::Table) -> Vec<String> {
     let mut problems = Vec::new();
     for (env, table) in config {
         let Some(deploy) = table.get("deploy").and_then(|d| d.get("parameters")) else { continue };
-        let set: BTreeSet<String> = strings(deploy.get("parameter_overrides"))
+        let set: BTreeMap<String, String> = strings(deploy.get("parameter_overrides"))
             .into_iter()
-            .filter_map(|o| o.split_once('=').map(|(k, _)| k.to_string()))
+            .filter_map(|o| o.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
             .collect();
-        for name in &required {
-            if !set.contains(*name) {
+        // Defaults that work nowhere: the sender and its SES identity are each operator's.
+        for name in required.iter().copied().chain(["MailFrom", "SesIdentity", "Stage"]) {
+            if !set.contains_key(name) {
                 problems.push(format!("samconfig.toml [{env}.deploy.parameters] does not set {name}"));
             }
+        }
+        // The sender belongs to the identity the reset function may send as.
+        if let (Some(from), Some(identity)) = (set.get("MailFrom"), set.get("SesIdentity")) {
+            let address = from.rsplit('<').next().unwrap_or_default().trim_end_matches('>');
+            if address != identity && address.rsplit('@').next() != Some(identity.as_str()) {
+                problems.push(format!("samconfig.toml [{env}]: MailFrom {from} is not an address of SesIdentity {identity}"));
+            }
+        }
+        // The secret the README's first step creates for this stage.
+        if let (Some(secret), Some(stage)) = (set.get("JwtSecretId"), set.get("Stage")) {
+            if *secret != format!("accounts/{stage}/jwt-secret") {
+                problems.push(format!("samconfig.toml [{env}]: JwtSecretId {secret} is not accounts/{stage}/jwt-secret (README, Deploy)"));
+            }
+        }
+        // No reset link without a domain for it (the template's Rules).
+        if set.get("PasswordResetUrl").is_none_or(|u| u.is_empty()) && set.get("ApiDomainName").is_none_or(|d| d.is_empty()) {
+            problems.push(format!("samconfig.toml [{env}]: neither PasswordResetUrl nor ApiDomainName"));
         }
     }
     problems
@@ -1066,9 +1301,23 @@ fn samconfig_problems(t: &Value, config: &toml::Table) -> Vec<String> {
 fn every_deploy_environment_sets_the_required_parameters() {
     let config = read_toml(&root().join("samconfig.toml"));
     assert_none("samconfig.toml", samconfig_problems(&template(), &config));
-    // A required parameter left out of an environment is noticed.
-    let mut t = template();
-    t["Parameters"]["MailFrom"].as_mapping_mut().unwrap().remove("Default");
-    let problems = samconfig_problems(&t, &config);
-    assert!(problems.iter().any(|p| p.contains("[prod.deploy.parameters] does not set MailFrom")), "{problems:?}");
+    // A sender left out or outside its identity, and a secret the deploy guide never made, are noticed.
+    let mut broken = config.clone();
+    let overrides = broken["prod"]["deploy"]["parameters"]["parameter_overrides"].as_array_mut().unwrap();
+    overrides.retain(|o| !o.as_str().is_some_and(|o| o.starts_with("SesIdentity=")));
+    for o in overrides.iter_mut() {
+        if o.as_str().is_some_and(|o| o.starts_with("JwtSecretId=")) {
+            *o = toml::Value::from("JwtSecretId=jwt");
+        }
+    }
+    let overrides = broken["dev"]["deploy"]["parameters"]["parameter_overrides"].as_array_mut().unwrap();
+    for o in overrides.iter_mut() {
+        if o.as_str().is_some_and(|o| o.starts_with("MailFrom=")) {
+            *o = toml::Value::from("MailFrom=noreply@elsewhere.example");
+        }
+    }
+    let problems = samconfig_problems(&template(), &broken);
+    assert!(problems.iter().any(|p| p.contains("[prod.deploy.parameters] does not set SesIdentity")), "{problems:?}");
+    assert!(problems.iter().any(|p| p.contains("[dev]: MailFrom noreply@elsewhere.example is not an address of SesIdentity")), "{problems:?}");
+    assert!(problems.iter().any(|p| p.contains("[prod]: JwtSecretId jwt is not accounts/prod/jwt-secret")), "{problems:?}");
 }

@@ -33,9 +33,18 @@ pub struct DynamoTables {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub storage: StorageConfig,
-    /// HS256 signing key (bytes of `JWT_SECRET`); also the HMAC key of reset links and local
-    /// upload URLs, so it is needed with EdDSA too.
-    pub jwt_secret: Vec<u8>,
+    /// HS256 signing key (bytes of `JWT_SECRET`, or the current key of the key set in Secrets
+    /// Manager); also the key reset links and local upload URLs are derived from, so it is needed
+    /// with EdDSA too.
+    pub jwt_secret: Secret,
+    /// The `kid` of `jwt_secret` that HS256 tokens carry: the key set's current key (none with
+    /// `JWT_SECRET`, whose tokens carry no kid, as before).
+    pub jwt_key_id: Option<String>,
+    /// Retired secrets of the key set, by kid: their tokens and reset links still verify.
+    pub previous_secrets: Vec<(String, Secret)>,
+    /// Where the keys come from when `JWT_SECRET_ID` names a secret: read by [`Config::load_key_set`]
+    /// once per process (a Lambda's cold start).
+    pub key_set: Option<KeySetSource>,
     /// HS256 (default) or EdDSA with published public keys.
     pub signing: crate::domain::tokens::Signing,
     pub access_lifetime: Duration,
@@ -58,6 +67,53 @@ pub struct Config {
     /// The environment (`STAGE`: sandbox, dev, prod; `local` by default): the `Stage` dimension
     /// of the business metrics.
     pub stage: String,
+}
+
+/// Key material: compared and dereferenced like bytes, never printed.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Secret(Vec<u8>);
+
+impl Secret {
+    pub fn new(bytes: Vec<u8>) -> Self {
+        Secret(bytes)
+    }
+}
+
+impl std::ops::Deref for Secret {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Secret({} bytes)", self.0.len())
+    }
+}
+
+/// The Secrets Manager secret that holds the signing keys (`JWT_SECRET_ID`), as a key set:
+///
+/// ```json
+/// {"current": "2026-02",
+///  "keys": {"2026-02": {"secret": "<at least 32 bytes>", "ed25519": "<PKCS#8 PEM, with EdDSA>"},
+///           "2026-01": {"secret": "..."}}}
+/// ```
+///
+/// A key may also be just its secret string (`"2026-01": "..."`). The current key signs (its
+/// name is the tokens' `kid`); the others only verify, until they are removed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeySetSource {
+    /// Name or ARN of the secret.
+    pub secret_id: String,
+    /// Endpoint URL of a Secrets Manager emulator (moto); unset in AWS.
+    pub endpoint: Option<String>,
+    /// `JWT_KEYS_REVISION`: read by nothing but the start-up log. Changing it (the template's
+    /// `JwtKeysRevision`) changes every function's configuration, so each starts afresh and
+    /// reads the key set again: the step of a key rotation that makes every instance know a key.
+    pub revision: Option<String>,
+    /// Whether [`Config::load_key_set`] has read it.
+    pub loaded: bool,
 }
 
 /// Outgoing e-mail.
@@ -126,6 +182,24 @@ pub struct MediaConfig {
     pub avatar_max_side: u32,
 }
 
+/// The largest request (and response) of a synchronous Lambda invocation: 6 MB (AWS Lambda
+/// quotas), the whole event included. API Gateway's HTTP API takes bodies up to 10 MB, so in the
+/// cloud this is the binding limit.
+pub const LAMBDA_PAYLOAD_LIMIT: usize = 6 * 1024 * 1024;
+/// What the event holds besides the file: API Gateway's request context and headers (at most
+/// 10 KB of headers on an HTTP API), the multipart boundaries, part headers and text fields.
+pub const LAMBDA_EVENT_ALLOWANCE: usize = 32 * 1024;
+/// The largest avatar a multipart upload can carry through API Gateway into a Lambda: API
+/// Gateway base64-encodes a binary body (4 bytes for every 3), and the event must stay within
+/// [`LAMBDA_PAYLOAD_LIMIT`]. 4 694 016 bytes; larger files only fit the direct upload's PUT to S3,
+/// so `AVATAR_MAX_BYTES` above this is refused in Lambda (the template's `AvatarMaxBytes` has it
+/// as its MaxValue).
+pub const LAMBDA_AVATAR_MAX_BYTES: usize = (LAMBDA_PAYLOAD_LIMIT - LAMBDA_EVENT_ALLOWANCE) / 4 * 3;
+/// `AVATAR_MAX_BYTES` when unset: 5 MiB (the old service's bound), in Lambda 4 MiB (under
+/// [`LAMBDA_AVATAR_MAX_BYTES`]; the template's default too).
+pub const DEFAULT_AVATAR_MAX_BYTES: usize = 5 * 1024 * 1024;
+pub const DEFAULT_LAMBDA_AVATAR_MAX_BYTES: usize = 4 * 1024 * 1024;
+
 /// Shorter keys than this are refused outside local mode (RFC 7518 §3.2: at least the hash size).
 pub const MIN_SECRET_BYTES: usize = 32;
 
@@ -147,6 +221,9 @@ pub mod vars {
     pub const BLACKLIST_TABLE: &str = "BLACKLIST_TABLE";
     pub const THROTTLE_TABLE: &str = "THROTTLE_TABLE";
     pub const JWT_SECRET: &str = "JWT_SECRET";
+    pub const JWT_SECRET_ID: &str = "JWT_SECRET_ID";
+    pub const JWT_KEYS_REVISION: &str = "JWT_KEYS_REVISION";
+    pub const SECRETS_MANAGER_ENDPOINT: &str = "SECRETS_MANAGER_ENDPOINT";
     pub const JWT_ALGORITHM: &str = "JWT_ALGORITHM";
     pub const JWT_PRIVATE_KEY: &str = "JWT_PRIVATE_KEY";
     pub const JWT_KEY_ID: &str = "JWT_KEY_ID";
@@ -177,6 +254,8 @@ pub mod vars {
     pub const PASSWORD_RESET_TIMEOUT: &str = "PASSWORD_RESET_TIMEOUT";
     pub const PASSWORD_RESET_MIN_RESPONSE_MS: &str = "PASSWORD_RESET_MIN_RESPONSE_MS";
     pub const STAGE: &str = "STAGE";
+    /// Set by the Lambda runtime (never by us): the process runs in Lambda, under its payload limit.
+    pub const AWS_LAMBDA_FUNCTION_NAME: &str = "AWS_LAMBDA_FUNCTION_NAME";
 
     /// Every variable above (the template checks read this list).
     pub const ALL: &[&str] = &[
@@ -188,6 +267,9 @@ pub mod vars {
         BLACKLIST_TABLE,
         THROTTLE_TABLE,
         JWT_SECRET,
+        JWT_SECRET_ID,
+        JWT_KEYS_REVISION,
+        SECRETS_MANAGER_ENDPOINT,
         JWT_ALGORITHM,
         JWT_PRIVATE_KEY,
         JWT_KEY_ID,
@@ -218,6 +300,7 @@ pub mod vars {
         PASSWORD_RESET_TIMEOUT,
         PASSWORD_RESET_MIN_RESPONSE_MS,
         STAGE,
+        AWS_LAMBDA_FUNCTION_NAME,
     ];
 }
 
@@ -251,7 +334,23 @@ impl Config {
                 })
             }
         };
+        let key_set = get(vars::JWT_SECRET_ID).map(|secret_id| KeySetSource {
+            secret_id: secret_id.trim().to_string(),
+            endpoint: get(vars::SECRETS_MANAGER_ENDPOINT),
+            revision: get(vars::JWT_KEYS_REVISION),
+            loaded: false,
+        });
+        if key_set.is_some() {
+            // One source of keys: the key set carries the secret, the kid and the Ed25519 keys.
+            for name in [vars::JWT_SECRET, vars::JWT_PRIVATE_KEY, vars::JWT_KEY_ID, vars::JWT_PREVIOUS_KEYS] {
+                if get(name).is_some() {
+                    return Err(ConfigError::Invalid { name, why: format!("the keys come from {} (unset it)", vars::JWT_SECRET_ID) });
+                }
+            }
+        }
         let jwt_secret = match (get(vars::JWT_SECRET), &storage) {
+            // Filled in by `load_key_set`.
+            _ if key_set.is_some() => Vec::new(),
             (Some(secret), _) if secret.len() >= MIN_SECRET_BYTES => secret.into_bytes(),
             (Some(_), StorageConfig::DynamoDb { .. }) => {
                 return Err(ConfigError::Invalid {
@@ -266,10 +365,13 @@ impl Config {
             (None, StorageConfig::Embedded { data_dir }) => local_dev_secret(data_dir)?,
         };
         let mail = mail_config(&get, &storage)?;
-        let signing = signing(&get)?;
+        let signing = signing(&get, key_set.is_some())?;
         Ok(Config {
             storage,
-            jwt_secret,
+            jwt_secret: Secret(jwt_secret),
+            jwt_key_id: None,
+            previous_secrets: Vec::new(),
+            key_set,
             signing,
             access_lifetime: seconds(&get, vars::ACCESS_TOKEN_LIFETIME, 15 * 60)?,
             refresh_lifetime: seconds(&get, vars::REFRESH_TOKEN_LIFETIME, 7 * 24 * 3600)?,
@@ -287,6 +389,133 @@ impl Config {
     pub fn is_local(&self) -> bool {
         matches!(self.storage, StorageConfig::Embedded { .. })
     }
+
+    /// Reads the key set of `JWT_SECRET_ID` from Secrets Manager, once (nothing to do without
+    /// one, or when it was read). A function calls this at its cold start and keeps the keys for
+    /// its lifetime; a changed secret reaches it at its next start (README: key rotation).
+    pub async fn load_key_set(&mut self) -> Result<(), ConfigError> {
+        let Some(source) = self.key_set.as_ref().filter(|s| !s.loaded) else { return Ok(()) };
+        #[cfg(feature = "secrets-manager")]
+        let text = crate::secrets::secret_string(&source.secret_id, source.endpoint.as_deref())
+            .await
+            .map_err(|why| ConfigError::Invalid { name: vars::JWT_SECRET_ID, why })?;
+        #[cfg(not(feature = "secrets-manager"))]
+        let text: String = {
+            let _ = source;
+            return Err(ConfigError::Invalid {
+                name: vars::JWT_SECRET_ID,
+                why: "this binary was built without the `secrets-manager` feature".into(),
+            });
+        };
+        self.apply_key_set(&text)
+    }
+
+    /// Takes the keys from a key set (the JSON of [`KeySetSource`]). Errors name the problem,
+    /// never a key.
+    pub fn apply_key_set(&mut self, text: &str) -> Result<(), ConfigError> {
+        use crate::domain::tokens::Signing;
+        let invalid = |why: String| ConfigError::Invalid { name: vars::JWT_SECRET_ID, why };
+        let set = KeySet::parse(text).map_err(invalid)?;
+        let current = &set.keys[&set.current];
+        if let Signing::EdDsa { .. } = self.signing {
+            let Some(pem) = current.ed25519.clone() else {
+                return Err(invalid(format!("JWT_ALGORITHM is EdDSA and key {:?} has no \"ed25519\" private key", set.current)));
+            };
+            let mut retired = Vec::new();
+            for (kid, key) in set.keys.iter().filter(|(kid, _)| **kid != set.current) {
+                let Some(pem) = &key.ed25519 else { continue };
+                retired.push(public_jwk(kid, pem).map_err(|why| invalid(format!("key {kid:?}: {why}")))?);
+            }
+            let previous_keys = serde_json::json!({ "keys": retired }).to_string();
+            let signing = Signing::EdDsa { private_key_pem: pem, key_id: Some(set.current.clone()), previous_keys: Some(previous_keys) };
+            crate::domain::tokens::TokenService::with_signing(&signing, b"", Duration::from_secs(1), Duration::from_secs(1))
+                .map_err(|e| invalid(format!("key {:?}: {e}", set.current)))?;
+            self.signing = signing;
+        }
+        self.jwt_secret = current.secret.clone();
+        self.previous_secrets =
+            set.keys.iter().filter(|(kid, _)| **kid != set.current).map(|(kid, k)| (kid.clone(), k.secret.clone())).collect();
+        self.jwt_key_id = Some(set.current);
+        if let Some(source) = &mut self.key_set {
+            source.loaded = true;
+        }
+        Ok(())
+    }
+
+    /// Refuses to build anything on keys that were never loaded.
+    pub fn keys_ready(&self) -> bool {
+        !self.jwt_secret.is_empty() && self.key_set.as_ref().is_none_or(|s| s.loaded)
+    }
+}
+
+/// The parsed key set (see [`KeySetSource`]).
+struct KeySet {
+    current: String,
+    keys: std::collections::BTreeMap<String, KeyEntry>,
+}
+
+struct KeyEntry {
+    secret: Secret,
+    ed25519: Option<String>,
+}
+
+impl KeySet {
+    fn parse(text: &str) -> Result<KeySet, String> {
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct File {
+            current: String,
+            keys: std::collections::BTreeMap<String, Entry>,
+        }
+        #[derive(serde::Deserialize)]
+        #[serde(untagged)]
+        enum Entry {
+            Secret(String),
+            Key {
+                secret: String,
+                #[serde(default)]
+                ed25519: Option<String>,
+            },
+        }
+        // serde's messages may quote the offending value, which could be a key: report where only.
+        let file: File = serde_json::from_str(text).map_err(|e| {
+            format!(
+                "the secret is not a key set {{\"current\": kid, \"keys\": {{kid: {{\"secret\": ...}}}}}} (JSON {:?} at line {}, column {})",
+                e.classify(),
+                e.line(),
+                e.column()
+            )
+        })?;
+        let mut keys = std::collections::BTreeMap::new();
+        for (kid, entry) in file.keys {
+            if kid.is_empty() || kid.len() > 64 || !kid.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)) {
+                return Err(format!("kid {kid:?} is not 1 to 64 of A-Z a-z 0-9 . _ -"));
+            }
+            let (secret, ed25519) = match entry {
+                Entry::Secret(secret) => (secret, None),
+                Entry::Key { secret, ed25519 } => (secret, ed25519),
+            };
+            if secret.len() < MIN_SECRET_BYTES {
+                return Err(format!("the secret of key {kid:?} is shorter than {MIN_SECRET_BYTES} bytes"));
+            }
+            keys.insert(kid, KeyEntry { secret: Secret(secret.into_bytes()), ed25519 });
+        }
+        if !keys.contains_key(&file.current) {
+            return Err(format!("the current key {:?} is not in \"keys\"", file.current));
+        }
+        Ok(KeySet { current: file.current, keys })
+    }
+}
+
+/// The public JWK (with its kid) of an Ed25519 private key in PKCS#8 PEM.
+fn public_jwk(kid: &str, pem: &str) -> Result<jsonwebtoken::jwk::Jwk, String> {
+    use jsonwebtoken::jwk::{Jwk, KeyAlgorithm, PublicKeyUse};
+    let key = jsonwebtoken::EncodingKey::from_ed_pem(pem.as_bytes()).map_err(|e| e.to_string())?;
+    let mut jwk = Jwk::from_encoding_key(&key, jsonwebtoken::Algorithm::EdDSA).map_err(|e| e.to_string())?;
+    jwk.common.key_id = Some(kid.to_string());
+    jwk.common.public_key_use = Some(PublicKeyUse::Signature);
+    jwk.common.key_algorithm = Some(KeyAlgorithm::EdDSA);
+    Ok(jwk)
 }
 
 fn media_config(get: &impl Fn(&str) -> Option<String>) -> Result<MediaConfig, ConfigError> {
@@ -306,12 +535,30 @@ fn media_config(get: &impl Fn(&str) -> Option<String>) -> Result<MediaConfig, Co
         bucket: get(vars::MEDIA_BUCKET),
         s3_endpoint: get(vars::S3_ENDPOINT),
         base_url,
-        avatar_max_bytes: number(get, vars::AVATAR_MAX_BYTES, 5 * 1024 * 1024)? as usize,
+        avatar_max_bytes: avatar_max_bytes(get)?,
         avatar_max_side: u32::try_from(avatar_max_side).map_err(|_| ConfigError::Invalid {
             name: vars::AVATAR_MAX_SIDE,
             why: format!("{avatar_max_side} is too large"),
         })?,
     })
+}
+
+/// `AVATAR_MAX_BYTES`, bounded in Lambda by what a multipart upload can carry there.
+fn avatar_max_bytes(get: &impl Fn(&str) -> Option<String>) -> Result<usize, ConfigError> {
+    let in_lambda = get(vars::AWS_LAMBDA_FUNCTION_NAME).is_some();
+    let default = if in_lambda { DEFAULT_LAMBDA_AVATAR_MAX_BYTES } else { DEFAULT_AVATAR_MAX_BYTES };
+    let bytes = number(get, vars::AVATAR_MAX_BYTES, default as u64)? as usize;
+    if in_lambda && bytes > LAMBDA_AVATAR_MAX_BYTES {
+        return Err(ConfigError::Invalid {
+            name: vars::AVATAR_MAX_BYTES,
+            why: format!(
+                "{bytes} bytes: in Lambda a multipart upload of that file is about {} bytes base64-encoded, over the \
+                 {LAMBDA_PAYLOAD_LIMIT}-byte invocation limit; at most {LAMBDA_AVATAR_MAX_BYTES}",
+                bytes.div_ceil(3) * 4
+            ),
+        });
+    }
+    Ok(bytes)
 }
 
 fn mail_config(get: &impl Fn(&str) -> Option<String>, storage: &StorageConfig) -> Result<MailConfig, ConfigError> {
@@ -360,10 +607,14 @@ fn password_reset_config(get: &impl Fn(&str) -> Option<String>) -> Result<Passwo
     })
 }
 
-fn signing(get: &impl Fn(&str) -> Option<String>) -> Result<crate::domain::tokens::Signing, ConfigError> {
+fn signing(get: &impl Fn(&str) -> Option<String>, from_key_set: bool) -> Result<crate::domain::tokens::Signing, ConfigError> {
     use crate::domain::tokens::{Signing, TokenService};
     let signing = match get(vars::JWT_ALGORITHM).as_deref().unwrap_or("HS256") {
         "HS256" => return Ok(Signing::Hs256),
+        // The key comes with the key set (`Config::apply_key_set`).
+        "EdDSA" if from_key_set => {
+            return Ok(Signing::EdDsa { private_key_pem: String::new(), key_id: None, previous_keys: None })
+        }
         "EdDSA" => Signing::EdDsa {
             private_key_pem: get(vars::JWT_PRIVATE_KEY).ok_or(ConfigError::Missing(vars::JWT_PRIVATE_KEY))?,
             key_id: get(vars::JWT_KEY_ID),
@@ -479,6 +730,76 @@ mod tests {
         assert!(!ok.is_local());
     }
 
+    const KEY_A: &str = "aaaaaaaa-key-a-aaaaaaaa-aaaaaaaa-aaaa";
+    const KEY_B: &str = "bbbbbbbb-key-b-bbbbbbbb-bbbbbbbb-bbbb";
+
+    #[test]
+    fn key_set_from_the_secret_store() {
+        let cloud = [("STORAGE", "dynamodb"), ("JWT_SECRET_ID", "accounts/dev/jwt-secret")];
+        let mut c = config(&cloud).unwrap();
+        assert!(!c.keys_ready(), "no keys until the secret is read");
+        assert_eq!(c.key_set.as_ref().map(|k| k.secret_id.as_str()), Some("accounts/dev/jwt-secret"));
+        let set = serde_json::json!({"current": "2026-02", "keys": {"2026-02": {"secret": KEY_B}, "2026-01": KEY_A}});
+        c.apply_key_set(&set.to_string()).unwrap();
+        assert!(c.keys_ready());
+        assert_eq!(&*c.jwt_secret, KEY_B.as_bytes());
+        assert_eq!(c.jwt_key_id.as_deref(), Some("2026-02"));
+        assert_eq!(c.previous_secrets, vec![("2026-01".to_string(), Secret::new(KEY_A.into()))]);
+        assert!(!format!("{c:?}").contains(KEY_B), "Debug prints no key");
+        // JWT_SECRET and the key set together: which one signs? Refused.
+        let both = config(&[cloud[0], cloud[1], ("JWT_SECRET", KEY_A)]).unwrap_err();
+        assert!(matches!(both, ConfigError::Invalid { name: "JWT_SECRET", .. }), "{both:?}");
+    }
+
+    #[test]
+    fn bad_key_sets_are_refused_without_showing_a_key() {
+        let mut c = config(&[("STORAGE", "dynamodb"), ("JWT_SECRET_ID", "s")]).unwrap();
+        for (bad, why) in [
+            (KEY_A.to_string(), "not a key set"),
+            (format!(r#"{{"current": "k1", "keys": {{"k1": "short"}}}}"#), "shorter than 32"),
+            (format!(r#"{{"current": "k2", "keys": {{"k1": "{KEY_A}"}}}}"#), "\"k2\" is not in"),
+            (format!(r#"{{"current": "k 1", "keys": {{"k 1": "{KEY_A}"}}}}"#), "is not 1 to 64"),
+            (format!(r#"{{"current": "k1", "keys": {{"k1": {{"secret": 5, "x": "{KEY_A}"}}}}}}"#), "not a key set"),
+            (format!(r#"{{"current": "k1", "keys": {{"k1": "{KEY_A}"}}, "extra": "{KEY_B}"}}"#), "not a key set"),
+        ] {
+            let e = c.apply_key_set(&bad).unwrap_err().to_string();
+            assert!(e.contains(why), "{bad}: {e}");
+            assert!(!e.contains(KEY_A) && !e.contains(KEY_B), "{e}");
+            assert!(!c.keys_ready());
+        }
+    }
+
+    #[test]
+    fn eddsa_keys_from_the_key_set() {
+        use crate::domain::tokens::Signing;
+        let cloud = [("STORAGE", "dynamodb"), ("JWT_SECRET_ID", "s"), ("JWT_ALGORITHM", "EdDSA")];
+        let mut c = config(&cloud).unwrap();
+        let (pem_1, pem_2) = (crate::domain::tokens::tests::ED_KEY_1, crate::domain::tokens::tests::ED_KEY_2);
+        // Without an Ed25519 key for the current kid: refused.
+        let hs_only = serde_json::json!({"current": "k1", "keys": {"k1": KEY_A}});
+        assert!(c.apply_key_set(&hs_only.to_string()).unwrap_err().to_string().contains("no \"ed25519\""));
+        let set = serde_json::json!({"current": "k2", "keys": {
+            "k2": {"secret": KEY_B, "ed25519": pem_2},
+            "k1": {"secret": KEY_A, "ed25519": pem_1},
+        }});
+        c.apply_key_set(&set.to_string()).unwrap();
+        let Signing::EdDsa { private_key_pem, key_id, previous_keys } = &c.signing else { panic!("{:?}", c.signing) };
+        assert_eq!((private_key_pem.as_str(), key_id.as_deref()), (pem_2, Some("k2")));
+        let retired: serde_json::Value = serde_json::from_str(previous_keys.as_deref().unwrap()).unwrap();
+        assert_eq!(retired["keys"][0]["kid"], "k1");
+        assert!(retired["keys"][0].get("d").is_none(), "only the public half");
+        assert!(!format!("{:?}", c.signing).contains("PRIVATE"), "Debug prints no key");
+        // Both keys verify, the current one signs: rotation works the same as with HS256.
+        let state_tokens = |c: &Config| {
+            crate::domain::tokens::TokenService::with_signing(&c.signing, &c.jwt_secret, Duration::from_secs(60), Duration::from_secs(60)).unwrap()
+        };
+        let tokens = state_tokens(&c);
+        assert_eq!(tokens.public_keys().keys.len(), 2);
+        assert_eq!(tokens.key_id(), Some("k2"));
+        // JWT_PRIVATE_KEY beside the key set is refused.
+        assert!(config(&[cloud[0], cloud[1], cloud[2], ("JWT_PRIVATE_KEY", pem_1)]).is_err());
+    }
+
     #[test]
     fn local_mode_keeps_one_generated_secret_per_data_dir() {
         let dir = tempfile::tempdir().unwrap();
@@ -568,5 +889,28 @@ mod tests {
         assert_eq!((c.media.avatar_max_bytes, c.media.avatar_max_side), (1000, 64));
         assert!(config(&[("DATA_DIR", d), ("MEDIA_BASE_URL", "cdn.example.com")]).is_err());
         assert!(config(&[("DATA_DIR", d), ("AVATAR_MAX_SIDE", "0")]).is_err());
+    }
+
+    /// In Lambda an avatar must fit a multipart upload through API Gateway (base64, 4/3) into the
+    /// 6 MB invocation payload: a larger AVATAR_MAX_BYTES is refused at start, not met by 413s.
+    #[test]
+    fn avatar_bound_fits_the_lambda_payload_limit() {
+        let lambda = |bytes: Option<&str>| {
+            let mut pairs = vec![("STORAGE", "dynamodb"), ("JWT_SECRET", "k".repeat(32).leak() as &str), ("AWS_LAMBDA_FUNCTION_NAME", "profile")];
+            pairs.extend(bytes.map(|b| ("AVATAR_MAX_BYTES", b)));
+            config(&pairs).map(|c| c.media.avatar_max_bytes)
+        };
+        assert_eq!(LAMBDA_AVATAR_MAX_BYTES, 4_694_016);
+        // The whole event: the base64 of the largest file and the allowance, within 6 MB.
+        assert!(LAMBDA_AVATAR_MAX_BYTES.div_ceil(3) * 4 + LAMBDA_EVENT_ALLOWANCE <= LAMBDA_PAYLOAD_LIMIT);
+        assert_eq!(lambda(None), Ok(4 * 1024 * 1024));
+        assert_eq!(lambda(Some("4694016")), Ok(4_694_016));
+        let over = lambda(Some("5242880")).unwrap_err();
+        assert!(matches!(&over, ConfigError::Invalid { name: "AVATAR_MAX_BYTES", why } if why.contains("at most 4694016")), "{over}");
+        assert!(lambda(Some("4694017")).is_err());
+        // Outside Lambda (the local server) there is no such limit.
+        let dir = tempfile::tempdir().unwrap();
+        let local = config(&[("DATA_DIR", dir.path().to_str().unwrap()), ("AVATAR_MAX_BYTES", "20000000")]).unwrap();
+        assert_eq!(local.media.avatar_max_bytes, 20_000_000);
     }
 }

@@ -60,6 +60,20 @@ pub async fn serve(endpoint: Endpoint) -> Result<(), Error> {
     if let Some(missing) = missing_feature(endpoint, &config) {
         return Err(format!("{} cannot serve {}: {missing}", endpoint.function(), endpoint.path()).into());
     }
+    run(endpoint.function(), config, |state| router(&[endpoint], state)).await
+}
+
+/// Serves the API's catch-all route (`$default`): the contract's JSON 404 and 405
+/// (`crate::http::catch_all_router`).
+pub async fn serve_catch_all() -> Result<(), Error> {
+    init_tracing();
+    let config = Config::from_env()?;
+    run(crate::http::CATCH_ALL_FUNCTION, config, crate::http::catch_all_router).await
+}
+
+async fn run(function: &str, mut config: Config, router: impl FnOnce(AppState) -> axum::Router) -> Result<(), Error> {
+    // Once per cold start; the keys stay in memory for the life of this instance.
+    config.load_key_set().await?;
     let local = config.is_local();
     let state = AppState::from_config(config).await?;
     if local {
@@ -68,9 +82,11 @@ pub async fn serve(endpoint: Endpoint) -> Result<(), Error> {
             tracing::warn!(error = %e, "purge of expired tokens failed");
         }
     }
-    telemetry::init_emf(&state.config.stage, endpoint.function())?;
-    tracing::info!(function = endpoint.function(), "starting");
-    lambda_http::run(router(&[endpoint], state).layer(axum::middleware::from_fn(flush_metrics))).await
+    telemetry::init_emf(&state.config.stage, function)?;
+    // The kid and the revision, never a key: which keys this instance signs with.
+    let revision = state.config.key_set.as_ref().and_then(|k| k.revision.as_deref());
+    tracing::info!(function, kid = state.tokens.key_id(), keys_revision = revision, "starting");
+    lambda_http::run(router(state).layer(axum::middleware::from_fn(flush_metrics))).await
 }
 
 /// Writes the request's business metrics (EMF lines on stdout) once it is answered.

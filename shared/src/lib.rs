@@ -19,5 +19,7 @@ pub mod lambda;
 pub mod mail;
 pub mod media;
 pub mod private_files;
+#[cfg(feature = "secrets-manager")]
+pub mod secrets;
 pub mod store;
 pub mod telemetry;

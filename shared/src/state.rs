@@ -30,15 +30,21 @@ impl AppState {
     }
 
     pub fn with_media(store: SharedStore, media: SharedMedia, config: Config) -> Self {
+        assert!(config.keys_ready(), "the key set of JWT_SECRET_ID was not loaded (Config::load_key_set)");
+        let previous = || config.previous_secrets.iter().map(|(kid, secret)| (kid.as_str(), &**secret));
         let tokens = TokenService::with_signing(&config.signing, &config.jwt_secret, config.access_lifetime, config.refresh_lifetime)
-            .expect("Config::from_lookup checked the signing keys");
+            .expect("Config::from_lookup checked the signing keys")
+            .with_hs256_keys(&config.jwt_secret, config.jwt_key_id.as_deref(), previous());
         let mailer = crate::mail::from_config(&config.mail);
-        let reset_tokens = ResetTokens::new(&config.jwt_secret, config.password_reset.timeout.as_secs());
+        let reset_tokens = ResetTokens::new(&config.jwt_secret, config.password_reset.timeout.as_secs())
+            .with_previous(previous().map(|(_, secret)| secret));
         Self { store, tokens: Arc::new(tokens), config: Arc::new(config), media, mailer, reset_tokens: Arc::new(reset_tokens) }
     }
 
     /// Opens the configured store (the SDK client is built here, once).
-    pub async fn from_config(config: Config) -> Result<Self, StoreError> {
+    pub async fn from_config(mut config: Config) -> Result<Self, StoreError> {
+        // The signing keys first (Secrets Manager, when JWT_SECRET_ID names a secret).
+        config.load_key_set().await.map_err(|e| StoreError::Backend(e.to_string()))?;
         let store: SharedStore = match &config.storage {
             #[cfg(feature = "sqlite")]
             StorageConfig::Embedded { data_dir } => Arc::new(crate::store::sqlite::SqliteStore::open(data_dir)?),

@@ -2,7 +2,7 @@
 //! the Lambdas as CloudWatch embedded metric format (EMF) lines on stdout. CloudWatch Logs turns
 //! those lines into metrics, so a metric costs no API call, no latency and no IAM grant.
 //!
-//! The names are the one list the template's alarms and dashboard use (`shared/tests/operations.rs`
+//! The names are the one list the template's alarms and dashboard use (`checks/src/operations.rs`
 //! checks them). Namespace `Accounts`, dimensions `Stage` (`STAGE`) and `Function` (the function's
 //! name in the route table: `login`, `refresh`...).
 //!

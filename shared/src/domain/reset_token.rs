@@ -24,19 +24,35 @@ const KEY_LABEL: &[u8] = b"accounts/password-reset/v1";
 
 pub struct ResetTokens {
     key: [u8; 32],
+    /// Keys derived from retired secrets (key rotation): links they made still work until they expire.
+    previous: Vec<[u8; 32]>,
     /// Seconds a token stays valid.
     pub timeout: i64,
 }
 
+fn derive(secret: &[u8]) -> [u8; 32] {
+    let mut derive = HmacSha256::new_from_slice(secret).expect("HMAC takes keys of any length");
+    derive.update(KEY_LABEL);
+    derive.finalize().into_bytes().into()
+}
+
 impl ResetTokens {
     pub fn new(secret: &[u8], timeout_seconds: u64) -> Self {
-        let mut derive = HmacSha256::new_from_slice(secret).expect("HMAC takes keys of any length");
-        derive.update(KEY_LABEL);
-        Self { key: derive.finalize().into_bytes().into(), timeout: timeout_seconds as i64 }
+        Self { key: derive(secret), previous: Vec::new(), timeout: timeout_seconds as i64 }
+    }
+
+    /// Tokens made under these retired secrets are still accepted.
+    pub fn with_previous<'a>(mut self, secrets: impl IntoIterator<Item = &'a [u8]>) -> Self {
+        self.previous = secrets.into_iter().map(derive).collect();
+        self
     }
 
     fn mac(&self, user: &User, timestamp: i64) -> HmacSha256 {
-        let mut mac = HmacSha256::new_from_slice(&self.key).expect("HMAC takes keys of any length");
+        Self::mac_with(&self.key, user, timestamp)
+    }
+
+    fn mac_with(key: &[u8; 32], user: &User, timestamp: i64) -> HmacSha256 {
+        let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes keys of any length");
         // Length-prefixed fields, so no two different users/states can produce the same input.
         let last_login = user.last_login.map(|t| t.to_string()).unwrap_or_default();
         for field in [user.id.to_string().as_str(), &user.password_hash, &last_login, &user.email.to_lowercase(), &timestamp.to_string()] {
@@ -60,7 +76,9 @@ impl ResetTokens {
         if tag.len() != MAC_BYTES || now.saturating_sub(timestamp) > self.timeout {
             return false;
         }
-        self.mac(user, timestamp).verify_truncated_left(&tag).is_ok()
+        std::iter::once(&self.key)
+            .chain(&self.previous)
+            .any(|key| Self::mac_with(key, user, timestamp).verify_truncated_left(&tag).is_ok())
     }
 }
 
@@ -154,6 +172,11 @@ mod tests {
         }
         let other_secret = ResetTokens::new(b"another-secret-another-secret-xx", 3 * DAY as u64);
         assert!(!other_secret.check(&user(), &token, now));
+        // After a key rotation the link still works while the retired secret is kept.
+        let rotated = ResetTokens::new(b"another-secret-another-secret-xx", 3 * DAY as u64)
+            .with_previous([b"secret-secret-secret-secret-secret".as_slice()]);
+        assert!(rotated.check(&user(), &token, now));
+        assert!(!rotated.check(&user(), &token, now + 3 * DAY + 1), "still bounded in time");
         // A timestamp moved forward (to extend the token) breaks the HMAC.
         let (_, tag) = token.split_once('-').unwrap();
         assert!(!tokens.check(&user(), &format!("{}-{tag}", to_base36((now + DAY) as u64)), now + 3 * DAY + 10));

@@ -90,7 +90,7 @@ pub struct TokenPair {
 
 /// How tokens are signed: HS256 with a shared secret (the default, as the old service), or
 /// EdDSA (Ed25519) with a private key whose public half is published at `/.well-known/jwks.json`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum Signing {
     Hs256,
     EdDsa {
@@ -101,6 +101,16 @@ pub enum Signing {
         /// A JWK Set of retired public keys that still verify until their tokens expire.
         previous_keys: Option<String>,
     },
+}
+
+/// Without the private key: a configuration may be logged.
+impl std::fmt::Debug for Signing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Signing::Hs256 => f.write_str("Hs256"),
+            Signing::EdDsa { key_id, .. } => f.debug_struct("EdDsa").field("key_id", key_id).finish_non_exhaustive(),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -222,6 +232,36 @@ impl TokenService {
         })
     }
 
+    /// HS256 key rotation: tokens are signed with `key_id` in their header, and the `previous`
+    /// secrets (by kid) still verify tokens that name them, until those expire. A token without
+    /// a `kid` (issued before kids, e.g. held by the mobile apps) verifies under the current
+    /// secret only. Nothing changes with EdDSA (its keys come with [`Signing::EdDsa`]).
+    pub fn with_hs256_keys<'a>(
+        mut self,
+        current: &[u8],
+        key_id: Option<&str>,
+        previous: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+    ) -> Self {
+        if self.algorithm != Algorithm::HS256 {
+            return self;
+        }
+        self.encoding = EncodingKey::from_secret(current);
+        self.verify_keys = HashMap::from([(None, DecodingKey::from_secret(current))]);
+        if let Some(kid) = key_id {
+            self.header.kid = Some(kid.to_string());
+            self.verify_keys.insert(Some(kid.to_string()), DecodingKey::from_secret(current));
+            for (kid, secret) in previous {
+                self.verify_keys.entry(Some(kid.to_string())).or_insert_with(|| DecodingKey::from_secret(secret));
+            }
+        }
+        self
+    }
+
+    /// The `kid` new tokens carry (none: HS256 with a plain `JWT_SECRET`).
+    pub fn key_id(&self) -> Option<&str> {
+        self.header.kid.as_deref()
+    }
+
     /// The public keys that verify tokens (`/.well-known/jwks.json`); empty with HS256.
     pub fn public_keys(&self) -> &JwkSet {
         &self.public_keys
@@ -285,8 +325,8 @@ impl TokenService {
         if header.alg != self.algorithm {
             return Err(TokenProblem::Invalid);
         }
-        let kid = if self.algorithm == Algorithm::HS256 { None } else { header.kid };
-        let key = self.verify_keys.get(&kid).ok_or(TokenProblem::Invalid)?;
+        // An unknown kid is invalid; no kid at all: the current key (tokens issued before kids).
+        let key = self.verify_keys.get(&header.kid).ok_or(TokenProblem::Invalid)?;
         let raw = jsonwebtoken::decode::<RawClaims>(token, key, &self.validation)
             .map_err(|_| TokenProblem::Invalid)?
             .claims;
@@ -325,7 +365,7 @@ impl TokenService {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use base64::engine::general_purpose::URL_SAFE_NO_PAD as b64;
     use base64::Engine;
@@ -439,6 +479,40 @@ mod tests {
         assert!(new.decode(&new.issue_pair(3, "sess", 0, 1_000).access, None, 1_001).is_ok());
         // Without the retired key published, the old token is invalid.
         assert_eq!(ed(ED_KEY_2, Some("2026-02"), None).decode(&old_token, None, 1_001), Err(TokenProblem::Invalid));
+    }
+
+    fn hs(secret: &[u8], kid: &str, previous: &[(&str, &[u8])]) -> TokenService {
+        service().with_hs256_keys(secret, Some(kid), previous.iter().copied())
+    }
+
+    #[test]
+    fn hs256_rotation_by_kid_keeps_old_and_kidless_tokens_valid() {
+        const OLD: &[u8] = b"old-secret-old-secret-old-secret-0";
+        const NEW: &[u8] = b"new-secret-new-secret-new-secret-1";
+        // Before kids: the old service's shape, no kid in the header.
+        let kidless = TokenService::new(OLD, Duration::from_secs(900), Duration::from_secs(604_800)).issue_pair(3, "sess", 0, 1_000).access;
+        let first = hs(OLD, "2026-01", &[]);
+        let old_token = first.issue_pair(3, "sess", 0, 1_000).access;
+        assert_eq!(jsonwebtoken::decode_header(&old_token).unwrap().kid.as_deref(), Some("2026-01"));
+        assert_eq!(first.key_id(), Some("2026-01"));
+        assert!(first.decode(&kidless, None, 1_001).is_ok(), "a token without kid verifies under the current key");
+        // Rotated: the new key signs, the old one still verifies its tokens.
+        let rotated = hs(NEW, "2026-02", &[("2026-01", OLD)]);
+        let new_token = rotated.issue_pair(3, "sess", 0, 1_000).access;
+        assert_eq!(jsonwebtoken::decode_header(&new_token).unwrap().kid.as_deref(), Some("2026-02"));
+        assert!(rotated.decode(&old_token, None, 1_001).is_ok());
+        assert!(rotated.decode(&new_token, None, 1_001).is_ok());
+        // A kid-less token verifies under the current key only.
+        assert_eq!(rotated.decode(&kidless, None, 1_001), Err(TokenProblem::Invalid));
+        // Retired for good: the old kid is unknown.
+        assert_eq!(hs(NEW, "2026-02", &[]).decode(&old_token, None, 1_001), Err(TokenProblem::Invalid));
+        // A token naming one kid but signed with another key is invalid.
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = Some("2026-02".into());
+        let forged = jsonwebtoken::encode(&header, &rotated.issue_pair(3, "sess", 0, 1_000).access_claims, &EncodingKey::from_secret(OLD)).unwrap();
+        assert_eq!(rotated.decode(&forged, None, 1_001), Err(TokenProblem::Invalid));
+        // Without kids (plain JWT_SECRET) a token naming a kid is unknown.
+        assert_eq!(service().decode(&hs(SECRET, "x", &[]).issue_pair(3, "s", 0, 1_000).access, None, 1_001), Err(TokenProblem::Invalid));
     }
 
     #[test]

@@ -14,4 +14,4 @@ pub mod passwords;
 pub mod routes;
 pub(crate) mod wire;
 
-pub use routes::{app, router, Endpoint};
+pub use routes::{app, catch_all_router, router, Endpoint, CATCH_ALL_FUNCTION};

@@ -54,10 +54,11 @@ pub struct Needs {
 impl Needs {
     const NOTHING: Needs = Needs { media: false, images: false, mail: false, openapi: false };
 
-    /// The `accounts` features of a Lambda function with these needs (its store is DynamoDB;
-    /// the embedded store, `sqlite`, is its crate's `embedded` feature, for local runs).
+    /// The `accounts` features of a Lambda function with these needs (its store is DynamoDB,
+    /// its signing keys come from Secrets Manager; the embedded store, `sqlite`, is its crate's
+    /// `embedded` feature, for local runs).
     pub fn lambda_features(self) -> Vec<&'static str> {
-        let mut features = vec!["dynamodb"];
+        let mut features = vec!["dynamodb", "secrets-manager"];
         if self.media {
             features.push("s3");
         }
@@ -240,6 +241,31 @@ pub fn router(endpoints: &[Endpoint], state: AppState) -> Router {
         .layer(axum::extract::DefaultBodyLimit::max(state.config.max_body_bytes))
         // Outermost: whatever answers (a route, the fallback, a refused body) logs in the span.
         .layer(middleware::from_fn(logging::request_span))
+        .with_state(state)
+}
+
+/// The function of the API's catch-all route (`$default` in API Gateway, the fallback routes of
+/// `cargo lambda watch`): what no endpoint's route takes, a path of no endpoint or a method an
+/// endpoint does not answer, is answered from the route table as the local server answers it.
+pub const CATCH_ALL_FUNCTION: &str = "not-found";
+
+/// The catch-all function's router: every path of the route table with no method of its own
+/// (405 JSON, or 401 first on a protected endpoint without a valid token, as the local server),
+/// and 404 JSON for every other path.
+pub fn catch_all_router(state: AppState) -> Router {
+    let mut router = Router::new();
+    for endpoint in Endpoint::ALL {
+        let requires_auth = endpoint.requires_auth();
+        for path in endpoint.paths() {
+            let refuse = move |req: Request| async move { method_not_allowed(requires_auth, req) };
+            router = router.route(path, MethodRouter::new().fallback(refuse));
+        }
+    }
+    router
+        .route_layer(middleware::from_fn_with_state(state.clone(), auth::authenticate))
+        .route_layer(middleware::from_fn(logging::log_request))
+        .fallback(|| async { Error::NotFound })
+        .layer(axum::extract::DefaultBodyLimit::max(state.config.max_body_bytes))
         .with_state(state)
 }
 
