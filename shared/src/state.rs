@@ -1,4 +1,5 @@
-//! What every request handler shares: built once per process (once per Lambda cold start).
+//! What every request handler shares, built once per process (once per Lambda cold start): the
+//! one place where the configured backends are opened (store, media, mail) and wired together.
 
 use std::sync::Arc;
 
@@ -35,7 +36,7 @@ impl AppState {
         let tokens = TokenService::with_signing(&config.signing, &config.jwt_secret, config.access_lifetime, config.refresh_lifetime)
             .expect("Config::from_lookup checked the signing keys")
             .with_hs256_keys(&config.jwt_secret, config.jwt_key_id.as_deref(), previous());
-        let mailer = crate::mail::from_config(&config.mail);
+        let mailer = open_mailer(&config.mail);
         let reset_tokens = ResetTokens::new(&config.jwt_secret, config.password_reset.timeout.as_secs())
             .with_previous(previous().map(|(_, secret)| secret));
         Self { store, tokens: Arc::new(tokens), config: Arc::new(config), media, mailer, reset_tokens: Arc::new(reset_tokens) }
@@ -60,7 +61,37 @@ impl AppState {
                 config.storage.feature(),
             ))),
         };
-        let media = crate::media::from_config(&config).await.map_err(|e| StoreError::Backend(e.to_string()))?;
+        let media = open_media(&config).await.map_err(|e| StoreError::Backend(e.to_string()))?;
         Ok(Self::with_media(store, media, config))
+    }
+}
+
+/// Opens the configured media store: the bucket when `MEDIA_BUCKET` is set, else the folder.
+async fn open_media(config: &Config) -> crate::media::MediaResult<SharedMedia> {
+    match &config.media.bucket {
+        #[cfg(feature = "s3")]
+        Some(bucket) => {
+            let client = crate::media::s3::client(config.media.s3_endpoint.as_deref()).await;
+            Ok(Arc::new(crate::media::s3::S3Media::new(client, bucket.clone())))
+        }
+        #[cfg(not(feature = "s3"))]
+        Some(_) => Err(crate::media::MediaError::Backend(format!(
+            "{} is set, but this binary was built without the `s3` feature",
+            crate::config::vars::MEDIA_BUCKET
+        ))),
+        None => Ok(Arc::new(FolderMedia::new(&config.media.folder, &config.jwt_secret))),
+    }
+}
+
+/// The configured backend.
+fn open_mailer(config: &crate::config::MailConfig) -> SharedMailer {
+    match &config.backend {
+        crate::config::MailBackend::Outbox { folder } => Arc::new(crate::mail::outbox::OutboxMailer::new(folder)),
+        #[cfg(feature = "ses")]
+        crate::config::MailBackend::Ses { endpoint } => Arc::new(crate::mail::ses::SesMailer::new(endpoint.clone())),
+        // Every function of a cloud deployment is configured for SES; only the one that sends
+        // mail is built with it (and refuses to start without it: `lambda::missing_features`).
+        #[cfg(not(feature = "ses"))]
+        crate::config::MailBackend::Ses { .. } => Arc::new(crate::mail::NotBuiltIn),
     }
 }

@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use axum::body::Bytes;
+use bytes::Bytes;
 use serde_json::Value;
 
 use crate::domain::{now, profile};

@@ -13,7 +13,7 @@ use crate::error::Error;
 use crate::http::body::Payload;
 use crate::http::handlers::{profile, request_origin};
 use crate::http::wire;
-use crate::media::serve::UPLOAD_TTL;
+use crate::http::media::UPLOAD_TTL;
 use crate::state::AppState;
 
 /// The client must send exactly `size` bytes (the declared one) with every header of `headers`

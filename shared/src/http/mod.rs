@@ -5,13 +5,17 @@ pub mod auth;
 pub mod avatar;
 pub mod body;
 pub mod client_ip;
+pub mod endpoints;
+mod errors;
 pub mod handlers;
 pub mod jwks;
 #[cfg(feature = "openapi")]
 pub mod openapi;
 pub mod logging;
+pub mod media;
 pub mod passwords;
 pub mod routes;
 pub(crate) mod wire;
 
-pub use routes::{app, catch_all_router, router, Endpoint, CATCH_ALL_FUNCTION};
+pub use endpoints::{Endpoint, CATCH_ALL_FUNCTION};
+pub use routes::{app, catch_all_router, router};

@@ -36,7 +36,7 @@ use utoipa::{PartialSchema, ToSchema};
 
 use crate::domain::fields::{Field, FieldKind};
 use crate::domain::requests;
-use crate::http::routes::Endpoint;
+use crate::http::endpoints::Endpoint;
 use crate::http::wire;
 
 /// The name of the security scheme (an access token as `Authorization: Bearer <jwt>`).

@@ -14,7 +14,6 @@ use lettre::message::header::ContentType;
 use lettre::message::Mailbox;
 use lettre::Message;
 
-use crate::config::{MailBackend, MailConfig};
 
 /// One plain-text message to one recipient.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,22 +63,9 @@ pub trait Mailer: Send + Sync {
 
 pub type SharedMailer = Arc<dyn Mailer>;
 
-/// The configured backend.
-pub fn from_config(config: &MailConfig) -> SharedMailer {
-    match &config.backend {
-        MailBackend::Outbox { folder } => Arc::new(outbox::OutboxMailer::new(folder)),
-        #[cfg(feature = "ses")]
-        MailBackend::Ses { endpoint } => Arc::new(ses::SesMailer::new(endpoint.clone())),
-        // Every function of a cloud deployment is configured for SES; only the one that sends
-        // mail is built with it (and refuses to start without it: `lambda::missing_features`).
-        #[cfg(not(feature = "ses"))]
-        MailBackend::Ses { .. } => Arc::new(NotBuiltIn),
-    }
-}
-
 /// The mailer of a function built without the `ses` feature: every message fails.
 #[cfg(not(feature = "ses"))]
-struct NotBuiltIn;
+pub struct NotBuiltIn;
 
 #[cfg(not(feature = "ses"))]
 #[async_trait]

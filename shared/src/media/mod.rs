@@ -11,13 +11,12 @@ pub mod gate;
 pub mod picture;
 #[cfg(feature = "s3")]
 pub mod s3;
-pub mod serve;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use axum::body::Bytes;
+use bytes::Bytes;
 
 /// Prefix of stored avatars (what the profile points at; public through the media URL).
 pub const AVATAR_PREFIX: &str = "avatar/";
@@ -158,23 +157,6 @@ pub fn media_url(base_url: Option<&str>, origin: &str, key: &str) -> String {
     match base_url {
         Some(base) => format!("{base}{key}"),
         None => format!("{origin}/media/{key}"),
-    }
-}
-
-/// Opens the configured media store: the bucket when `MEDIA_BUCKET` is set, else the folder.
-pub async fn from_config(config: &crate::config::Config) -> MediaResult<SharedMedia> {
-    match &config.media.bucket {
-        #[cfg(feature = "s3")]
-        Some(bucket) => {
-            let client = s3::client(config.media.s3_endpoint.as_deref()).await;
-            Ok(Arc::new(s3::S3Media::new(client, bucket.clone())))
-        }
-        #[cfg(not(feature = "s3"))]
-        Some(_) => Err(MediaError::Backend(format!(
-            "{} is set, but this binary was built without the `s3` feature",
-            crate::config::vars::MEDIA_BUCKET
-        ))),
-        None => Ok(Arc::new(folder::FolderMedia::new(&config.media.folder, &config.jwt_secret))),
     }
 }
 

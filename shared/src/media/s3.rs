@@ -9,7 +9,7 @@ use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::Client;
-use axum::body::Bytes;
+use bytes::Bytes;
 
 use super::{check_key, Bounded, MediaEntry, MediaError, MediaObject, MediaResult, MediaStore, UploadTarget, AVATAR_CACHE_CONTROL};
 

@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 
 use accounts::http::openapi::{self, BODY_CONTENT_TYPES, BEARER};
-use accounts::http::routes::Endpoint;
+use accounts::http::Endpoint;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use serde_json::Value;

@@ -14,8 +14,8 @@ use axum::routing::{get, put};
 use axum::Router;
 use serde::Deserialize;
 
-use super::folder::{UploadSigner, UPLOAD_ROUTE};
-use super::{is_valid_key, AVATAR_CACHE_CONTROL, AVATAR_PREFIX, UPLOAD_PREFIX};
+use crate::media::folder::{UploadSigner, UPLOAD_ROUTE};
+use crate::media::{is_valid_key, AVATAR_CACHE_CONTROL, AVATAR_PREFIX, UPLOAD_PREFIX};
 use crate::error::Error;
 use crate::state::AppState;
 
