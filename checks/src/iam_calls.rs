@@ -13,7 +13,6 @@
 //! conditions without the request's context keys, so an `s3:prefix` condition always passes. (It
 //! does check S3 object and bucket ARNs.)
 
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -195,7 +194,11 @@ fn secretsmanager_authorisations(call: &Call, arns: &BTreeMap<String, String>) -
     assert_eq!(call.operation, "GetSecretValue", "Secrets Manager {}: map it to its IAM action here", call.operation);
     let body: Value = serde_json::from_slice(&call.body).unwrap();
     let id = body["SecretId"].as_str().expect("SecretId");
-    let arn = if id.starts_with("arn:") { id.to_string() } else { arns.get(id).unwrap_or_else(|| panic!("secret {id} of the test")).clone() };
+    let arn = if id.starts_with("arn:") {
+        id.to_string()
+    } else {
+        arns.get(id).unwrap_or_else(|| panic!("secret {id} of the test")).clone()
+    };
     vec![auth("secretsmanager:GetSecretValue", arn)]
 }
 
@@ -221,7 +224,8 @@ fn root() -> PathBuf {
 
 /// `template.yaml` (or `ACCOUNTS_TEMPLATE`) after the SAM transform.
 fn expanded_template() -> Value {
-    let template = std::env::var_os("ACCOUNTS_TEMPLATE").map(PathBuf::from).unwrap_or_else(|| root().join("template.yaml"));
+    let template =
+        std::env::var_os("ACCOUNTS_TEMPLATE").map(PathBuf::from).unwrap_or_else(|| root().join("template.yaml"));
     let python = root().join(".venv/bin/python");
     assert!(python.exists(), "{} is missing: run scripts/test (it installs the SAM translator)", python.display());
     let out = tempfile::NamedTempFile::new().unwrap();
@@ -254,7 +258,12 @@ impl Names {
             };
             refs.insert(name.clone(), value);
         }
-        for (k, v) in [("AWS::Partition", "aws"), ("AWS::Region", REGION), ("AWS::AccountId", ACCOUNT), ("AWS::URLSuffix", "amazonaws.com")] {
+        for (k, v) in [
+            ("AWS::Partition", "aws"),
+            ("AWS::Region", REGION),
+            ("AWS::AccountId", ACCOUNT),
+            ("AWS::URLSuffix", "amazonaws.com"),
+        ] {
             refs.insert(k.into(), v.into());
         }
         let mut arns = BTreeMap::new();
@@ -282,7 +291,9 @@ impl Names {
             Value::Object(m) if m.len() == 1 => {
                 let (k, arg) = m.iter().next().unwrap();
                 match k.as_str() {
-                    "Ref" => Value::String(self.refs.get(arg.as_str().unwrap()).unwrap_or_else(|| panic!("Ref {arg}")).clone()),
+                    "Ref" => Value::String(
+                        self.refs.get(arg.as_str().unwrap()).unwrap_or_else(|| panic!("Ref {arg}")).clone(),
+                    ),
                     "Fn::GetAtt" => {
                         let (id, att) = (arg[0].as_str().unwrap(), arg[1].as_str().unwrap());
                         Value::String(self.get_att(id, att))
@@ -341,7 +352,9 @@ fn policies(t: &Value, names: &Names) -> BTreeMap<String, Vec<Statement>> {
         if f["Type"] != "AWS::Lambda::Function" {
             continue;
         }
-        let role = f["Properties"]["Role"]["Fn::GetAtt"][0].as_str().unwrap_or_else(|| panic!("{id}: Role is not a role of the stack"));
+        let role = f["Properties"]["Role"]["Fn::GetAtt"][0]
+            .as_str()
+            .unwrap_or_else(|| panic!("{id}: Role is not a role of the stack"));
         let mut statements = Vec::new();
         for policy in resources[role]["Properties"]["Policies"].as_array().into_iter().flatten() {
             for s in policy["PolicyDocument"]["Statement"].as_array().unwrap() {
@@ -383,9 +396,10 @@ fn glob(pattern: &str, value: &str) -> bool {
 
 /// The `(action, resource pattern)` pairs of `statement` that allow `a`.
 fn allows(statement: &Statement, a: &Authorisation) -> Vec<(String, String)> {
-    let conditions_hold = statement.string_like.iter().all(|(key, patterns)| {
-        a.context.get(key).is_some_and(|value| patterns.iter().any(|p| glob(p, value)))
-    });
+    let conditions_hold = statement
+        .string_like
+        .iter()
+        .all(|(key, patterns)| a.context.get(key).is_some_and(|value| patterns.iter().any(|p| glob(p, value))));
     if !conditions_hold {
         return Vec::new();
     }
@@ -459,27 +473,40 @@ impl Cloud {
         testkit::dynamo::fake_aws_environment();
         let recorder = Recorder { service: "dynamodb", log: Arc::default() };
         let dynamo = testkit::dynamo::fresh_client().await;
-        let dynamo = aws_sdk_dynamodb::Client::from_conf(dynamo.config().to_builder().interceptor(recorder.clone()).build());
+        let dynamo =
+            aws_sdk_dynamodb::Client::from_conf(dynamo.config().to_builder().interceptor(recorder.clone()).build());
         let names = testkit::dynamo::unique_tables();
         let store = DynamoStore::new(dynamo, names.clone());
         store.create_tables().await.expect("tables on the emulator");
         let s3 = accounts::media::s3::client(Some(&testkit::s3::endpoint())).await;
         let bucket = format!("t{}", uuid::Uuid::new_v4().simple());
         s3.create_bucket().bucket(&bucket).send().await.expect("a bucket on the emulator");
-        let recorded_s3 = aws_sdk_s3::Client::from_conf(s3.config().to_builder().interceptor(recorder.for_service("s3")).build());
+        let recorded_s3 =
+            aws_sdk_s3::Client::from_conf(s3.config().to_builder().interceptor(recorder.for_service("s3")).build());
         let ses = accounts::mail::ses::client(Some(&endpoint)).await;
         // The sender of the template's defaults, verified as the template's SesIdentity.
-        let parameter = |name: &str| t["Parameters"][name]["Default"].as_str().unwrap_or_else(|| panic!("{name} default")).to_string();
-        ses.create_email_identity().email_identity(parameter("SesIdentity")).send().await.expect("SES identity in moto");
-        let ses = aws_sdk_sesv2::Client::from_conf(ses.config().to_builder().interceptor(recorder.for_service("ses")).build());
+        let parameter = |name: &str| {
+            t["Parameters"][name]["Default"].as_str().unwrap_or_else(|| panic!("{name} default")).to_string()
+        };
+        ses.create_email_identity()
+            .email_identity(parameter("SesIdentity"))
+            .send()
+            .await
+            .expect("SES identity in moto");
+        let ses = aws_sdk_sesv2::Client::from_conf(
+            ses.config().to_builder().interceptor(recorder.for_service("ses")).build(),
+        );
 
         // The signing keys' secret, as the deploy guide creates it (a key set, read by name).
         let secrets = accounts::secrets::client(Some(&endpoint)).await;
         let secret_name = format!("accounts/iam/{}", uuid::Uuid::new_v4().simple());
         let key_set = json!({"current": "k1", "keys": {"k1": {"secret": testkit::SECRET}}}).to_string();
-        let created = secrets.create_secret().name(&secret_name).secret_string(&key_set).send().await.expect("a secret in moto");
+        let created =
+            secrets.create_secret().name(&secret_name).secret_string(&key_set).send().await.expect("a secret in moto");
         let secret_arn = created.arn.expect("the secret's ARN");
-        let recorded_secrets = aws_sdk_secretsmanager::Client::from_conf(secrets.config().to_builder().interceptor(recorder.for_service("secretsmanager")).build());
+        let recorded_secrets = aws_sdk_secretsmanager::Client::from_conf(
+            secrets.config().to_builder().interceptor(recorder.for_service("secretsmanager")).build(),
+        );
 
         let dir = tempfile::tempdir().unwrap();
         let vars = [
@@ -499,7 +526,8 @@ impl Cloud {
         let text = accounts::secrets::read(&recorded_secrets, &secret_name).await.expect("the key set");
         config.apply_key_set(&text).unwrap();
         let cold_start = recorder.take();
-        let mut state = AppState::with_media(Arc::new(store), Arc::new(S3Media::new(recorded_s3, bucket.clone())), config);
+        let mut state =
+            AppState::with_media(Arc::new(store), Arc::new(S3Media::new(recorded_s3, bucket.clone())), config);
         state.mailer = Arc::new(SesMailer::with_client(ses));
 
         // The template's table resources, by the variable that names them (`USERS_TABLE: !Ref UsersTable`).
@@ -515,7 +543,16 @@ impl Cloud {
             tables.insert(id.to_string(), name.clone());
         }
         recorder.take();
-        let mut cloud = Cloud { state, recorder, bucket, _dir: dir, last: Vec::new(), tables, secret: (secret_name, secret_arn), calls: BTreeMap::new() };
+        let mut cloud = Cloud {
+            state,
+            recorder,
+            bucket,
+            _dir: dir,
+            last: Vec::new(),
+            tables,
+            secret: (secret_name, secret_arn),
+            calls: BTreeMap::new(),
+        };
         for endpoint in Endpoint::ALL {
             cloud.record(*endpoint, &cold_start);
         }
@@ -529,7 +566,10 @@ impl Cloud {
         if let Some(token) = bearer {
             request = request.header("authorization", format!("Bearer {token}"));
         }
-        let response = accounts::http::catch_all_router(self.state.clone()).oneshot(request.body(Body::empty()).unwrap()).await.unwrap();
+        let response = accounts::http::catch_all_router(self.state.clone())
+            .oneshot(request.body(Body::empty()).unwrap())
+            .await
+            .unwrap();
         let status = response.status();
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
         let calls = self.recorder.take();
@@ -539,7 +579,15 @@ impl Cloud {
 
     /// One request through `endpoint`'s own router (as its Lambda serves it); the AWS calls it
     /// made are the function's.
-    async fn call(&mut self, endpoint: Endpoint, method: Method, path: &str, body: Option<Body>, bearer: Option<&str>, content_type: &str) -> (StatusCode, Value) {
+    async fn call(
+        &mut self,
+        endpoint: Endpoint,
+        method: Method,
+        path: &str,
+        body: Option<Body>,
+        bearer: Option<&str>,
+        content_type: &str,
+    ) -> (StatusCode, Value) {
         let mut request = Request::builder().method(method).uri(path).header("host", "api.example.com");
         if let Some(token) = bearer {
             request = request.header("authorization", format!("Bearer {token}"));
@@ -556,7 +604,14 @@ impl Cloud {
         (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
     }
 
-    async fn json(&mut self, endpoint: Endpoint, method: Method, path: &str, body: Value, bearer: Option<&str>) -> (StatusCode, Value) {
+    async fn json(
+        &mut self,
+        endpoint: Endpoint,
+        method: Method,
+        path: &str,
+        body: Value,
+        bearer: Option<&str>,
+    ) -> (StatusCode, Value) {
         self.call(endpoint, method, path, Some(Body::from(body.to_string())), bearer, "application/json").await
     }
 
@@ -583,7 +638,9 @@ impl Cloud {
             .filter(|c| c.service == "ses")
             .map(|c| {
                 let body: Value = serde_json::from_slice(&c.body).unwrap();
-                let raw = base64::engine::general_purpose::STANDARD.decode(body["Content"]["Raw"]["Data"].as_str().unwrap()).unwrap();
+                let raw = base64::engine::general_purpose::STANDARD
+                    .decode(body["Content"]["Raw"]["Data"].as_str().unwrap())
+                    .unwrap();
                 testkit::outbox::Letter::parse(&raw).link()
             })
             .collect()
@@ -596,10 +653,7 @@ fn function_id(endpoint: Endpoint) -> String {
 }
 
 fn function_logical_id(function: &str) -> String {
-    let pascal: String = function
-        .split('-')
-        .map(|w| w[..1].to_ascii_uppercase() + &w[1..])
-        .collect();
+    let pascal: String = function.split('-').map(|w| w[..1].to_ascii_uppercase() + &w[1..]).collect();
     format!("{pascal}Function")
 }
 
@@ -607,7 +661,9 @@ const BOUNDARY: &str = "----iam-boundary-7MA4YWxkTrZu0gW";
 
 fn png(side: u32) -> Vec<u8> {
     let mut out = Vec::new();
-    image::DynamicImage::new_rgb8(side, side).write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png).unwrap();
+    image::DynamicImage::new_rgb8(side, side)
+        .write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)
+        .unwrap();
     out
 }
 
@@ -625,29 +681,47 @@ async fn run_flows(t: &Value) -> (Cloud, BTreeMap<String, Vec<Authorisation>>) {
     let mut cloud = Cloud::start(t).await;
     let strong = testkit::STRONG;
     let (status, r) = cloud
-        .json(Registration, Method::POST, "/api/auth/registration/", json!({"username": "iam", "email": "iam@example.org", "password1": strong, "password2": strong}), None)
+        .json(
+            Registration,
+            Method::POST,
+            "/api/auth/registration/",
+            json!({"username": "iam", "email": "iam@example.org", "password1": strong, "password2": strong}),
+            None,
+        )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{r}");
     let access = r["access"].as_str().unwrap().to_string();
     let bearer = Some(access.as_str());
     // Every function authenticates a Bearer before its handler: once with one for each.
     let (status, r) = cloud
-        .json(Registration, Method::POST, "/api/auth/registration/", json!({"username": "iam2", "password1": strong, "password2": strong}), bearer)
+        .json(
+            Registration,
+            Method::POST,
+            "/api/auth/registration/",
+            json!({"username": "iam2", "password1": strong, "password2": strong}),
+            bearer,
+        )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{r}");
 
-    let (status, _) = cloud.json(Login, Method::POST, "/api/auth/login/", json!({"username": "iam", "password": "wrong"}), bearer).await;
+    let (status, _) = cloud
+        .json(Login, Method::POST, "/api/auth/login/", json!({"username": "iam", "password": "wrong"}), bearer)
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    let (status, r) = cloud.json(Login, Method::POST, "/api/auth/login/", json!({"username": "iam", "password": strong}), None).await;
+    let (status, r) =
+        cloud.json(Login, Method::POST, "/api/auth/login/", json!({"username": "iam", "password": strong}), None).await;
     assert_eq!(status, StatusCode::OK, "{r}");
     let refresh = r["refresh"].as_str().unwrap().to_string();
 
-    let (status, _) = cloud.json(TokenVerify, Method::POST, "/api/auth/token/verify/", json!({"token": refresh}), bearer).await;
+    let (status, _) =
+        cloud.json(TokenVerify, Method::POST, "/api/auth/token/verify/", json!({"token": refresh}), bearer).await;
     assert_eq!(status, StatusCode::OK);
 
     // Rotation, then reuse of the spent token: refused, and the session ends.
     for (endpoint, path) in [(Refresh, "/api/auth/refresh/"), (TokenRefresh, "/api/auth/token/refresh/")] {
-        let (_, r) = cloud.json(Login, Method::POST, "/api/auth/login/", json!({"username": "iam", "password": strong}), None).await;
+        let (_, r) = cloud
+            .json(Login, Method::POST, "/api/auth/login/", json!({"username": "iam", "password": strong}), None)
+            .await;
         let spent = r["refresh"].as_str().unwrap().to_string();
         let (status, r) = cloud.json(endpoint, Method::POST, path, json!({"refresh": spent}), bearer).await;
         assert_eq!(status, StatusCode::OK, "{r}");
@@ -660,21 +734,45 @@ async fn run_flows(t: &Value) -> (Cloud, BTreeMap<String, Vec<Authorisation>>) {
 
     let (status, _) = cloud.call(UserDetails, Method::GET, "/api/auth/user/", None, bearer, "").await;
     assert_eq!(status, StatusCode::OK);
-    let (status, r) = cloud.json(UserDetails, Method::PATCH, "/api/auth/user/", json!({"username": "iam-renamed", "first_name": "I"}), bearer).await;
+    let (status, r) = cloud
+        .json(
+            UserDetails,
+            Method::PATCH,
+            "/api/auth/user/",
+            json!({"username": "iam-renamed", "first_name": "I"}),
+            bearer,
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "{r}");
 
     // Two avatars: the second replaces (deletes) the first, and the folder is swept.
     for side in [8, 9] {
         let content_type = format!("multipart/form-data; boundary={BOUNDARY}");
-        let (status, r) = cloud.call(Profile, Method::PATCH, "/api/accounts/profile/", Some(avatar_multipart(&png(side))), bearer, &content_type).await;
+        let (status, r) = cloud
+            .call(
+                Profile,
+                Method::PATCH,
+                "/api/accounts/profile/",
+                Some(avatar_multipart(&png(side))),
+                bearer,
+                &content_type,
+            )
+            .await;
         assert_eq!(status, StatusCode::OK, "{r}");
     }
 
     // The direct upload: the client PUTs with the presigned URL, which carries the upload
     // function's authority, so that PUT is the upload function's call.
     let picture = png(16);
-    let (status, grant) =
-        cloud.json(AvatarUpload, Method::POST, "/api/accounts/profile/avatar/upload/", json!({"size": picture.len()}), bearer).await;
+    let (status, grant) = cloud
+        .json(
+            AvatarUpload,
+            Method::POST,
+            "/api/accounts/profile/avatar/upload/",
+            json!({"size": picture.len()}),
+            bearer,
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "{grant}");
     let url = grant["upload_url"].as_str().unwrap();
     let mut put = reqwest::Client::new().put(url).body(picture);
@@ -683,14 +781,24 @@ async fn run_flows(t: &Value) -> (Cloud, BTreeMap<String, Vec<Authorisation>>) {
     }
     assert!(put.send().await.unwrap().status().is_success());
     cloud.calls.entry(function_id(AvatarUpload)).or_default().extend(s3_authorisations("PutObject", url));
-    let (status, r) = cloud.json(AvatarConfirm, Method::POST, "/api/accounts/profile/avatar/confirm/", json!({"upload_id": grant["upload_id"]}), bearer).await;
+    let (status, r) = cloud
+        .json(
+            AvatarConfirm,
+            Method::POST,
+            "/api/accounts/profile/avatar/confirm/",
+            json!({"upload_id": grant["upload_id"]}),
+            bearer,
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "{r}");
 
     // Two sessions the password change ends (its DeleteItem), whose refresh tokens then fail
     // without being spent: the refresh functions read the user to say why.
     let mut ended = Vec::new();
     for _ in 0..2 {
-        let (_, r) = cloud.json(Login, Method::POST, "/api/auth/login/", json!({"username": "iam-renamed", "password": strong}), None).await;
+        let (_, r) = cloud
+            .json(Login, Method::POST, "/api/auth/login/", json!({"username": "iam-renamed", "password": strong}), None)
+            .await;
         ended.push(r["refresh"].as_str().unwrap().to_string());
     }
     let (status, _) = cloud
@@ -698,17 +806,27 @@ async fn run_flows(t: &Value) -> (Cloud, BTreeMap<String, Vec<Authorisation>>) {
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     let (status, r) = cloud
-        .json(PasswordChange, Method::POST, "/api/auth/password/change/", json!({"old_password": strong, "new_password1": "Harbor-Lantern-58", "new_password2": "Harbor-Lantern-58"}), bearer)
+        .json(
+            PasswordChange,
+            Method::POST,
+            "/api/auth/password/change/",
+            json!({"old_password": strong, "new_password1": "Harbor-Lantern-58", "new_password2": "Harbor-Lantern-58"}),
+            bearer,
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{r}");
 
-    for ((endpoint, path), token) in [(Refresh, "/api/auth/refresh/"), (TokenRefresh, "/api/auth/token/refresh/")].into_iter().zip(&ended) {
+    for ((endpoint, path), token) in
+        [(Refresh, "/api/auth/refresh/"), (TokenRefresh, "/api/auth/token/refresh/")].into_iter().zip(&ended)
+    {
         let (status, r) = cloud.json(endpoint, Method::POST, path, json!({"refresh": token}), None).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{r}");
     }
 
     // The reset mail goes through SES; its link feeds the confirmation.
-    let (status, r) = cloud.json(PasswordReset, Method::POST, "/api/auth/password/reset/", json!({"email": "iam@example.org"}), bearer).await;
+    let (status, r) = cloud
+        .json(PasswordReset, Method::POST, "/api/auth/password/reset/", json!({"email": "iam@example.org"}), bearer)
+        .await;
     assert_eq!(status, StatusCode::OK, "{r}");
     let links = Cloud::sent_mail(&cloud.last);
     let [link] = links.as_slice() else { panic!("one reset mail: {links:?}") };
@@ -718,12 +836,32 @@ async fn run_flows(t: &Value) -> (Cloud, BTreeMap<String, Vec<Authorisation>>) {
         .json(PasswordResetConfirm, Method::POST, "/api/auth/password/reset/confirm/", json!({"uid": uid, "token": token, "new_password1": "Quartz-Meadow-91", "new_password2": "Quartz-Meadow-91"}), None)
         .await;
     assert_eq!(status, StatusCode::OK, "{r}");
-    let (_, r) = cloud.json(Login, Method::POST, "/api/auth/login/", json!({"username": "iam-renamed", "password": "Quartz-Meadow-91"}), None).await;
+    let (_, r) = cloud
+        .json(
+            Login,
+            Method::POST,
+            "/api/auth/login/",
+            json!({"username": "iam-renamed", "password": "Quartz-Meadow-91"}),
+            None,
+        )
+        .await;
     let fresh = r["access"].as_str().expect("login after the reset").to_string();
-    let (status, _) = cloud.json(PasswordResetConfirm, Method::POST, "/api/auth/password/reset/confirm/", json!({"uid": uid, "token": token}), Some(&fresh)).await;
+    let (status, _) = cloud
+        .json(
+            PasswordResetConfirm,
+            Method::POST,
+            "/api/auth/password/reset/confirm/",
+            json!({"uid": uid, "token": token}),
+            Some(&fresh),
+        )
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 
-    for (endpoint, path) in [(PasswordResetLink, "/password-reset/confirm/1/abc-123/"), (Jwks, "/.well-known/jwks.json"), (Schema, "/api/schema/")] {
+    for (endpoint, path) in [
+        (PasswordResetLink, "/password-reset/confirm/1/abc-123/"),
+        (Jwks, "/.well-known/jwks.json"),
+        (Schema, "/api/schema/"),
+    ] {
         let (status, _) = cloud.call(endpoint, Method::GET, path, None, Some(&fresh), "").await;
         assert_eq!(status, StatusCode::OK, "{path}");
     }
@@ -746,20 +884,32 @@ async fn every_function_is_allowed_what_it_calls_and_granted_nothing_more() {
     let mut names = Names::new(&t, &cloud.tables, &cloud.bucket);
     names.refs.insert("JwtSecretId".into(), cloud.secret.0.clone());
     let deployed = policies(&t, &names);
-    assert_eq!(deployed.len(), Endpoint::ALL.len() + 1, "one function per endpoint and the catch-all in the expanded template");
+    assert_eq!(
+        deployed.len(),
+        Endpoint::ALL.len() + 1,
+        "one function per endpoint and the catch-all in the expanded template"
+    );
     let found = problems(&deployed, &calls);
     assert!(found.is_empty(), "IAM of the expanded template vs the calls of the flows:\n  {}", found.join("\n  "));
 
     // The check notices a missing or a broader grant: the same calls against altered copies.
     let statements = |t: &mut Value, function: &str| -> Vec<Value> {
-        t["Resources"][format!("{function}Role")]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"].as_array().unwrap().clone()
+        t["Resources"][format!("{function}Role")]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+            .as_array()
+            .unwrap()
+            .clone()
     };
     let set = |t: &mut Value, function: &str, list: Vec<Value>| {
-        t["Resources"][format!("{function}Role")]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"] = Value::Array(list);
+        t["Resources"][format!("{function}Role")]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"] =
+            Value::Array(list);
     };
     for (function, sid, expected) in [
         // The finding of issue 12: without it, password reset answers 500 in AWS.
-        ("PasswordResetFunction", "Throttle", "PasswordResetFunction is denied dynamodb:UpdateItem on arn:aws:dynamodb:us-east-1:123456789012:table/t"),
+        (
+            "PasswordResetFunction",
+            "Throttle",
+            "PasswordResetFunction is denied dynamodb:UpdateItem on arn:aws:dynamodb:us-east-1:123456789012:table/t",
+        ),
         ("PasswordResetFunction", "SendMail", "PasswordResetFunction is denied ses:SendRawEmail"),
         ("PasswordResetConfirmFunction", "SessionsByUser", "PasswordResetConfirmFunction is denied dynamodb:Query on"),
         ("RefreshFunction", "Blacklist", "RefreshFunction is denied dynamodb:PutItem"),
@@ -773,13 +923,34 @@ async fn every_function_is_allowed_what_it_calls_and_granted_nothing_more() {
         let found = problems(&policies(&broken, &names), &calls);
         assert!(found.iter().any(|p| p.starts_with(expected)), "without {function}.{sid}: {found:?}");
     }
-    let identity = json!({"Fn::Sub": "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:identity/${SesIdentity}"});
+    let identity =
+        json!({"Fn::Sub": "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:identity/${SesIdentity}"});
     for (function, extra, expected) in [
-        ("ProfileFunction", json!({"Effect": "Allow", "Action": "dynamodb:Scan", "Resource": {"Fn::GetAtt": ["UsersTable", "Arn"]}}), "ProfileFunction grants dynamodb:Scan"),
-        ("ProfileFunction", json!({"Effect": "Allow", "Action": "dynamodb:GetItem", "Resource": {"Fn::GetAtt": ["BlacklistTable", "Arn"]}}), "ProfileFunction grants dynamodb:GetItem on arn:aws:dynamodb:us-east-1:123456789012:table/t"),
-        ("PasswordChangeFunction", json!({"Effect": "Allow", "Action": "dynamodb:Query", "Resource": {"Fn::GetAtt": ["SessionsTable", "Arn"]}}), "PasswordChangeFunction grants dynamodb:Query"),
-        ("LoginFunction", json!({"Effect": "Allow", "Action": "ses:SendRawEmail", "Resource": identity}), "LoginFunction grants ses:SendRawEmail"),
-        ("AvatarUploadFunction", json!({"Effect": "Allow", "Action": "s3:PutObject", "Resource": {"Fn::Sub": "${MediaBucket.Arn}/avatar/*"}}), "AvatarUploadFunction grants s3:PutObject on arn:aws:s3:::"),
+        (
+            "ProfileFunction",
+            json!({"Effect": "Allow", "Action": "dynamodb:Scan", "Resource": {"Fn::GetAtt": ["UsersTable", "Arn"]}}),
+            "ProfileFunction grants dynamodb:Scan",
+        ),
+        (
+            "ProfileFunction",
+            json!({"Effect": "Allow", "Action": "dynamodb:GetItem", "Resource": {"Fn::GetAtt": ["BlacklistTable", "Arn"]}}),
+            "ProfileFunction grants dynamodb:GetItem on arn:aws:dynamodb:us-east-1:123456789012:table/t",
+        ),
+        (
+            "PasswordChangeFunction",
+            json!({"Effect": "Allow", "Action": "dynamodb:Query", "Resource": {"Fn::GetAtt": ["SessionsTable", "Arn"]}}),
+            "PasswordChangeFunction grants dynamodb:Query",
+        ),
+        (
+            "LoginFunction",
+            json!({"Effect": "Allow", "Action": "ses:SendRawEmail", "Resource": identity}),
+            "LoginFunction grants ses:SendRawEmail",
+        ),
+        (
+            "AvatarUploadFunction",
+            json!({"Effect": "Allow", "Action": "s3:PutObject", "Resource": {"Fn::Sub": "${MediaBucket.Arn}/avatar/*"}}),
+            "AvatarUploadFunction grants s3:PutObject on arn:aws:s3:::",
+        ),
     ] {
         let mut broader = t.clone();
         let mut list = statements(&mut broader, function);

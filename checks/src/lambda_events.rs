@@ -5,7 +5,6 @@
 //! Events that need a signed-in user carry placeholders, replaced here by real tokens:
 //! `REPLACE_WITH_ACCESS_TOKEN` and `REPLACE_WITH_REFRESH_TOKEN`.
 
-
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
@@ -29,7 +28,8 @@ const RESET_TOKEN_PLACEHOLDER: &str = "REPLACE_WITH_RESET_TOKEN";
 /// Whether `path` is an instance of the route `template` (`{name}` stands for one segment).
 fn route_matches(template: &str, path: &str) -> bool {
     let (t, p): (Vec<&str>, Vec<&str>) = (template.split('/').collect(), path.split('/').collect());
-    t.len() == p.len() && t.iter().zip(&p).all(|(t, p)| t == p || (t.starts_with('{') && t.ends_with('}') && !p.is_empty()))
+    t.len() == p.len()
+        && t.iter().zip(&p).all(|(t, p)| t == p || (t.starts_with('{') && t.ends_with('}') && !p.is_empty()))
 }
 
 fn events_dir() -> PathBuf {
@@ -193,7 +193,10 @@ async fn every_event_gets_its_expected_answer() {
             }
             Endpoint::AvatarConfirm => {
                 let url = answer["avatar"].as_str().unwrap_or_else(|| panic!("{name}: {answer}"));
-                assert!(url.starts_with("https://abcdef1234.execute-api.") && url.contains("/media/avatar/"), "{name}: {url}");
+                assert!(
+                    url.starts_with("https://abcdef1234.execute-api.") && url.contains("/media/avatar/"),
+                    "{name}: {url}"
+                );
             }
             Endpoint::PasswordChange => assert_eq!(answer["detail"], "New password has been saved.", "{name}"),
             Endpoint::PasswordReset => assert_eq!(answer["detail"], "Password reset e-mail has been sent.", "{name}"),
@@ -205,7 +208,9 @@ async fn every_event_gets_its_expected_answer() {
                 assert_eq!(answer, serde_json::json!({"uid": uid, "token": token}), "{name}");
             }
             Endpoint::Jwks => assert!(answer["keys"].is_array(), "{name}: {answer}"),
-            Endpoint::Schema => assert!(answer["openapi"].as_str().is_some_and(|v| v.starts_with("3.1")), "{name}: {answer}"),
+            Endpoint::Schema => {
+                assert!(answer["openapi"].as_str().is_some_and(|v| v.starts_with("3.1")), "{name}: {answer}")
+            }
             Endpoint::TokenVerify | Endpoint::Logout => {}
         }
         if endpoint == Endpoint::Logout {
@@ -227,16 +232,23 @@ async fn every_event_gets_its_expected_answer() {
 /// answered with the contract's 405 by the catch-all router.
 #[tokio::test]
 async fn the_catch_all_event_gets_the_contracts_405() {
-    let text = std::fs::read_to_string(events_dir().join(format!("{}.json", accounts::http::CATCH_ALL_FUNCTION))).unwrap();
+    let text =
+        std::fs::read_to_string(events_dir().join(format!("{}.json", accounts::http::CATCH_ALL_FUNCTION))).unwrap();
     let event: Value = serde_json::from_str(&text).unwrap();
-    assert_eq!((event["routeKey"].as_str(), event["requestContext"]["routeKey"].as_str()), (Some("$default"), Some("$default")));
+    assert_eq!(
+        (event["routeKey"].as_str(), event["requestContext"]["routeKey"].as_str()),
+        (Some("$default"), Some("$default"))
+    );
     let request = lambda_http::request::from_str(&text).expect("a Lambda HTTP event");
     let app = TestApp::new();
     let response = accounts::http::catch_all_router(app.state.clone()).oneshot(request).await.unwrap();
     let status = response.status();
     let bytes = response.into_body().collect().await.unwrap().to_bytes();
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
-    assert_eq!(serde_json::from_slice::<Value>(&bytes).unwrap(), serde_json::json!({"detail": "Method \"GET\" not allowed."}));
+    assert_eq!(
+        serde_json::from_slice::<Value>(&bytes).unwrap(),
+        serde_json::json!({"detail": "Method \"GET\" not allowed."})
+    );
 }
 
 /// A path parameter of an event (`pathParameters`, as API Gateway fills it in).

@@ -12,9 +12,9 @@ use serde_json::{json, Value};
 use testkit::lambda::{api_gateway_event, RuntimeApi};
 
 fn binary(name: &str) -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target")
-    });
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
     let path = target.join("debug").join(name);
     assert!(path.exists(), "{} is not built: run scripts/test (it builds every function first)", path.display());
     path
@@ -55,8 +55,11 @@ async fn run_logged(binary: &FsPath, env: &[(&str, &str)], event: Value, level: 
     let mut api = RuntimeApi::start("req-1").await;
     api.offer(event);
     // None of this process's configuration; the function's name is the Lambda service's to set.
-    let remove: Vec<&str> =
-        accounts::config::vars::ALL.iter().copied().filter(|v| *v != accounts::config::vars::AWS_LAMBDA_FUNCTION_NAME).collect();
+    let remove: Vec<&str> = accounts::config::vars::ALL
+        .iter()
+        .copied()
+        .filter(|v| *v != accounts::config::vars::AWS_LAMBDA_FUNCTION_NAME)
+        .collect();
     let mut command = api.command(binary, &remove);
     command.env("RUST_LOG", level).stdout(Stdio::piped()).stderr(Stdio::inherit());
     command.envs(env.iter().copied());
@@ -84,7 +87,12 @@ where
     // Registration and login really write and read the store.
     let registered = invoke(
         "registration",
-        event("POST", "/api/auth/registration/", Some(json!({"username": "lambda", "password1": strong, "password2": strong})), None),
+        event(
+            "POST",
+            "/api/auth/registration/",
+            Some(json!({"username": "lambda", "password1": strong, "password2": strong})),
+            None,
+        ),
     )
     .await;
     let (status, body) = status_and_body(&registered);
@@ -95,11 +103,20 @@ where
     let cases: Vec<(&str, Value, u64)> = vec![
         ("login", event("POST", "/api/auth/login", Some(json!({"username": "LAMBDA", "password": strong})), None), 200),
         ("profile", event("GET", "/api/accounts/profile/", None, Some(&access)), 200),
-        ("avatar-upload", event("POST", "/api/accounts/profile/avatar/upload/", Some(json!({"size": 1000})), Some(&access)), 200),
+        (
+            "avatar-upload",
+            event("POST", "/api/accounts/profile/avatar/upload/", Some(json!({"size": 1000})), Some(&access)),
+            200,
+        ),
         // Nothing was uploaded under this id: the confirmation looks in the media store and says so.
         (
             "avatar-confirm",
-            event("POST", "/api/accounts/profile/avatar/confirm", Some(json!({"upload_id": "0123456789abcdef0123456789abcdef"})), Some(&access)),
+            event(
+                "POST",
+                "/api/accounts/profile/avatar/confirm",
+                Some(json!({"upload_id": "0123456789abcdef0123456789abcdef"})),
+                Some(&access),
+            ),
             400,
         ),
         ("user-details", event("GET", "/api/auth/user/", None, Some(&access)), 200),
@@ -110,8 +127,23 @@ where
         ("logout", event("POST", "/api/auth/logout/", Some(json!({"refresh": "not-a-token"})), None), 401),
         ("registration", event("GET", "/api/auth/registration/", None, None), 405),
         // Reset request for an address nobody has: answered without sending anything.
-        ("password-reset", event("POST", "/api/auth/password/reset/", Some(json!({"email": "nobody@example.com"})), None), 200),
-        ("password-reset-confirm", event("POST", "/api/auth/password/reset/confirm", Some(json!({"uid": "zz", "token": "1-00", "new_password1": "Harbor-Lantern-58", "new_password2": "Harbor-Lantern-58"})), None), 400),
+        (
+            "password-reset",
+            event("POST", "/api/auth/password/reset/", Some(json!({"email": "nobody@example.com"})), None),
+            200,
+        ),
+        (
+            "password-reset-confirm",
+            event(
+                "POST",
+                "/api/auth/password/reset/confirm",
+                Some(
+                    json!({"uid": "zz", "token": "1-00", "new_password1": "Harbor-Lantern-58", "new_password2": "Harbor-Lantern-58"}),
+                ),
+                None,
+            ),
+            400,
+        ),
         ("password-reset-link", event("GET", "/password-reset/confirm/1/abc-123/", None, None), 200),
         ("jwks", event("GET", "/.well-known/jwks.json", None, None), 200),
         ("schema", event("GET", "/api/schema/", None, None), 200),
@@ -120,9 +152,29 @@ where
         ("not-found", event("GET", "/api/auth/login/", None, None), 405),
         ("not-found", event("DELETE", "/api/accounts/profile/", None, None), 401),
         ("not-found", event("DELETE", "/api/accounts/profile", None, Some(&access)), 405),
-        ("password-change", event("POST", "/api/auth/password/change/", Some(json!({"old_password": "wrong", "new_password1": "a", "new_password2": "a"})), Some(&access)), 400),
+        (
+            "password-change",
+            event(
+                "POST",
+                "/api/auth/password/change/",
+                Some(json!({"old_password": "wrong", "new_password1": "a", "new_password2": "a"})),
+                Some(&access),
+            ),
+            400,
+        ),
         // Last: this session continues, the login's session above ends.
-        ("password-change", event("POST", "/api/auth/password/change/", Some(json!({"old_password": strong, "new_password1": "Harbor-Lantern-58", "new_password2": "Harbor-Lantern-58"})), Some(&access)), 200),
+        (
+            "password-change",
+            event(
+                "POST",
+                "/api/auth/password/change/",
+                Some(
+                    json!({"old_password": strong, "new_password1": "Harbor-Lantern-58", "new_password2": "Harbor-Lantern-58"}),
+                ),
+                Some(&access),
+            ),
+            200,
+        ),
     ];
     // Every function of the route table is exercised here.
     let covered: std::collections::HashSet<&str> = cases.iter().map(|(function, _, _)| *function).collect();
@@ -168,7 +220,8 @@ const KEY_2: &str = "lambda-key-two-lambda-key-two-lambda-2";
 
 impl Cloud {
     async fn start() -> Cloud {
-        let endpoint = std::env::var("DYNAMODB_ENDPOINT").expect("DYNAMODB_ENDPOINT is not set: run scripts/test (it starts moto)");
+        let endpoint = std::env::var("DYNAMODB_ENDPOINT")
+            .expect("DYNAMODB_ENDPOINT is not set: run scripts/test (it starts moto)");
         let s3_endpoint = std::env::var("S3_ENDPOINT").unwrap_or_else(|_| endpoint.clone());
         let prefix = format!("lambda{}", uuid::Uuid::new_v4().simple());
         let tables = accounts::config::DynamoTables {
@@ -257,17 +310,30 @@ async fn signing_keys_rotate_under_the_lambda_runtime() {
     };
     let verify = |token: &str| event("POST", "/api/auth/token/verify/", Some(json!({"token": token})), None);
     let strong = "xk29!pLm#q";
-    let (status, body) = call("registration", event("POST", "/api/auth/registration/", Some(json!({"username": "rotor", "password1": strong, "password2": strong})), None)).await;
+    let (status, body) = call(
+        "registration",
+        event(
+            "POST",
+            "/api/auth/registration/",
+            Some(json!({"username": "rotor", "password1": strong, "password2": strong})),
+            None,
+        ),
+    )
+    .await;
     assert_eq!(status, 201, "{body}");
     let old = body["access"].as_str().unwrap().to_string();
     assert_eq!(kid(&old).as_deref(), Some("k1"));
 
     // Steps 1-2: the new key joins the set (the old one still signs); step 3: it becomes current.
     put(json!({"current": "k1", "keys": {"k1": KEY_1, "k2": KEY_2}})).await;
-    let (_, body) = call("login", event("POST", "/api/auth/login/", Some(json!({"username": "rotor", "password": strong})), None)).await;
+    let (_, body) =
+        call("login", event("POST", "/api/auth/login/", Some(json!({"username": "rotor", "password": strong})), None))
+            .await;
     assert_eq!(kid(body["access"].as_str().unwrap()).as_deref(), Some("k1"), "the current key still signs");
     put(json!({"current": "k2", "keys": {"k2": KEY_2, "k1": KEY_1}})).await;
-    let (status, body) = call("login", event("POST", "/api/auth/login/", Some(json!({"username": "rotor", "password": strong})), None)).await;
+    let (status, body) =
+        call("login", event("POST", "/api/auth/login/", Some(json!({"username": "rotor", "password": strong})), None))
+            .await;
     assert_eq!(status, 200, "{body}");
     let new = body["access"].as_str().unwrap().to_string();
     assert_eq!(kid(&new).as_deref(), Some("k2"), "new tokens carry the new kid");
@@ -280,7 +346,11 @@ async fn signing_keys_rotate_under_the_lambda_runtime() {
         serde_json::from_slice(&payload).unwrap()
     };
     let kidless = |secret: &str| {
-        let tokens = accounts::domain::tokens::TokenService::new(secret.as_bytes(), Duration::from_secs(900), Duration::from_secs(900));
+        let tokens = accounts::domain::tokens::TokenService::new(
+            secret.as_bytes(),
+            Duration::from_secs(900),
+            Duration::from_secs(900),
+        );
         let session = accounts::domain::model::Session {
             id: claims["sid"].as_str().unwrap().into(),
             user_id: claims["user_id"].as_str().unwrap().parse().unwrap(),
@@ -312,14 +382,20 @@ async fn signing_keys_rotate_under_the_lambda_runtime() {
 async fn a_bad_key_set_stops_the_function_at_start() {
     let cloud = &Cloud::start().await;
     cloud.secrets.put_secret_value().secret_id(&cloud.secret).secret_string(KEY_1).send().await.unwrap();
-    for (secret, expected) in [(cloud.secret.as_str(), "not a key set"), ("accounts/no-such-secret", "ResourceNotFoundException")] {
+    for (secret, expected) in
+        [(cloud.secret.as_str(), "not a key set"), ("accounts/no-such-secret", "ResourceNotFoundException")]
+    {
         let mut command = Command::new(lambda_binary("jwks"));
         for var in accounts::config::vars::ALL {
             command.env_remove(var);
         }
         command.envs(cloud.env_of("jwks")).env(accounts::config::vars::JWT_SECRET_ID, secret);
         // Nothing listens there: a function that got past its start would fail differently.
-        let output = command.env("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9").env("AWS_LAMBDA_FUNCTION_NAME", "jwks").output().unwrap();
+        let output = command
+            .env("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9")
+            .env("AWS_LAMBDA_FUNCTION_NAME", "jwks")
+            .output()
+            .unwrap();
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(!output.status.success(), "{stderr}");
         assert!(stderr.contains("JWT_SECRET_ID") && stderr.contains(expected), "{stderr}");
@@ -355,14 +431,16 @@ fn a_lambda_build_refuses_the_embedded_store() {
 async fn lambda_logs_carry_request_ids_and_business_metrics() {
     use accounts::telemetry::{self, names};
     let dir = tempfile::tempdir().unwrap();
-    let mut failed_login = event("POST", "/api/auth/login/", Some(json!({"username": "nobody", "password": "wrong-password-1"})), None);
+    let mut failed_login =
+        event("POST", "/api/auth/login/", Some(json!({"username": "nobody", "password": "wrong-password-1"})), None);
     failed_login["requestContext"]["requestId"] = json!("api-request-7");
     let env = [("DATA_DIR", dir.path().to_str().unwrap()), ("STAGE", "rehearsal"), ("RUST_LOG", "info")];
     let (id, answer, stdout) = run_logged(&binary("login"), &env, failed_login, "info").await;
     assert_eq!(id, "req-1", "{answer}");
     assert_eq!(status_and_body(&answer).0, 400, "{answer}");
 
-    let lines: Vec<Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"))).collect();
+    let lines: Vec<Value> =
+        stdout.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"))).collect();
     let (emf, logs): (Vec<&Value>, Vec<&Value>) = lines.iter().partition(|l| l.get("_aws").is_some());
     let in_request: Vec<&&Value> = logs.iter().filter(|l| l["fields"]["message"] != "starting").collect();
     assert!(in_request.iter().any(|l| l["fields"]["message"] == "request"), "{stdout}");
@@ -377,6 +455,9 @@ async fn lambda_logs_carry_request_ids_and_business_metrics() {
     assert_eq!(directive["Namespace"], telemetry::NAMESPACE);
     assert_eq!(directive["Dimensions"], json!([[telemetry::STAGE_DIMENSION, telemetry::FUNCTION_DIMENSION]]));
     assert_eq!(directive["Metrics"], json!([{"Name": names::LOGIN_FAILED}]), "{doc}");
-    assert_eq!((&doc["Stage"], &doc["Function"], &doc[names::LOGIN_FAILED]), (&json!("rehearsal"), &json!("login"), &json!(1)));
+    assert_eq!(
+        (&doc["Stage"], &doc["Function"], &doc[names::LOGIN_FAILED]),
+        (&json!("rehearsal"), &json!("login"), &json!(1))
+    );
     assert!(doc["_aws"]["Timestamp"].as_u64().is_some(), "{doc}");
 }

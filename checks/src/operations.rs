@@ -91,7 +91,8 @@ fn business_metrics(t: &Value) -> (BTreeSet<String>, Vec<String>) {
     let mut problems = Vec::new();
     for (id, alarm) in resources_of_type(t, "AWS::CloudWatch::Alarm") {
         for metric in alarm_metrics(alarm) {
-            let (namespace, name) = (metric["Namespace"].as_str().unwrap_or(""), metric["MetricName"].as_str().unwrap_or(""));
+            let (namespace, name) =
+                (metric["Namespace"].as_str().unwrap_or(""), metric["MetricName"].as_str().unwrap_or(""));
             let dims = dimensions(metric)
                 .into_iter()
                 .map(|(k, v)| (k, v.as_str().or_else(|| ref_target(v)).unwrap_or("?").to_string()))
@@ -104,8 +105,9 @@ fn business_metrics(t: &Value) -> (BTreeSet<String>, Vec<String>) {
     }
     for (id, dashboard) in resources_of_type(t, "AWS::CloudWatch::Dashboard") {
         let body = &dashboard["Properties"]["DashboardBody"];
-        let body: serde_json::Value = serde_json::from_str(tagged(body, "Sub").and_then(Value::as_str).expect("DashboardBody: !Sub |"))
-            .unwrap_or_else(|e| panic!("{id}: the body is not JSON: {e}"));
+        let body: serde_json::Value =
+            serde_json::from_str(tagged(body, "Sub").and_then(Value::as_str).expect("DashboardBody: !Sub |"))
+                .unwrap_or_else(|e| panic!("{id}: the body is not JSON: {e}"));
         for widget in body["widgets"].as_array().unwrap() {
             for row in widget["properties"]["metrics"].as_array().into_iter().flatten() {
                 // [namespace, name, dim, value, dim, value, ..., {options}]
@@ -142,7 +144,9 @@ fn alarms_and_dashboard_read_the_metrics_the_code_emits() {
 #[test]
 fn a_metric_the_code_does_not_emit_is_reported() {
     let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../template.yaml")).unwrap();
-    let broken: Value = serde_yaml::from_str(&text.replace("MetricName: PasswordResetMailFailed", "MetricName: ResetMailFailed")).unwrap();
+    let broken: Value =
+        serde_yaml::from_str(&text.replace("MetricName: PasswordResetMailFailed", "MetricName: ResetMailFailed"))
+            .unwrap();
     let (_, problems) = business_metrics(&broken);
     assert!(problems.iter().any(|p| p.contains("ResetMailFailed is not a metric")), "{problems:?}");
 }
@@ -238,11 +242,16 @@ fn the_other_alarms_are_there() {
     };
     api("Api5xxAlarm", "5xx");
     assert_eq!(api("ApiLatencyP99Alarm", "Latency")["ExtendedStatistic"].as_str(), Some("p99"));
-    for (id, metric) in [("SesBounceRateAlarm", "Reputation.BounceRate"), ("SesComplaintRateAlarm", "Reputation.ComplaintRate")] {
+    for (id, metric) in
+        [("SesBounceRateAlarm", "Reputation.BounceRate"), ("SesComplaintRateAlarm", "Reputation.ComplaintRate")]
+    {
         let p = &alarms[id]["Properties"];
         assert_eq!((p["Namespace"].as_str(), p["MetricName"].as_str()), (Some("AWS/SES"), Some(metric)), "{id}");
     }
-    assert_eq!(alarms["PasswordResetMailFailedAlarm"]["Properties"]["MetricName"].as_str(), Some(names::PASSWORD_RESET_MAIL_FAILED));
+    assert_eq!(
+        alarms["PasswordResetMailFailedAlarm"]["Properties"]["MetricName"].as_str(),
+        Some(names::PASSWORD_RESET_MAIL_FAILED)
+    );
     // Reuse is detected by both refresh endpoints and by logout: the alarm sums them all.
     let reuse: BTreeSet<String> = alarm_metrics(alarms["RefreshReuseAlarm"])
         .into_iter()
@@ -274,7 +283,9 @@ fn reserved_concurrency_parameters_reach_their_functions() {
         let param = ref_target(&args[1]).unwrap().to_string();
         assert_eq!(args[0].as_str(), Some(format!("Has{param}").as_str()), "{id}");
         assert_eq!(ref_target(&args[2]), Some("AWS::NoValue"), "{id}");
-        got.entry(param).or_default().insert(f["Properties"]["CodeUri"].as_str().unwrap().trim_start_matches("functions/").to_string());
+        got.entry(param)
+            .or_default()
+            .insert(f["Properties"]["CodeUri"].as_str().unwrap().trim_start_matches("functions/").to_string());
     }
     for (param, endpoints) in expected {
         assert_eq!(t["Parameters"][param]["Default"].as_str(), Some(""), "{param}");

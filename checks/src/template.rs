@@ -7,7 +7,6 @@
 //! Every check is a function from the parsed template to a list of problems, so that the tests
 //! at the end can prove each one notices drift (they break an in-memory copy of the template).
 
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
@@ -55,7 +54,8 @@ fn ses_grants(id: &str, statement: &Value, problems: &mut Vec<String>) -> BTreeS
 
 /// The one secret a function may read: the key set named by the `JwtSecretId` parameter (a
 /// secret's ARN is its name, `-` and six random characters).
-const SIGNING_KEYS_SECRET: &str = "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${JwtSecretId}-??????";
+const SIGNING_KEYS_SECRET: &str =
+    "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${JwtSecretId}-??????";
 
 /// A Secrets Manager statement: `secretsmanager:GetSecretValue` on the signing keys' secret, nothing else.
 fn secretsmanager_problems(id: &str, statement: &Value, problems: &mut Vec<String>) {
@@ -87,7 +87,9 @@ fn s3_grants(t: &Value, id: &str, statement: &Value, problems: &mut Vec<String>)
                 let on_bucket = get_att(resource).is_some_and(|(b, att)| att == "Arn" && buckets.contains(&b));
                 let prefixes = one_or_many(&statement["Condition"]["StringLike"]["s3:prefix"]);
                 if !on_bucket || prefixes.is_empty() {
-                    problems.push(format!("{id}: s3:ListBucket not on a bucket of the template with an s3:prefix condition"));
+                    problems.push(format!(
+                        "{id}: s3:ListBucket not on a bucket of the template with an s3:prefix condition"
+                    ));
                 }
                 for prefix in prefixes {
                     granted.insert((action.clone(), prefix.as_str().unwrap_or("?").to_string()));
@@ -99,7 +101,8 @@ fn s3_grants(t: &Value, id: &str, statement: &Value, problems: &mut Vec<String>)
                 Some((bucket, prefix)) if buckets.contains(bucket) && !prefix.is_empty() && prefix != "*" => {
                     granted.insert((action.clone(), prefix.to_string()));
                 }
-                _ => problems.push(format!("{id}: {action} on {resource:?}, not on a key prefix of the template's bucket")),
+                _ => problems
+                    .push(format!("{id}: {action} on {resource:?}, not on a key prefix of the template's bucket")),
             }
         }
     }
@@ -306,10 +309,16 @@ fn function_problems(t: &Value) -> Vec<String> {
                 };
                 expect(&mut problems, "Metadata.BuildMethod", &f["Metadata"]["BuildMethod"], "rust-cargolambda");
                 // The crate's own folder: built there, it links only the features it names.
-                expect(&mut problems, "CodeUri", property(t, f, "CodeUri"), &format!("functions/{}", endpoint.function()));
+                expect(
+                    &mut problems,
+                    "CodeUri",
+                    property(t, f, "CodeUri"),
+                    &format!("functions/{}", endpoint.function()),
+                );
                 expect(&mut problems, "Handler", property(t, f, "Handler"), "bootstrap");
                 expect(&mut problems, "Runtime", property(t, f, "Runtime"), "provided.al2023");
-                let arch: Vec<_> = one_or_many(property(t, f, "Architectures")).iter().filter_map(|v| v.as_str()).collect();
+                let arch: Vec<_> =
+                    one_or_many(property(t, f, "Architectures")).iter().filter_map(|v| v.as_str()).collect();
                 if arch != ["arm64"] {
                     problems.push(format!("{id}: Architectures is {arch:?}, not [arm64]"));
                 }
@@ -333,7 +342,9 @@ fn function_problems(t: &Value) -> Vec<String> {
                 problems.push(format!("{id}: CodeUri is not functions/{CATCH_ALL_FUNCTION}"));
             }
         }
-        other => problems.push(format!("the catch-all function {CATCH_ALL_FUNCTION:?} is built by {other:?}, not by one NotFoundFunction")),
+        other => problems.push(format!(
+            "the catch-all function {CATCH_ALL_FUNCTION:?} is built by {other:?}, not by one NotFoundFunction"
+        )),
     }
     for (binary, ids) in &by_binary {
         if Endpoint::from_function(binary).is_none() && binary != CATCH_ALL_FUNCTION {
@@ -383,7 +394,8 @@ fn route_problems(t: &Value) -> Vec<String> {
     let default_route = ("ANY".to_string(), "$default".to_string());
     match (owner.get(&default_route), catch_all_function(t)) {
         (Some(owner), Some((id, _))) if *owner == id => {}
-        (owner, _) => problems.push(format!("the $default route is routed by {owner:?}, not by the {CATCH_ALL_FUNCTION} function")),
+        (owner, _) => problems
+            .push(format!("the $default route is routed by {owner:?}, not by the {CATCH_ALL_FUNCTION} function")),
     }
     if let Some((id, f)) = catch_all_function(t) {
         if routes_of(f) != [default_route.clone()] {
@@ -532,7 +544,10 @@ fn environment_problems(t: &Value) -> Vec<String> {
     for (place, variables) in &places {
         for var in [vars::JWT_SECRET, vars::JWT_PRIVATE_KEY, vars::JWT_PREVIOUS_KEYS, vars::JWT_KEY_ID] {
             if !variables[var].is_null() {
-                problems.push(format!("{place}: {var} puts a key in the environment (the key set of {} has it)", vars::JWT_SECRET_ID));
+                problems.push(format!(
+                    "{place}: {var} puts a key in the environment (the key set of {} has it)",
+                    vars::JWT_SECRET_ID
+                ));
             }
         }
         if place != "Globals" && !variables[vars::JWT_SECRET_ID].is_null() {
@@ -569,7 +584,10 @@ fn table_problems(t: &Value) -> Vec<String> {
             .iter()
             .filter_map(|k| {
                 let name = k["AttributeName"].as_str()?;
-                Some((format!("{name} {}", k["KeyType"].as_str()?), types.get(name).copied().unwrap_or("?").to_string()))
+                Some((
+                    format!("{name} {}", k["KeyType"].as_str()?),
+                    types.get(name).copied().unwrap_or("?").to_string(),
+                ))
             })
             .collect()
     };
@@ -602,7 +620,8 @@ fn table_problems(t: &Value) -> Vec<String> {
             problems.push(format!("{id}: DeletionProtectionEnabled is not a parameter"));
         }
         let ttl_spec = &props["TimeToLiveSpecification"];
-        let has_ttl = ttl_spec["Enabled"].as_bool() == Some(true) && ttl_spec["AttributeName"].as_str() == Some(TTL_ATTRIBUTE);
+        let has_ttl =
+            ttl_spec["Enabled"].as_bool() == Some(true) && ttl_spec["AttributeName"].as_str() == Some(TTL_ATTRIBUTE);
         if ttl != has_ttl {
             problems.push(format!("{id}: TTL on {TTL_ATTRIBUTE} should be {}", if ttl { "on" } else { "off" }));
         }
@@ -703,7 +722,9 @@ fn template_environment_is_a_valid_config() {
     let t = template();
     let (_, f) = function_of(&t, Endpoint::Login).expect("login function");
     let mut env: BTreeMap<String, String> = BTreeMap::new();
-    for variables in [&t["Globals"]["Function"]["Environment"]["Variables"], &f["Properties"]["Environment"]["Variables"]] {
+    for variables in
+        [&t["Globals"]["Function"]["Environment"]["Variables"], &f["Properties"]["Environment"]["Variables"]]
+    {
         for (k, v) in variables.as_mapping().into_iter().flatten() {
             let value = match (v, ref_target(v), sub(v)) {
                 (Value::String(s), _, _) => s.clone(),
@@ -718,8 +739,13 @@ fn template_environment_is_a_valid_config() {
             env.insert(k.as_str().unwrap().to_string(), value);
         }
     }
-    let mut config = Config::from_lookup(|name| env.get(name).cloned()).expect("the template's environment is a valid Config");
-    assert_eq!(config.key_set.as_ref().map(|k| k.secret_id.as_str()), Some("JwtSecretId-value"), "the keys come from the secret");
+    let mut config =
+        Config::from_lookup(|name| env.get(name).cloned()).expect("the template's environment is a valid Config");
+    assert_eq!(
+        config.key_set.as_ref().map(|k| k.secret_id.as_str()),
+        Some("JwtSecretId-value"),
+        "the keys come from the secret"
+    );
     config.apply_key_set(&serde_json::json!({"current": "k1", "keys": {"k1": "k".repeat(32)}}).to_string()).unwrap();
     assert!(config.keys_ready());
     match config.storage {
@@ -740,11 +766,8 @@ fn config_vars_list_is_complete() {
     let start = source.find("pub mod vars {").expect("pub mod vars in config.rs");
     let block = &source[start..];
     let block = &block[..block.find("\n}").expect("end of mod vars")];
-    let declared: BTreeSet<&str> = block
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("pub const "))
-        .filter_map(|l| l.split('"').nth(1))
-        .collect();
+    let declared: BTreeSet<&str> =
+        block.lines().filter_map(|l| l.trim().strip_prefix("pub const ")).filter_map(|l| l.split('"').nth(1)).collect();
     let listed: BTreeSet<&str> = CONFIG_VARS.iter().copied().collect();
     assert_eq!(declared, listed, "update vars::ALL in shared/src/config.rs to list every variable");
 }
@@ -795,7 +818,8 @@ fn strings(v: Option<&toml::Value>) -> BTreeSet<String> {
 fn function_feature_problems(root: &Path) -> Vec<String> {
     let mut problems = Vec::new();
     // The catch-all needs nothing beyond what every function has (authentication, keys).
-    let functions = Endpoint::ALL.iter().map(|e| (e.function(), e.needs())).chain([(CATCH_ALL_FUNCTION, Default::default())]);
+    let functions =
+        Endpoint::ALL.iter().map(|e| (e.function(), e.needs())).chain([(CATCH_ALL_FUNCTION, Default::default())]);
     for (name, needs) in functions {
         let path = root.join("functions").join(name).join("Cargo.toml");
         let manifest = read_toml(&path);
@@ -818,7 +842,9 @@ fn function_feature_problems(root: &Path) -> Vec<String> {
     if build.get("no_default_features").and_then(toml::Value::as_bool) != Some(true) {
         problems.push("Cargo.toml: [workspace.metadata.lambda.build] must set no_default_features = true".into());
     }
-    if workspace["workspace"]["dependencies"]["accounts"].get("default-features").and_then(toml::Value::as_bool) != Some(false) {
+    if workspace["workspace"]["dependencies"]["accounts"].get("default-features").and_then(toml::Value::as_bool)
+        != Some(false)
+    {
         problems.push("Cargo.toml: the accounts workspace dependency must set default-features = false".into());
     }
     problems
@@ -902,7 +928,10 @@ fn a_stray_watch_route_or_feature_is_noticed() {
         std::fs::create_dir_all(&to).unwrap();
         let mut manifest = std::fs::read_to_string(root().join("functions").join(function).join("Cargo.toml")).unwrap();
         if function == "login" {
-            manifest = manifest.replace(r#"features = ["dynamodb", "secrets-manager"]"#, r#"features = ["dynamodb", "secrets-manager", "s3"]"#);
+            manifest = manifest.replace(
+                r#"features = ["dynamodb", "secrets-manager"]"#,
+                r#"features = ["dynamodb", "secrets-manager", "s3"]"#,
+            );
         }
         std::fs::write(to.join("Cargo.toml"), manifest).unwrap();
     }
@@ -979,7 +1008,10 @@ fn a_missing_catch_all_route_is_noticed() {
     assert!(problems.iter().any(|p| p.contains("the $default route is routed by None")), "{problems:?}");
     // The catch-all routing a path of its own is drift too.
     let mut t = template();
-    let stray: Value = serde_yaml::from_str("{Type: HttpApi, Properties: {ApiId: !Ref AccountsApi, Method: GET, Path: /api/nothing/}}").unwrap();
+    let stray: Value = serde_yaml::from_str(
+        "{Type: HttpApi, Properties: {ApiId: !Ref AccountsApi, Method: GET, Path: /api/nothing/}}",
+    )
+    .unwrap();
     events_mut(&mut t, "NotFoundFunction").insert(Value::from("Stray"), stray);
     let problems = route_problems(&t);
     assert!(problems.iter().any(|p| p.contains("NotFoundFunction has routes")), "{problems:?}");
@@ -988,13 +1020,22 @@ fn a_missing_catch_all_route_is_noticed() {
 #[test]
 fn an_extra_route_is_noticed() {
     let mut t = template();
-    let extra: Value = serde_yaml::from_str("{Type: HttpApi, Properties: {ApiId: !Ref AccountsApi, Method: DELETE, Path: /api/accounts/profile/}}").unwrap();
+    let extra: Value = serde_yaml::from_str(
+        "{Type: HttpApi, Properties: {ApiId: !Ref AccountsApi, Method: DELETE, Path: /api/accounts/profile/}}",
+    )
+    .unwrap();
     events_mut(&mut t, "ProfileFunction").insert(Value::from("ProfileDelete"), extra);
-    let unknown: Value = serde_yaml::from_str("{Type: HttpApi, Properties: {ApiId: !Ref AccountsApi, Method: POST, Path: /api/auth/password/expire/}}").unwrap();
+    let unknown: Value = serde_yaml::from_str(
+        "{Type: HttpApi, Properties: {ApiId: !Ref AccountsApi, Method: POST, Path: /api/auth/password/expire/}}",
+    )
+    .unwrap();
     events_mut(&mut t, "LoginFunction").insert(Value::from("PasswordExpire"), unknown);
     let problems = route_problems(&t);
     assert!(problems.iter().any(|p| p.contains("has the route DELETE /api/accounts/profile/")), "{problems:?}");
-    assert!(problems.iter().any(|p| p.contains("/api/auth/password/expire/ is in the template but not in the route table")), "{problems:?}");
+    assert!(
+        problems.iter().any(|p| p.contains("/api/auth/password/expire/ is in the template but not in the route table")),
+        "{problems:?}"
+    );
 }
 
 #[test]
@@ -1118,12 +1159,18 @@ fn custom_domains_are_optional_and_tls_1_2() {
     for p in ["ApiDomainName", "ApiCertificateArn", "MediaDomainName", "MediaCertificateArn", "PasswordResetUrl"] {
         assert_eq!(t["Parameters"][p]["Default"].as_str(), Some(""), "{p} is optional");
     }
-    assert!(t["Parameters"]["MediaCertificateArn"]["AllowedPattern"].as_str().unwrap().contains(":acm:us-east-1:"), "CloudFront takes us-east-1 certificates only");
+    assert!(
+        t["Parameters"]["MediaCertificateArn"]["AllowedPattern"].as_str().unwrap().contains(":acm:us-east-1:"),
+        "CloudFront takes us-east-1 certificates only"
+    );
     let domains = resources_of_type(&t, "AWS::ApiGatewayV2::DomainName");
     let [(domain_id, domain)] = domains.as_slice() else { panic!("one API domain: {domains:?}") };
     assert_eq!(domain["Condition"].as_str(), Some("HasApiDomain"));
     let config = &domain["Properties"]["DomainNameConfigurations"][0];
-    assert_eq!((config["SecurityPolicy"].as_str(), config["EndpointType"].as_str()), (Some("TLS_1_2"), Some("REGIONAL")));
+    assert_eq!(
+        (config["SecurityPolicy"].as_str(), config["EndpointType"].as_str()),
+        (Some("TLS_1_2"), Some("REGIONAL"))
+    );
     assert_eq!(ref_target(&config["CertificateArn"]), Some("ApiCertificateArn"));
     let mappings = resources_of_type(&t, "AWS::ApiGatewayV2::ApiMapping");
     let [(_, mapping)] = mappings.as_slice() else { panic!("one API mapping") };
@@ -1132,7 +1179,8 @@ fn custom_domains_are_optional_and_tls_1_2() {
     assert_eq!(ref_target(&mapping["Properties"]["ApiId"]), Some("AccountsApi"));
     let distribution = &resources_of_type(&t, "AWS::CloudFront::Distribution")[0].1["Properties"]["DistributionConfig"];
     let viewer = serde_yaml::to_string(&distribution["ViewerCertificate"]).unwrap();
-    for needle in ["HasMediaDomain", "MediaCertificateArn", "sni-only", "TLSv1.2_2021", "CloudFrontDefaultCertificate"] {
+    for needle in ["HasMediaDomain", "MediaCertificateArn", "sni-only", "TLSv1.2_2021", "CloudFrontDefaultCertificate"]
+    {
         assert!(viewer.contains(needle), "ViewerCertificate lacks {needle}: {viewer}");
     }
     assert!(serde_yaml::to_string(&distribution["Aliases"]).unwrap().contains("MediaDomainName"));
@@ -1140,8 +1188,12 @@ fn custom_domains_are_optional_and_tls_1_2() {
         assert!(!t["Outputs"][output]["Value"].is_null(), "output {output}");
     }
     let (_, reset) = function_of(&t, Endpoint::PasswordReset).unwrap();
-    let url = serde_yaml::to_string(&reset["Properties"]["Environment"]["Variables"][vars::PASSWORD_RESET_URL]).unwrap();
-    assert!(url.contains("HasResetUrl") && url.contains("https://${ApiDomainName}/password-reset/confirm/{uid}/{token}/"), "{url}");
+    let url =
+        serde_yaml::to_string(&reset["Properties"]["Environment"]["Variables"][vars::PASSWORD_RESET_URL]).unwrap();
+    assert!(
+        url.contains("HasResetUrl") && url.contains("https://${ApiDomainName}/password-reset/confirm/{uid}/{token}/"),
+        "{url}"
+    );
     // CloudFormation refuses a stack without a reset link domain.
     assert!(serde_yaml::to_string(&t["Rules"]).unwrap().contains("PasswordResetUrl"));
 }
@@ -1153,20 +1205,35 @@ fn custom_domains_are_optional_and_tls_1_2() {
 #[test]
 fn env_json_overrides_declared_variables_only() {
     let t = template();
-    let env_json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(root().join("events/env.json")).unwrap()).unwrap();
+    let env_json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(root().join("events/env.json")).unwrap()).unwrap();
     let overrides = env_json["Parameters"].as_object().expect("a Parameters object");
     let mut declared: BTreeSet<String> = BTreeSet::new();
-    for (_, variables) in std::iter::once(("Globals".to_string(), &t["Globals"]["Function"]["Environment"]["Variables"]))
-        .chain(resources_of_type(&t, "AWS::Serverless::Function").into_iter().map(|(id, f)| (id, &f["Properties"]["Environment"]["Variables"])))
+    for (_, variables) in
+        std::iter::once(("Globals".to_string(), &t["Globals"]["Function"]["Environment"]["Variables"])).chain(
+            resources_of_type(&t, "AWS::Serverless::Function")
+                .into_iter()
+                .map(|(id, f)| (id, &f["Properties"]["Environment"]["Variables"])),
+        )
     {
-        declared.extend(variables.as_mapping().into_iter().flatten().filter_map(|(k, _)| k.as_str().map(str::to_string)));
+        declared
+            .extend(variables.as_mapping().into_iter().flatten().filter_map(|(k, _)| k.as_str().map(str::to_string)));
     }
     for name in overrides.keys() {
-        assert!(CONFIG_VARS.contains(&name.as_str()) || RUNTIME_VARS.contains(&name.as_str()), "env.json: {name} is not a variable of the service");
-        assert!(declared.contains(name), "env.json: {name} is declared by no function of the template, so SAM would ignore it");
+        assert!(
+            CONFIG_VARS.contains(&name.as_str()) || RUNTIME_VARS.contains(&name.as_str()),
+            "env.json: {name} is not a variable of the service"
+        );
+        assert!(
+            declared.contains(name),
+            "env.json: {name} is declared by no function of the template, so SAM would ignore it"
+        );
     }
     for endpoint in [vars::DYNAMODB_ENDPOINT, vars::S3_ENDPOINT, vars::SES_ENDPOINT, vars::SECRETS_MANAGER_ENDPOINT] {
-        assert!(overrides[endpoint].as_str().is_some_and(|u| u.starts_with("http://")), "env.json: {endpoint} points at an emulator");
+        assert!(
+            overrides[endpoint].as_str().is_some_and(|u| u.starts_with("http://")),
+            "env.json: {endpoint} points at an emulator"
+        );
     }
     // The template's globals (STORAGE=dynamodb...) with the overrides: a configuration.
     let mut env: BTreeMap<String, String> = BTreeMap::new();
@@ -1187,8 +1254,14 @@ fn avatar_bound_parameter_fits_the_lambda_payload() {
     assert_eq!(p["MaxValue"].as_u64(), Some(accounts::config::LAMBDA_AVATAR_MAX_BYTES as u64));
     let default = p["Default"].as_u64().unwrap();
     assert!(default <= accounts::config::LAMBDA_AVATAR_MAX_BYTES as u64);
-    let env = [("STORAGE", "dynamodb".to_string()), ("JWT_SECRET", "k".repeat(32)), ("AWS_LAMBDA_FUNCTION_NAME", "profile".into()), ("AVATAR_MAX_BYTES", default.to_string())];
-    let config = Config::from_lookup(|k| env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())).expect("the default starts in Lambda");
+    let env = [
+        ("STORAGE", "dynamodb".to_string()),
+        ("JWT_SECRET", "k".repeat(32)),
+        ("AWS_LAMBDA_FUNCTION_NAME", "profile".into()),
+        ("AVATAR_MAX_BYTES", default.to_string()),
+    ];
+    let config = Config::from_lookup(|k| env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone()))
+        .expect("the default starts in Lambda");
     assert_eq!(config.media.avatar_max_bytes as u64, default);
 }
 
@@ -1203,7 +1276,8 @@ fn unknown_environment_variables_and_plain_secrets_are_noticed() {
     assert!(problems.iter().any(|p| p.contains("LoginFunction: PASSWORD_PEPPER")), "{problems:?}");
 
     let mut t = template();
-    t["Parameters"]["JwtSecret"] = serde_yaml::from_str("{Type: String, NoEcho: true, Default: not-so-secret}").unwrap();
+    t["Parameters"]["JwtSecret"] =
+        serde_yaml::from_str("{Type: String, NoEcho: true, Default: not-so-secret}").unwrap();
     t["Globals"]["Function"]["Environment"]["Variables"]["JWT_SECRET"] =
         serde_yaml::from_str("!Ref JwtSecret").unwrap();
     let problems = environment_problems(&t);
@@ -1214,7 +1288,10 @@ fn unknown_environment_variables_and_plain_secrets_are_noticed() {
     let mut t = template();
     let env = t["Globals"]["Function"]["Environment"]["Variables"].as_mapping_mut().unwrap();
     env.remove(vars::JWT_SECRET_ID);
-    env.insert(Value::from(vars::JWT_SECRET), serde_yaml::from_str("!Sub '{{resolve:secretsmanager:${JwtSecretId}:SecretString}}'").unwrap());
+    env.insert(
+        Value::from(vars::JWT_SECRET),
+        serde_yaml::from_str("!Sub '{{resolve:secretsmanager:${JwtSecretId}:SecretString}}'").unwrap(),
+    );
     function_mut(&mut t, "LoginFunction")["Properties"]["Environment"] =
         serde_yaml::from_str("{Variables: {JWT_PRIVATE_KEY: '-----BEGIN PRIVATE KEY-----'}}").unwrap();
     let problems = environment_problems(&t);
@@ -1228,10 +1305,7 @@ fn table_drift_is_noticed() {
     let mut t = template();
     t["Resources"]["SessionsTable"]["Properties"]["GlobalSecondaryIndexes"][0]["Projection"]["ProjectionType"] =
         Value::from("ALL");
-    t["Resources"]["BlacklistTable"]["Properties"]
-        .as_mapping_mut()
-        .unwrap()
-        .remove("TimeToLiveSpecification");
+    t["Resources"]["BlacklistTable"]["Properties"].as_mapping_mut().unwrap().remove("TimeToLiveSpecification");
     let problems = table_problems(&t);
     assert!(problems.iter().any(|p| p.contains("KEYS_ONLY")), "{problems:?}");
     assert!(problems.iter().any(|p| p.contains("BlacklistTable: TTL")), "{problems:?}");
@@ -1246,8 +1320,16 @@ fn sam_builds_are_never_cached() {
     for (env, table) in &config {
         let Some(build) = table.get("build").and_then(|b| b.get("parameters")) else { continue };
         environments += 1;
-        assert_eq!(build.get("cached").and_then(toml::Value::as_bool), Some(false), "samconfig.toml [{env}.build.parameters] cached");
-        assert_eq!(build.get("beta_features").and_then(toml::Value::as_bool), Some(true), "[{env}.build.parameters] beta_features (rust-cargolambda)");
+        assert_eq!(
+            build.get("cached").and_then(toml::Value::as_bool),
+            Some(false),
+            "samconfig.toml [{env}.build.parameters] cached"
+        );
+        assert_eq!(
+            build.get("beta_features").and_then(toml::Value::as_bool),
+            Some(true),
+            "[{env}.build.parameters] beta_features (rust-cargolambda)"
+        );
     }
     assert!(environments >= 3, "default, dev and prod build parameters");
 }
@@ -1280,17 +1362,23 @@ fn samconfig_problems(t: &Value, config: &toml::Table) -> Vec<String> {
         if let (Some(from), Some(identity)) = (set.get("MailFrom"), set.get("SesIdentity")) {
             let address = from.rsplit('<').next().unwrap_or_default().trim_end_matches('>');
             if address != identity && address.rsplit('@').next() != Some(identity.as_str()) {
-                problems.push(format!("samconfig.toml [{env}]: MailFrom {from} is not an address of SesIdentity {identity}"));
+                problems.push(format!(
+                    "samconfig.toml [{env}]: MailFrom {from} is not an address of SesIdentity {identity}"
+                ));
             }
         }
         // The secret the README's first step creates for this stage.
         if let (Some(secret), Some(stage)) = (set.get("JwtSecretId"), set.get("Stage")) {
             if *secret != format!("accounts/{stage}/jwt-secret") {
-                problems.push(format!("samconfig.toml [{env}]: JwtSecretId {secret} is not accounts/{stage}/jwt-secret (README, Deploy)"));
+                problems.push(format!(
+                    "samconfig.toml [{env}]: JwtSecretId {secret} is not accounts/{stage}/jwt-secret (README, Deploy)"
+                ));
             }
         }
         // No reset link without a domain for it (the template's Rules).
-        if set.get("PasswordResetUrl").is_none_or(|u| u.is_empty()) && set.get("ApiDomainName").is_none_or(|d| d.is_empty()) {
+        if set.get("PasswordResetUrl").is_none_or(|u| u.is_empty())
+            && set.get("ApiDomainName").is_none_or(|d| d.is_empty())
+        {
             problems.push(format!("samconfig.toml [{env}]: neither PasswordResetUrl nor ApiDomainName"));
         }
     }
@@ -1318,6 +1406,14 @@ fn every_deploy_environment_sets_the_required_parameters() {
     }
     let problems = samconfig_problems(&template(), &broken);
     assert!(problems.iter().any(|p| p.contains("[prod.deploy.parameters] does not set SesIdentity")), "{problems:?}");
-    assert!(problems.iter().any(|p| p.contains("[dev]: MailFrom noreply@elsewhere.example is not an address of SesIdentity")), "{problems:?}");
-    assert!(problems.iter().any(|p| p.contains("[prod]: JwtSecretId jwt is not accounts/prod/jwt-secret")), "{problems:?}");
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("[dev]: MailFrom noreply@elsewhere.example is not an address of SesIdentity")),
+        "{problems:?}"
+    );
+    assert!(
+        problems.iter().any(|p| p.contains("[prod]: JwtSecretId jwt is not accounts/prod/jwt-secret")),
+        "{problems:?}"
+    );
 }

@@ -45,7 +45,8 @@ pub async fn sdk_config(endpoint: Option<&str>, timeouts: Timeouts) -> SdkConfig
 /// One HTTPS client (connection pool, TLS configuration, root certificates) for every AWS client
 /// of the process: a function that talks to DynamoDB and S3 sets it up once at its cold start.
 fn https_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
-    static CLIENT: std::sync::OnceLock<aws_smithy_runtime_api::client::http::SharedHttpClient> = std::sync::OnceLock::new();
+    static CLIENT: std::sync::OnceLock<aws_smithy_runtime_api::client::http::SharedHttpClient> =
+        std::sync::OnceLock::new();
     CLIENT.get_or_init(|| Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https()).clone()
 }
 

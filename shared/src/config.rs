@@ -321,8 +321,7 @@ impl Config {
                 tables: DynamoTables {
                     users: get(vars::USERS_TABLE).unwrap_or_else(|| "accounts-users".into()),
                     sessions: get(vars::SESSIONS_TABLE).unwrap_or_else(|| "accounts-sessions".into()),
-                    blacklist: get(vars::BLACKLIST_TABLE)
-                        .unwrap_or_else(|| "accounts-blacklist".into()),
+                    blacklist: get(vars::BLACKLIST_TABLE).unwrap_or_else(|| "accounts-blacklist".into()),
                     throttle: get(vars::THROTTLE_TABLE).unwrap_or_else(|| "accounts-throttle".into()),
                 },
                 endpoint: get(vars::DYNAMODB_ENDPOINT),
@@ -344,7 +343,10 @@ impl Config {
             // One source of keys: the key set carries the secret, the kid and the Ed25519 keys.
             for name in [vars::JWT_SECRET, vars::JWT_PRIVATE_KEY, vars::JWT_KEY_ID, vars::JWT_PREVIOUS_KEYS] {
                 if get(name).is_some() {
-                    return Err(ConfigError::Invalid { name, why: format!("the keys come from {} (unset it)", vars::JWT_SECRET_ID) });
+                    return Err(ConfigError::Invalid {
+                        name,
+                        why: format!("the keys come from {} (unset it)", vars::JWT_SECRET_ID),
+                    });
                 }
             }
         }
@@ -419,7 +421,10 @@ impl Config {
         let current = &set.keys[&set.current];
         if let Signing::EdDsa { .. } = self.signing {
             let Some(pem) = current.ed25519.clone() else {
-                return Err(invalid(format!("JWT_ALGORITHM is EdDSA and key {:?} has no \"ed25519\" private key", set.current)));
+                return Err(invalid(format!(
+                    "JWT_ALGORITHM is EdDSA and key {:?} has no \"ed25519\" private key",
+                    set.current
+                )));
             };
             let mut retired = Vec::new();
             for (kid, key) in set.keys.iter().filter(|(kid, _)| **kid != set.current) {
@@ -427,14 +432,27 @@ impl Config {
                 retired.push(public_jwk(kid, pem).map_err(|why| invalid(format!("key {kid:?}: {why}")))?);
             }
             let previous_keys = serde_json::json!({ "keys": retired }).to_string();
-            let signing = Signing::EdDsa { private_key_pem: pem, key_id: Some(set.current.clone()), previous_keys: Some(previous_keys) };
-            crate::domain::tokens::TokenService::with_signing(&signing, b"", Duration::from_secs(1), Duration::from_secs(1))
-                .map_err(|e| invalid(format!("key {:?}: {e}", set.current)))?;
+            let signing = Signing::EdDsa {
+                private_key_pem: pem,
+                key_id: Some(set.current.clone()),
+                previous_keys: Some(previous_keys),
+            };
+            crate::domain::tokens::TokenService::with_signing(
+                &signing,
+                b"",
+                Duration::from_secs(1),
+                Duration::from_secs(1),
+            )
+            .map_err(|e| invalid(format!("key {:?}: {e}", set.current)))?;
             self.signing = signing;
         }
         self.jwt_secret = current.secret.clone();
-        self.previous_secrets =
-            set.keys.iter().filter(|(kid, _)| **kid != set.current).map(|(kid, k)| (kid.clone(), k.secret.clone())).collect();
+        self.previous_secrets = set
+            .keys
+            .iter()
+            .filter(|(kid, _)| **kid != set.current)
+            .map(|(kid, k)| (kid.clone(), k.secret.clone()))
+            .collect();
         self.jwt_key_id = Some(set.current);
         if let Some(source) = &mut self.key_set {
             source.loaded = true;
@@ -488,7 +506,10 @@ impl KeySet {
         })?;
         let mut keys = std::collections::BTreeMap::new();
         for (kid, entry) in file.keys {
-            if kid.is_empty() || kid.len() > 64 || !kid.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)) {
+            if kid.is_empty()
+                || kid.len() > 64
+                || !kid.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+            {
                 return Err(format!("kid {kid:?} is not 1 to 64 of A-Z a-z 0-9 . _ -"));
             }
             let (secret, ed25519) = match entry {
@@ -526,7 +547,10 @@ fn media_config(get: &impl Fn(&str) -> Option<String>) -> Result<MediaConfig, Co
             Some(format!("{}/", url.trim().trim_end_matches('/')))
         }
         Some(url) => {
-            return Err(ConfigError::Invalid { name: vars::MEDIA_BASE_URL, why: format!("{url:?} is not an http(s) URL") })
+            return Err(ConfigError::Invalid {
+                name: vars::MEDIA_BASE_URL,
+                why: format!("{url:?} is not an http(s) URL"),
+            })
         }
     };
     let avatar_max_side = number(get, vars::AVATAR_MAX_SIDE, 1024)?;
@@ -569,7 +593,9 @@ fn mail_config(get: &impl Fn(&str) -> Option<String>, storage: &StorageConfig) -
     let backend = match get(vars::MAIL_BACKEND).as_deref().unwrap_or(default_backend) {
         "outbox" => {
             let data_dir = PathBuf::from(get(vars::DATA_DIR).unwrap_or_else(|| "data".into()));
-            MailBackend::Outbox { folder: get(vars::OUTBOX_DIR).map(PathBuf::from).unwrap_or_else(|| data_dir.join("outbox")) }
+            MailBackend::Outbox {
+                folder: get(vars::OUTBOX_DIR).map(PathBuf::from).unwrap_or_else(|| data_dir.join("outbox")),
+            }
         }
         "ses" => MailBackend::Ses { endpoint: get(vars::SES_ENDPOINT) },
         other => {
@@ -588,7 +614,10 @@ fn mail_config(get: &impl Fn(&str) -> Option<String>, storage: &StorageConfig) -
 
 fn password_reset_config(get: &impl Fn(&str) -> Option<String>) -> Result<PasswordResetConfig, ConfigError> {
     let url = get(vars::PASSWORD_RESET_URL).unwrap_or_else(|| DEFAULT_RESET_URL.into()).trim().to_string();
-    if !(url.starts_with("https://") || url.starts_with("http://")) || !url.contains("{uid}") || !url.contains("{token}") {
+    if !(url.starts_with("https://") || url.starts_with("http://"))
+        || !url.contains("{uid}")
+        || !url.contains("{token}")
+    {
         return Err(ConfigError::Invalid {
             name: vars::PASSWORD_RESET_URL,
             why: format!("{url:?} is not an http(s) URL with {{uid}} and {{token}}"),
@@ -607,7 +636,10 @@ fn password_reset_config(get: &impl Fn(&str) -> Option<String>) -> Result<Passwo
     })
 }
 
-fn signing(get: &impl Fn(&str) -> Option<String>, from_key_set: bool) -> Result<crate::domain::tokens::Signing, ConfigError> {
+fn signing(
+    get: &impl Fn(&str) -> Option<String>,
+    from_key_set: bool,
+) -> Result<crate::domain::tokens::Signing, ConfigError> {
     use crate::domain::tokens::{Signing, TokenService};
     let signing = match get(vars::JWT_ALGORITHM).as_deref().unwrap_or("HS256") {
         "HS256" => return Ok(Signing::Hs256),
@@ -621,7 +653,10 @@ fn signing(get: &impl Fn(&str) -> Option<String>, from_key_set: bool) -> Result<
             previous_keys: get(vars::JWT_PREVIOUS_KEYS),
         },
         other => {
-            return Err(ConfigError::Invalid { name: vars::JWT_ALGORITHM, why: format!("{other:?} is neither HS256 nor EdDSA") })
+            return Err(ConfigError::Invalid {
+                name: vars::JWT_ALGORITHM,
+                why: format!("{other:?} is neither HS256 nor EdDSA"),
+            })
         }
     };
     // Refuse to start with keys that can't sign or verify.
@@ -647,11 +682,7 @@ fn limits(get: &impl Fn(&str) -> Option<String>) -> Result<crate::domain::thrott
     })
 }
 
-fn number(
-    get: &impl Fn(&str) -> Option<String>,
-    name: &'static str,
-    default: u64,
-) -> Result<u64, ConfigError> {
+fn number(get: &impl Fn(&str) -> Option<String>, name: &'static str, default: u64) -> Result<u64, ConfigError> {
     whole_number(get, name, default, false)
 }
 
@@ -670,11 +701,7 @@ fn whole_number(
     }
 }
 
-fn seconds(
-    get: &impl Fn(&str) -> Option<String>,
-    name: &'static str,
-    default: u64,
-) -> Result<Duration, ConfigError> {
+fn seconds(get: &impl Fn(&str) -> Option<String>, name: &'static str, default: u64) -> Result<Duration, ConfigError> {
     number(get, name, default).map(Duration::from_secs)
 }
 
@@ -714,8 +741,7 @@ mod tests {
     use std::collections::HashMap;
 
     fn config(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let map: HashMap<String, String> =
-            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         Config::from_lookup(|k| map.get(k).cloned())
     }
 
@@ -791,7 +817,13 @@ mod tests {
         assert!(!format!("{:?}", c.signing).contains("PRIVATE"), "Debug prints no key");
         // Both keys verify, the current one signs: rotation works the same as with HS256.
         let state_tokens = |c: &Config| {
-            crate::domain::tokens::TokenService::with_signing(&c.signing, &c.jwt_secret, Duration::from_secs(60), Duration::from_secs(60)).unwrap()
+            crate::domain::tokens::TokenService::with_signing(
+                &c.signing,
+                &c.jwt_secret,
+                Duration::from_secs(60),
+                Duration::from_secs(60),
+            )
+            .unwrap()
         };
         let tokens = state_tokens(&c);
         assert_eq!(tokens.public_keys().keys.len(), 2);
@@ -816,7 +848,8 @@ mod tests {
 
     #[test]
     fn lifetimes_are_configurable_and_validated() {
-        let c = config(&[("JWT_SECRET", "x"), ("ACCESS_TOKEN_LIFETIME", "60"), ("REFRESH_TOKEN_LIFETIME", "120")]).unwrap();
+        let c =
+            config(&[("JWT_SECRET", "x"), ("ACCESS_TOKEN_LIFETIME", "60"), ("REFRESH_TOKEN_LIFETIME", "120")]).unwrap();
         assert_eq!(c.access_lifetime, Duration::from_secs(60));
         assert_eq!(c.refresh_lifetime, Duration::from_secs(120));
         assert_eq!(c.refresh_reuse_grace, Duration::from_secs(10));
@@ -896,7 +929,11 @@ mod tests {
     #[test]
     fn avatar_bound_fits_the_lambda_payload_limit() {
         let lambda = |bytes: Option<&str>| {
-            let mut pairs = vec![("STORAGE", "dynamodb"), ("JWT_SECRET", "k".repeat(32).leak() as &str), ("AWS_LAMBDA_FUNCTION_NAME", "profile")];
+            let mut pairs = vec![
+                ("STORAGE", "dynamodb"),
+                ("JWT_SECRET", "k".repeat(32).leak() as &str),
+                ("AWS_LAMBDA_FUNCTION_NAME", "profile"),
+            ];
             pairs.extend(bytes.map(|b| ("AVATAR_MAX_BYTES", b)));
             config(&pairs).map(|c| c.media.avatar_max_bytes)
         };
@@ -906,7 +943,10 @@ mod tests {
         assert_eq!(lambda(None), Ok(4 * 1024 * 1024));
         assert_eq!(lambda(Some("4694016")), Ok(4_694_016));
         let over = lambda(Some("5242880")).unwrap_err();
-        assert!(matches!(&over, ConfigError::Invalid { name: "AVATAR_MAX_BYTES", why } if why.contains("at most 4694016")), "{over}");
+        assert!(
+            matches!(&over, ConfigError::Invalid { name: "AVATAR_MAX_BYTES", why } if why.contains("at most 4694016")),
+            "{over}"
+        );
         assert!(lambda(Some("4694017")).is_err());
         // Outside Lambda (the local server) there is no such limit.
         let dir = tempfile::tempdir().unwrap();

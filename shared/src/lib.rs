@@ -11,9 +11,8 @@
 #[cfg(feature = "aws")]
 pub mod aws;
 pub mod config;
-pub mod error;
-pub mod state;
 pub mod domain;
+pub mod error;
 pub mod http;
 pub mod lambda;
 pub mod mail;
@@ -21,5 +20,6 @@ pub mod media;
 pub mod private_files;
 #[cfg(feature = "secrets-manager")]
 pub mod secrets;
+pub mod state;
 pub mod store;
 pub mod telemetry;

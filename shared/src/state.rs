@@ -33,13 +33,25 @@ impl AppState {
     pub fn with_media(store: SharedStore, media: SharedMedia, config: Config) -> Self {
         assert!(config.keys_ready(), "the key set of JWT_SECRET_ID was not loaded (Config::load_key_set)");
         let previous = || config.previous_secrets.iter().map(|(kid, secret)| (kid.as_str(), &**secret));
-        let tokens = TokenService::with_signing(&config.signing, &config.jwt_secret, config.access_lifetime, config.refresh_lifetime)
-            .expect("Config::from_lookup checked the signing keys")
-            .with_hs256_keys(&config.jwt_secret, config.jwt_key_id.as_deref(), previous());
+        let tokens = TokenService::with_signing(
+            &config.signing,
+            &config.jwt_secret,
+            config.access_lifetime,
+            config.refresh_lifetime,
+        )
+        .expect("Config::from_lookup checked the signing keys")
+        .with_hs256_keys(&config.jwt_secret, config.jwt_key_id.as_deref(), previous());
         let mailer = open_mailer(&config.mail);
         let reset_tokens = ResetTokens::new(&config.jwt_secret, config.password_reset.timeout.as_secs())
             .with_previous(previous().map(|(_, secret)| secret));
-        Self { store, tokens: Arc::new(tokens), config: Arc::new(config), media, mailer, reset_tokens: Arc::new(reset_tokens) }
+        Self {
+            store,
+            tokens: Arc::new(tokens),
+            config: Arc::new(config),
+            media,
+            mailer,
+            reset_tokens: Arc::new(reset_tokens),
+        }
     }
 
     /// Opens the configured store (the SDK client is built here, once).
@@ -55,11 +67,13 @@ impl AppState {
                 Arc::new(crate::store::dynamodb::DynamoStore::new(client, tables.clone()))
             }
             #[allow(unreachable_patterns)]
-            _ => return Err(StoreError::Backend(format!(
-                "this {} store needs the `{}` feature, which this binary was built without",
-                crate::config::vars::STORAGE,
-                config.storage.feature(),
-            ))),
+            _ => {
+                return Err(StoreError::Backend(format!(
+                    "this {} store needs the `{}` feature, which this binary was built without",
+                    crate::config::vars::STORAGE,
+                    config.storage.feature(),
+                )))
+            }
         };
         let media = open_media(&config).await.map_err(|e| StoreError::Backend(e.to_string()))?;
         Ok(Self::with_media(store, media, config))

@@ -23,11 +23,9 @@ pub fn endpoint() -> String {
 pub fn fake_aws_environment() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
-        for (name, value) in [
-            ("AWS_ACCESS_KEY_ID", "test"),
-            ("AWS_SECRET_ACCESS_KEY", "test"),
-            ("AWS_REGION", "us-east-1"),
-        ] {
+        for (name, value) in
+            [("AWS_ACCESS_KEY_ID", "test"), ("AWS_SECRET_ACCESS_KEY", "test"), ("AWS_REGION", "us-east-1")]
+        {
             if std::env::var_os(name).is_none() {
                 std::env::set_var(name, value);
             }
@@ -55,13 +53,9 @@ pub async fn fresh_client() -> aws_sdk_dynamodb::Client {
 pub async fn fresh_dynamo() -> (DynamoStore, aws_sdk_dynamodb::Client) {
     let client = fresh_client().await;
     let store = DynamoStore::new(client.clone(), unique_tables());
-    store
-        .create_tables()
-        .await
-        .unwrap_or_else(|e| panic!("creating tables at {}: {e}", endpoint()));
+    store.create_tables().await.unwrap_or_else(|e| panic!("creating tables at {}: {e}", endpoint()));
     (store, client)
 }
-
 
 /// A private emulator process (for tests that stop and resume it), killed on drop.
 pub struct PrivateEmulator {

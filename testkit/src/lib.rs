@@ -141,7 +141,10 @@ impl TestApp {
     /// Registers `username` with the strong password; returns (access, refresh, user id).
     pub async fn register(&self, username: &str) -> (String, String, u64) {
         let r = self
-            .post("/api/auth/registration/", serde_json::json!({"username": username, "password1": STRONG, "password2": STRONG}))
+            .post(
+                "/api/auth/registration/",
+                serde_json::json!({"username": username, "password1": STRONG, "password2": STRONG}),
+            )
             .await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
         (

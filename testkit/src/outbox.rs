@@ -25,7 +25,11 @@ impl Letter {
 
     /// The first line that is a URL: the reset link.
     pub fn link(&self) -> String {
-        self.text.lines().find(|l| l.starts_with("http")).unwrap_or_else(|| panic!("no link in {:?}", self.text)).to_string()
+        self.text
+            .lines()
+            .find(|l| l.starts_with("http"))
+            .unwrap_or_else(|| panic!("no link in {:?}", self.text))
+            .to_string()
     }
 
     /// `(uid, token)` of a link ending in `.../<uid>/<token>/`.
@@ -47,7 +51,8 @@ pub fn folder(state: &AppState) -> PathBuf {
 pub fn letters(state: &AppState) -> Vec<Letter> {
     let folder = folder(state);
     let Ok(entries) = std::fs::read_dir(&folder) else { return Vec::new() };
-    let mut names: Vec<PathBuf> = entries.map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "eml")).collect();
+    let mut names: Vec<PathBuf> =
+        entries.map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "eml")).collect();
     names.sort();
     names.iter().map(|p| Letter::parse(&std::fs::read(p).unwrap())).collect()
 }

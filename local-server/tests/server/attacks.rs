@@ -6,7 +6,6 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-
 use crate::support::Server;
 
 const STRONG: &str = "xk29!pLm#q";
@@ -32,7 +31,12 @@ async fn register(client: &reqwest::Client, server: &Server, username: &str) {
 }
 
 /// `count` wrong-password logins at once; their statuses.
-async fn failed_logins(client: &reqwest::Client, base: &str, count: usize, username: impl Fn(usize) -> String) -> Vec<u16> {
+async fn failed_logins(
+    client: &reqwest::Client,
+    base: &str,
+    count: usize,
+    username: impl Fn(usize) -> String,
+) -> Vec<u16> {
     let tasks: Vec<_> = (0..count)
         .map(|i| {
             let (client, url) = (client.clone(), format!("{base}/api/auth/login/"));
@@ -67,7 +71,11 @@ async fn a_guessing_burst_checks_at_most_the_limit() {
 
 /// How long `username`'s login from another address takes while `flood` failed logins from one
 /// address are fired at once (reported, then bounded by the caller).
-async fn login_during_a_flood(server: &Server, flood: usize, flood_user: impl Fn(usize) -> String + Send + 'static) -> (Duration, u16, Vec<u16>) {
+async fn login_during_a_flood(
+    server: &Server,
+    flood: usize,
+    flood_user: impl Fn(usize) -> String + Send + 'static,
+) -> (Duration, u16, Vec<u16>) {
     let client = reqwest::Client::new();
     let flooding = {
         let (client, base) = (client.clone(), server.base.clone());
@@ -93,7 +101,11 @@ async fn a_flood_from_one_address_does_not_delay_other_users() {
     );
     register(&reqwest::Client::new(), &server, "regular").await;
     let (waited, status, flood) = login_during_a_flood(&server, 200, |i| format!("ghost{i}")).await;
-    println!("login during a flood of 200 from one address: {waited:?}; flood: {} × 400, {} × 429", tally(&flood, 400), tally(&flood, 429));
+    println!(
+        "login during a flood of 200 from one address: {waited:?}; flood: {} × 400, {} × 429",
+        tally(&flood, 400),
+        tally(&flood, 429)
+    );
     assert_eq!(status, 200);
     assert!(tally(&flood, 400) <= 10, "{} of the flood were hashed", tally(&flood, 400));
     // Measured here: ~0.1–0.3 s (debug build, 2 CPUs); before, ~6 s behind 200 queued hashes.

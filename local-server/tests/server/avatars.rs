@@ -9,14 +9,12 @@ use image::{DynamicImage, ImageDecoder, ImageFormat, Rgb, RgbImage};
 use reqwest::multipart::{Form, Part};
 use serde_json::{json, Value};
 
-
 use crate::support::Server;
 
 const STRONG: &str = "xk29!pLm#q";
 /// The server runs with a smaller file bound than the default 5 MB, to keep the oversized case cheap.
 const MAX_BYTES: usize = 1_000_000;
 const INVALID: &str = "Upload a valid image. The file you uploaded was either not an image or a corrupted image.";
-
 
 struct Client {
     http: reqwest::Client,
@@ -75,8 +73,13 @@ impl Client {
     }
 
     async fn profile(&self) -> Value {
-        let response =
-            self.http.get(format!("{}/api/accounts/profile/", self.base)).bearer_auth(&self.access).send().await.unwrap();
+        let response = self
+            .http
+            .get(format!("{}/api/accounts/profile/", self.base))
+            .bearer_auth(&self.access)
+            .send()
+            .await
+            .unwrap();
         let (status, body) = Self::answer(response).await;
         assert_eq!(status, 200);
         body
@@ -86,18 +89,23 @@ impl Client {
     async fn fetch(&self, url: &str) -> (u16, String, Vec<u8>) {
         let response = self.http.get(url).send().await.unwrap();
         let status = response.status().as_u16();
-        let content_type = response.headers().get("content-type").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+        let content_type =
+            response.headers().get("content-type").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
         (status, content_type, response.bytes().await.unwrap().to_vec())
     }
 }
 
 fn gradient(w: u32, h: u32) -> DynamicImage {
-    DynamicImage::ImageRgb8(RgbImage::from_fn(w, h, |x, y| Rgb([(x % 251) as u8, (y % 241) as u8, ((x + y) % 239) as u8])))
+    DynamicImage::ImageRgb8(RgbImage::from_fn(w, h, |x, y| {
+        Rgb([(x % 251) as u8, (y % 241) as u8, ((x + y) % 239) as u8])
+    }))
 }
 
 /// Flat 64-pixel tiles: a large image that compresses to a small PNG.
 fn tiles(w: u32, h: u32) -> DynamicImage {
-    DynamicImage::ImageRgb8(RgbImage::from_fn(w, h, |x, y| Rgb([((x / 64) * 37 % 256) as u8, ((y / 64) * 53 % 256) as u8, 128])))
+    DynamicImage::ImageRgb8(RgbImage::from_fn(w, h, |x, y| {
+        Rgb([((x / 64) * 37 % 256) as u8, ((y / 64) * 53 % 256) as u8, 128])
+    }))
 }
 
 fn encode(image: &DynamicImage, format: ImageFormat) -> Vec<u8> {
@@ -246,7 +254,8 @@ async fn avatars_upload_serve_replace_reject_and_clear() {
         let (status, body) = me.upload(name, bytes).await;
         assert_eq!((status, body), (400, json!({"avatar": [message]})), "{name}");
     }
-    let (status, body) = me.json(reqwest::Method::PATCH, "/api/accounts/profile/", json!({"avatar": "http://x/a.png"})).await;
+    let (status, body) =
+        me.json(reqwest::Method::PATCH, "/api/accounts/profile/", json!({"avatar": "http://x/a.png"})).await;
     assert_eq!(
         (status, body),
         (400, json!({"avatar": ["The submitted data was not a file. Check the encoding type on the form."]}))
@@ -290,7 +299,10 @@ async fn direct_upload_grant_put_and_confirm() {
         me.json(reqwest::Method::POST, "/api/accounts/profile/avatar/upload/", json!({"size": jpeg.len()})).await;
     assert_eq!(status, 200, "{grant}");
     assert_eq!((grant["method"].as_str(), grant["max_bytes"].as_u64()), (Some("PUT"), Some(MAX_BYTES as u64)));
-    assert_eq!((grant["size"].as_u64(), &grant["headers"]), (Some(jpeg.len() as u64), &json!({"content-length": jpeg.len().to_string()})));
+    assert_eq!(
+        (grant["size"].as_u64(), &grant["headers"]),
+        (Some(jpeg.len() as u64), &json!({"content-length": jpeg.len().to_string()}))
+    );
     let upload_url = grant["upload_url"].as_str().unwrap();
     assert!(upload_url.starts_with(&format!("{}/media-upload/avatar-uploads/{id}/", server.base)), "{upload_url}");
     let upload_id = grant["upload_id"].as_str().unwrap();
@@ -327,8 +339,9 @@ async fn direct_upload_grant_put_and_confirm() {
     // A refused file: 400 under avatar, profile unchanged.
     let (_, grant) = me.json(reqwest::Method::POST, "/api/accounts/profile/avatar/upload/", json!({"size": 12})).await;
     me.http.put(grant["upload_url"].as_str().unwrap()).body(b"not an image".to_vec()).send().await.unwrap();
-    let (status, answer) =
-        me.json(reqwest::Method::POST, "/api/accounts/profile/avatar/confirm/", json!({"upload_id": grant["upload_id"]})).await;
+    let (status, answer) = me
+        .json(reqwest::Method::POST, "/api/accounts/profile/avatar/confirm/", json!({"upload_id": grant["upload_id"]}))
+        .await;
     assert_eq!((status, answer), (400, json!({"avatar": [INVALID]})));
     assert_eq!(me.profile().await["avatar"], profile["avatar"]);
     // The size is required, and no grant is made past the bound; past it the route refuses the body.
@@ -341,8 +354,10 @@ async fn direct_upload_grant_put_and_confirm() {
         let (status, answer) = me.json(reqwest::Method::POST, "/api/accounts/profile/avatar/upload/", body).await;
         assert_eq!((status, answer), (400, json!({"size": [message]})));
     }
-    let (_, grant) = me.json(reqwest::Method::POST, "/api/accounts/profile/avatar/upload/", json!({"size": MAX_BYTES})).await;
-    let response = me.http.put(grant["upload_url"].as_str().unwrap()).body(vec![0u8; MAX_BYTES + 1]).send().await.unwrap();
+    let (_, grant) =
+        me.json(reqwest::Method::POST, "/api/accounts/profile/avatar/upload/", json!({"size": MAX_BYTES})).await;
+    let response =
+        me.http.put(grant["upload_url"].as_str().unwrap()).body(vec![0u8; MAX_BYTES + 1]).send().await.unwrap();
     assert_eq!(response.status(), 413);
 }
 
@@ -362,8 +377,9 @@ async fn parallel_direct_uploads_cannot_exceed_the_granted_length() {
         .map(|i| {
             let (me, small) = (me.clone(), small.clone());
             tokio::spawn(async move {
-                let (status, grant) =
-                    me.json(reqwest::Method::POST, "/api/accounts/profile/avatar/upload/", json!({"size": small.len()})).await;
+                let (status, grant) = me
+                    .json(reqwest::Method::POST, "/api/accounts/profile/avatar/upload/", json!({"size": small.len()}))
+                    .await;
                 assert_eq!(status, 200, "{grant}");
                 // The declared file, then padding: longer than granted, shorter than the file bound.
                 let mut body = small;
@@ -388,7 +404,8 @@ async fn parallel_direct_uploads_cannot_exceed_the_granted_length() {
                 let upload_id = uuid::Uuid::new_v4().simple().to_string();
                 std::fs::create_dir_all(&uploads).unwrap();
                 std::fs::write(uploads.join(&upload_id), vec![0u8; 4 * MAX_BYTES]).unwrap();
-                me.json(reqwest::Method::POST, "/api/accounts/profile/avatar/confirm/", json!({"upload_id": upload_id})).await
+                me.json(reqwest::Method::POST, "/api/accounts/profile/avatar/confirm/", json!({"upload_id": upload_id}))
+                    .await
             })
         })
         .collect();

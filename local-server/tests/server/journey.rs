@@ -2,13 +2,17 @@
 
 use serde_json::{json, Value};
 
-
 use crate::support::Server;
 
 const STRONG: &str = "xk29!pLm#q";
 
-
-async fn call(client: &reqwest::Client, method: &str, url: String, body: Option<Value>, bearer: Option<&str>) -> (u16, Value) {
+async fn call(
+    client: &reqwest::Client,
+    method: &str,
+    url: String,
+    body: Option<Value>,
+    bearer: Option<&str>,
+) -> (u16, Value) {
     let mut request = client.request(method.parse().unwrap(), url);
     if let Some(token) = bearer {
         request = request.bearer_auth(token);
@@ -30,9 +34,18 @@ async fn the_whole_journey_over_http() {
     let c = reqwest::Client::new();
     let url = |path: &str| format!("{}{path}", server.base);
 
-    let (status, body) = call(&c, "POST", url("/api/auth/registration/"), Some(json!({"username": "15313988692", "password1": STRONG, "password2": STRONG})), None).await;
+    let (status, body) = call(
+        &c,
+        "POST",
+        url("/api/auth/registration/"),
+        Some(json!({"username": "15313988692", "password1": STRONG, "password2": STRONG})),
+        None,
+    )
+    .await;
     assert_eq!(status, 201, "{body}");
-    let (status, login) = call(&c, "POST", url("/api/auth/login/"), Some(json!({"username": "15313988692", "password": STRONG})), None).await;
+    let (status, login) =
+        call(&c, "POST", url("/api/auth/login/"), Some(json!({"username": "15313988692", "password": STRONG})), None)
+            .await;
     assert_eq!(status, 200);
     let access = login["access"].as_str().unwrap().to_string();
     let refresh = login["refresh"].as_str().unwrap().to_string();
@@ -43,7 +56,10 @@ async fn the_whole_journey_over_http() {
     let patch = json!({"nickname": "小明同学", "signature": "你好，世界！🌏 签名"});
     let (status, profile) = call(&c, "PATCH", url("/api/accounts/profile/"), Some(patch), Some(&access)).await;
     assert_eq!(status, 200);
-    assert_eq!((profile["nickname"].as_str(), profile["signature"].as_str()), (Some("小明同学"), Some("你好，世界！🌏 签名")));
+    assert_eq!(
+        (profile["nickname"].as_str(), profile["signature"].as_str()),
+        (Some("小明同学"), Some("你好，世界！🌏 签名"))
+    );
     let (_, again) = call(&c, "GET", url("/api/accounts/profile"), None, Some(&access)).await;
     assert_eq!(again, profile);
 
@@ -62,7 +78,9 @@ async fn the_whole_journey_over_http() {
     assert_eq!(status, 401);
 
     // A new login, then logout.
-    let (status, login) = call(&c, "POST", url("/api/auth/login/"), Some(json!({"username": "15313988692", "password": STRONG})), None).await;
+    let (status, login) =
+        call(&c, "POST", url("/api/auth/login/"), Some(json!({"username": "15313988692", "password": STRONG})), None)
+            .await;
     assert_eq!(status, 200);
     let new_access = login["access"].as_str().unwrap().to_string();
     let new_refresh = login["refresh"].as_str().unwrap().to_string();
@@ -88,7 +106,14 @@ async fn two_processes_share_one_embedded_store() {
     let dir = tempfile::tempdir().unwrap();
     let (a, b) = (Server::start(dir.path()), Server::start(dir.path()));
     let c = reqwest::Client::new();
-    let (status, reg) = call(&c, "POST", format!("{}/api/auth/registration/", a.base), Some(json!({"username": "shared", "password1": STRONG, "password2": STRONG})), None).await;
+    let (status, reg) = call(
+        &c,
+        "POST",
+        format!("{}/api/auth/registration/", a.base),
+        Some(json!({"username": "shared", "password1": STRONG, "password2": STRONG})),
+        None,
+    )
+    .await;
     assert_eq!(status, 201);
     let (status, _) = call(&c, "GET", format!("{}/api/accounts/profile/", b.base), None, reg["access"].as_str()).await;
     assert_eq!(status, 200, "a token from one process is good at the other");
@@ -110,7 +135,8 @@ async fn two_processes_share_one_embedded_store() {
     }
     assert_eq!(new_refresh.len(), 1, "one rotation: every answer carries the same new refresh token");
     let next = new_refresh.into_iter().next().unwrap();
-    let (status, _) = call(&c, "POST", format!("{}/api/auth/refresh/", b.base), Some(json!({"refresh": next})), None).await;
+    let (status, _) =
+        call(&c, "POST", format!("{}/api/auth/refresh/", b.base), Some(json!({"refresh": next})), None).await;
     assert_eq!(status, 200, "the shared answer is usable");
 }
 
@@ -125,7 +151,8 @@ async fn fifty_parallel_registrations_of_one_name() {
     for _ in 0..50 {
         let (c, url) = (c.clone(), format!("{}/api/auth/registration/", server.base));
         tasks.push(tokio::spawn(async move {
-            call(&c, "POST", url, Some(json!({"username": "Popular", "password1": STRONG, "password2": STRONG})), None).await
+            call(&c, "POST", url, Some(json!({"username": "Popular", "password1": STRONG, "password2": STRONG})), None)
+                .await
         }));
     }
     let mut created = 0;

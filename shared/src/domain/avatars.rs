@@ -10,10 +10,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use serde_json::Value;
 
-use crate::domain::{now, profile};
 use crate::domain::fields::{Data, FieldErrors, FieldKind};
-use crate::domain::requests;
 use crate::domain::model::{User, UserUpdate};
+use crate::domain::requests;
+use crate::domain::{now, profile};
 use crate::error::Error;
 use crate::media::gate;
 use crate::media::picture::{self, AvatarBounds, Picture, PictureProblem};

@@ -10,16 +10,16 @@
 use std::net::IpAddr;
 
 use crate::config::PasswordResetConfig;
-use crate::domain::password::blocking;
-use crate::domain::sessions::Authenticated;
-use crate::domain::throttle::reserve;
-use crate::domain::{now, Result};
 use crate::domain::fields::{is_valid_email, Data, FieldErrors, INVALID_EMAIL};
 use crate::domain::model::{username_key, PasswordReplacement, User};
 use crate::domain::password;
+use crate::domain::password::blocking;
 use crate::domain::requests;
 use crate::domain::reset_token::{from_base36, to_base36, ResetTokens};
+use crate::domain::sessions::Authenticated;
+use crate::domain::throttle::reserve;
 use crate::domain::throttle::{self, Limits};
+use crate::domain::{now, Result};
 use crate::error::Error;
 use crate::mail::{Mail, Mailer};
 use crate::store::{Store, StoreError};

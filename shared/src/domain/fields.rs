@@ -176,8 +176,7 @@ pub fn is_valid_email(email: &str) -> bool {
     }
     let Some((local, domain)) = email.rsplit_once('@') else { return false };
     let atom = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+/=?^_`{|}~-".contains(c);
-    let local_ok = !local.is_empty()
-        && local.split('.').all(|part| !part.is_empty() && part.chars().all(atom));
+    let local_ok = !local.is_empty() && local.split('.').all(|part| !part.is_empty() && part.chars().all(atom));
     let label_ok = |label: &str| {
         !label.is_empty()
             && label.len() <= 63

@@ -1,15 +1,13 @@
 //! `POST /api/auth/login/`: credentials checked behind the throttling counters, then a new session.
 
 use crate::domain::fields::{Data, FieldErrors};
-use crate::domain::model::{
-    PasswordReplacement, User,
-};
 use crate::domain::model::username_key;
+use crate::domain::model::{PasswordReplacement, User};
 use crate::domain::password;
 use crate::domain::requests;
+use crate::domain::sessions;
 use crate::domain::throttle::{self, Limits};
 use crate::domain::tokens::{TokenPair, TokenService};
-use crate::domain::sessions;
 use crate::domain::user::normalize_username;
 use crate::domain::{now, Result};
 use crate::error::Error;
@@ -86,7 +84,8 @@ pub async fn login(
 
     // The session is opened under the password version just checked; if the password changed
     // meanwhile, the store refuses it (a login racing a change never outlives it).
-    let (released, started) = tokio::join!(release, sessions::start_session(store, tokens, user.id, user.password_version, now));
+    let (released, started) =
+        tokio::join!(release, sessions::start_session(store, tokens, user.id, user.password_version, now));
     released?;
     let pair = match started {
         Ok(pair) => pair,

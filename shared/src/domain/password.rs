@@ -63,7 +63,13 @@ fn verify_django_pbkdf2(password: &str, encoded: &str) -> bool {
     let Ok(params) = pbkdf2::Params::new(rounds) else { return false };
     let mut derived = vec![0u8; expected.len()];
     // The non-generic entry point: compiled (and optimised) inside the pbkdf2 crate.
-    pbkdf2::pbkdf2_hmac_with_params(password.as_bytes(), salt.as_bytes(), pbkdf2::Algorithm::Pbkdf2Sha256, params, &mut derived);
+    pbkdf2::pbkdf2_hmac_with_params(
+        password.as_bytes(),
+        salt.as_bytes(),
+        pbkdf2::Algorithm::Pbkdf2Sha256,
+        params,
+        &mut derived,
+    );
     derived.ct_eq(&expected).into()
 }
 
@@ -73,9 +79,7 @@ pub fn needs_rehash(stored: &str) -> bool {
     let current = argon2();
     let params = current.params();
     parsed.algorithm.as_str() != "argon2id"
-        || Params::try_from(&parsed).map_or(true, |p| {
-            p.m_cost() < params.m_cost() || p.t_cost() < params.t_cost()
-        })
+        || Params::try_from(&parsed).map_or(true, |p| p.m_cost() < params.m_cost() || p.t_cost() < params.t_cost())
 }
 
 /// A hash that no password matches, with the same cost as a real one: logins for unknown users
@@ -85,9 +89,8 @@ pub fn dummy_hash() -> &'static str {
     &DUMMY
 }
 
-static COMMON_PASSWORDS: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
-    include_str!("../../data/common-passwords.txt").lines().map(str::trim).collect()
-});
+static COMMON_PASSWORDS: LazyLock<HashSet<&'static str>> =
+    LazyLock::new(|| include_str!("../../data/common-passwords.txt").lines().map(str::trim).collect());
 
 /// The user attributes the similarity validator compares with (name, human label).
 pub struct Attributes<'a> {
@@ -128,7 +131,8 @@ pub fn similarity_problem(password: &str, user: &Attributes<'_>) -> Option<Strin
             continue;
         }
         let value = value.to_lowercase();
-        let mut parts: Vec<&str> = value.split(|c: char| !(c.is_alphanumeric() || c == '_')).filter(|p| !p.is_empty()).collect();
+        let mut parts: Vec<&str> =
+            value.split(|c: char| !(c.is_alphanumeric() || c == '_')).filter(|p| !p.is_empty()).collect();
         parts.push(&value);
         for part in parts {
             if exceeds_maximum_length_ratio(&password, MAX_SIMILARITY, part) {
@@ -195,7 +199,6 @@ static HASHING: std::sync::LazyLock<HashQueue> = std::sync::LazyLock::new(|| {
     }
 });
 
-
 /// A place in the hash queue, given back on drop (also when the request is cancelled).
 struct QueueTicket(&'static HashQueue);
 
@@ -220,9 +223,14 @@ impl HashQueue {
 /// CPU at a time, and refuse it when too many are waiting already.
 pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> crate::domain::Result<T> {
     let _ticket = HASHING.admit()?;
-    let _permit =
-        HASHING.running.acquire().await.map_err(|e| crate::error::Error::Internal(format!("hashing queue closed: {e}")))?;
-    tokio::task::spawn_blocking(f).await.map_err(|e| crate::error::Error::Internal(format!("blocking task failed: {e}")))
+    let _permit = HASHING
+        .running
+        .acquire()
+        .await
+        .map_err(|e| crate::error::Error::Internal(format!("hashing queue closed: {e}")))?;
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| crate::error::Error::Internal(format!("blocking task failed: {e}")))
 }
 
 #[cfg(test)]
@@ -275,7 +283,8 @@ mod tests {
     }
 
     /// Made by Django 5.2 (`make_password("Tangerine-Kite-42")` with the default hasher).
-    const DJANGO_PBKDF2: &str = "pbkdf2_sha256$1000000$DERZjTEXjTHXlqim6hqGhw$hHBW4l5G5p0u2r64xrK4rmF7Lo18EoVQep89FDsxPn4=";
+    const DJANGO_PBKDF2: &str =
+        "pbkdf2_sha256$1000000$DERZjTEXjTHXlqim6hqGhw$hHBW4l5G5p0u2r64xrK4rmF7Lo18EoVQep89FDsxPn4=";
 
     #[test]
     fn django_pbkdf2_hashes_verify_and_get_upgraded() {

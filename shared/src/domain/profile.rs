@@ -1,16 +1,13 @@
 //! The caller's own account: user details (username, names) and profile text fields.
 
 use crate::domain::fields::{Data, FieldErrors};
-use crate::domain::model::{
-    User, UserUpdate,
-};
+use crate::domain::model::{User, UserUpdate};
 use crate::domain::requests;
 use crate::domain::user;
 use crate::domain::user::USERNAME_TAKEN;
 use crate::domain::Result;
 use crate::error::Error;
 use crate::store::{Store, StoreError};
-
 
 pub const AVATAR_NOT_A_FILE: &str = "The submitted data was not a file. Check the encoding type on the form.";
 
@@ -23,7 +20,8 @@ pub async fn update_user_details(store: &dyn Store, me: &User, data: &Data, part
     let first_name = fields::FIRST_NAME.read(data, &mut errors);
     let last_name = fields::LAST_NAME.read(data, &mut errors);
     errors.into_result()?;
-    let update = UserUpdate { username: username.filter(|u| *u != me.username), first_name, last_name, ..Default::default() };
+    let update =
+        UserUpdate { username: username.filter(|u| *u != me.username), first_name, last_name, ..Default::default() };
     apply_update(store, me, update).await
 }
 

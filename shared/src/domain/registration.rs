@@ -1,18 +1,14 @@
 //! `POST /api/auth/registration/`: a new user and its first session, in one atomic write.
 
 use crate::domain::fields::{is_valid_email, Data, FieldErrors, INVALID_EMAIL};
-use crate::domain::model::{
-    NewUser, Session, User,
-};
+use crate::domain::model::{NewUser, Session, User};
 use crate::domain::password;
 use crate::domain::requests;
 use crate::domain::throttle::{self, Limits};
 use crate::domain::tokens::{TokenPair, TokenService};
-use crate::domain::{sessions, user};
-use crate::domain::user::{
-    EMAIL_TAKEN, USERNAME_TAKEN,
-};
+use crate::domain::user::{EMAIL_TAKEN, USERNAME_TAKEN};
 use crate::domain::{now, Result};
+use crate::domain::{sessions, user};
 use crate::error::Error;
 use crate::store::{Store, StoreError};
 use crate::telemetry::{self, names};
@@ -37,7 +33,8 @@ pub async fn register(
 ) -> Result<(User, TokenPair)> {
     // Every attempt counts, valid or not (a refused one takes no place).
     let ip = throttle::ip_subject(client_ip);
-    throttle::reserve(store, &throttle::rules(&[("registration:ip", &ip, limits.registrations_per_ip)]), None, now()).await?;
+    throttle::reserve(store, &throttle::rules(&[("registration:ip", &ip, limits.registrations_per_ip)]), None, now())
+        .await?;
     let mut errors = FieldErrors::new();
     use requests::registration as fields;
     let username = user::read_username(store, fields::USERNAME, data, &mut errors, None).await?;
@@ -83,10 +80,7 @@ pub async fn register(
         expires_at: refresh_claims.exp,
         password_version: 0,
     };
-    let user = match store
-        .create_user(NewUser { username, email, password_hash, date_joined: now }, session)
-        .await
-    {
+    let user = match store.create_user(NewUser { username, email, password_hash, date_joined: now }, session).await {
         Ok(user) => user,
         // Someone took the name or address between the check above and the write.
         Err(StoreError::UsernameTaken) => return Err(Error::field("username", USERNAME_TAKEN)),

@@ -55,7 +55,13 @@ impl ResetTokens {
         let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes keys of any length");
         // Length-prefixed fields, so no two different users/states can produce the same input.
         let last_login = user.last_login.map(|t| t.to_string()).unwrap_or_default();
-        for field in [user.id.to_string().as_str(), &user.password_hash, &last_login, &user.email.to_lowercase(), &timestamp.to_string()] {
+        for field in [
+            user.id.to_string().as_str(),
+            &user.password_hash,
+            &last_login,
+            &user.email.to_lowercase(),
+            &timestamp.to_string(),
+        ] {
             mac.update(&(field.len() as u64).to_be_bytes());
             mac.update(field.as_bytes());
         }

@@ -2,16 +2,13 @@
 //! logout, and the authentication of a Bearer access token.
 
 use crate::domain::fields::{Data, FieldErrors};
-use crate::domain::model::{
-    LogoutOutcome, RotateOutcome, Rotation, Session, SpentToken, User,
-};
+use crate::domain::model::{LogoutOutcome, RotateOutcome, Rotation, Session, SpentToken, User};
 use crate::domain::requests;
 use crate::domain::tokens::{Claims, TokenPair, TokenProblem, TokenService, TokenType};
 use crate::domain::{now, Result};
 use crate::error::Error;
 use crate::store::{Store, StoreError};
 use crate::telemetry::{self, names};
-
 
 /// The caller behind a valid access token.
 #[derive(Debug, Clone)]
@@ -165,7 +162,8 @@ pub async fn logout(store: &dyn Store, tokens: &TokenService, data: &Data) -> Re
     };
     let now = now();
     let claims = tokens.decode(&token, Some(TokenType::Refresh), now).map_err(Error::LogoutTokenRejected)?;
-    let spent = SpentToken { jti: claims.jti.clone(), exp: claims.exp, user_id: claims.user_id(), session_id: claims.sid };
+    let spent =
+        SpentToken { jti: claims.jti.clone(), exp: claims.exp, user_id: claims.user_id(), session_id: claims.sid };
     let (session_id, user_id) = (spent.session_id.clone(), spent.user_id);
     match store.logout(spent, now).await? {
         LogoutOutcome::LoggedOut => Ok(()),

@@ -198,7 +198,12 @@ pub(crate) fn throttled(retry_after: u64) -> Error {
 }
 
 /// Takes a place in the counters of `rules` before any password work: 429 when one is full.
-pub(crate) async fn reserve(store: &dyn Store, rules: &[Rule], known: Option<&[Usage]>, now: i64) -> Result<Reservation> {
+pub(crate) async fn reserve(
+    store: &dyn Store,
+    rules: &[Rule],
+    known: Option<&[Usage]>,
+    now: i64,
+) -> Result<Reservation> {
     if rules.is_empty() {
         return Ok(Reservation::default());
     }
@@ -225,7 +230,10 @@ mod tests {
     fn windows_are_fixed_and_keys_change_with_them() {
         let rule = Rule { name: "login-fail:ip:192.0.2.1".into(), limit: Limit::new(10, 60) };
         assert_eq!(rule.limit.window_at(125), (120, 180));
-        assert_eq!(rule.keys(125), ("login-fail:ip:192.0.2.1@120".to_string(), "login-fail:ip:192.0.2.1@60".to_string()));
+        assert_eq!(
+            rule.keys(125),
+            ("login-fail:ip:192.0.2.1@120".to_string(), "login-fail:ip:192.0.2.1@60".to_string())
+        );
         assert_ne!(rule.keys(179).0, rule.keys(180).0);
         assert_eq!(rule.keys(179).0, rule.keys(180).1);
         assert_eq!(rule.expires_at(125), 240);
@@ -258,10 +266,7 @@ mod tests {
         assert_eq!(limit.retry_after(Usage { previous: 4, current: 0 }, 125), 26);
         assert!(!limit.admits(Usage { previous: 4, current: 0 }, 150));
         assert!(limit.admits(Usage { previous: 4, current: 0 }, 151));
-        let rules = vec![
-            Rule { name: "a".into(), limit },
-            Rule { name: "b".into(), limit: Limit::new(5, 60) },
-        ];
+        let rules = vec![Rule { name: "a".into(), limit }, Rule { name: "b".into(), limit: Limit::new(5, 60) }];
         let usages = [Usage { previous: 0, current: 2 }, Usage { previous: 0, current: 1 }];
         assert_eq!(refusal(&rules, &usages, 125), Some(56));
         assert_eq!(refusal(&rules, &[Usage::default(), Usage::default()], 125), None);

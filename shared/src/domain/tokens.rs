@@ -197,7 +197,8 @@ impl TokenService {
         };
         let bad = |what: &str, e: &dyn std::fmt::Display| SigningError(format!("{what}: {e}"));
         let encoding = EncodingKey::from_ed_pem(private_key_pem.as_bytes()).map_err(|e| bad("JWT_PRIVATE_KEY", &e))?;
-        let mut current = Jwk::from_encoding_key(&encoding, Algorithm::EdDSA).map_err(|e| bad("JWT_PRIVATE_KEY", &e))?;
+        let mut current =
+            Jwk::from_encoding_key(&encoding, Algorithm::EdDSA).map_err(|e| bad("JWT_PRIVATE_KEY", &e))?;
         let kid = match key_id {
             Some(kid) => kid.clone(),
             None => current.thumbprint(ThumbprintHash::SHA256).map_err(|e| bad("JWT_PRIVATE_KEY", &e))?,
@@ -268,7 +269,8 @@ impl TokenService {
     }
 
     fn sign(&self, claims: &Claims) -> String {
-        jsonwebtoken::encode(&self.header, claims, &self.encoding).expect("signing plain claims with a checked key cannot fail")
+        jsonwebtoken::encode(&self.header, claims, &self.encoding)
+            .expect("signing plain claims with a checked key cannot fail")
     }
 
     /// The claims of a new refresh token of the session.
@@ -327,9 +329,8 @@ impl TokenService {
         }
         // An unknown kid is invalid; no kid at all: the current key (tokens issued before kids).
         let key = self.verify_keys.get(&header.kid).ok_or(TokenProblem::Invalid)?;
-        let raw = jsonwebtoken::decode::<RawClaims>(token, key, &self.validation)
-            .map_err(|_| TokenProblem::Invalid)?
-            .claims;
+        let raw =
+            jsonwebtoken::decode::<RawClaims>(token, key, &self.validation).map_err(|_| TokenProblem::Invalid)?.claims;
         let exp = raw.exp.as_ref().and_then(serde_json::Value::as_i64).ok_or(TokenProblem::Invalid)?;
         if exp <= now {
             return Err(TokenProblem::Expired);
@@ -350,7 +351,9 @@ impl TokenService {
         }
         let iat = raw.iat.as_ref().and_then(serde_json::Value::as_i64).unwrap_or(0);
         // Not yet valid: issued in the future (beyond a minute of clock skew), or `nbf` ahead.
-        if iat > now + CLOCK_SKEW || raw.nbf.as_ref().and_then(serde_json::Value::as_i64).is_some_and(|nbf| nbf > now + CLOCK_SKEW) {
+        if iat > now + CLOCK_SKEW
+            || raw.nbf.as_ref().and_then(serde_json::Value::as_i64).is_some_and(|nbf| nbf > now + CLOCK_SKEW)
+        {
             return Err(TokenProblem::Invalid);
         }
         let user_id = raw.user_id.ok_or(TokenProblem::Invalid)?;
@@ -411,7 +414,8 @@ pub(crate) mod tests {
         assert!(s.decode(&pair.refresh, None, 1_001).is_ok());
         assert_eq!(s.decode(&pair.access, None, 1_900), Err(TokenProblem::Expired));
         assert_eq!(s.decode("garbage", None, 1_001), Err(TokenProblem::Invalid));
-        let other = TokenService::new(b"another-secret-another-secret-xx", Duration::from_secs(9), Duration::from_secs(9));
+        let other =
+            TokenService::new(b"another-secret-another-secret-xx", Duration::from_secs(9), Duration::from_secs(9));
         assert_eq!(other.decode(&pair.access, None, 1_001), Err(TokenProblem::Invalid));
         // Tampered payload: swap the user id, keep the signature.
         let parts: Vec<&str> = pair.access.split('.').collect();
@@ -448,7 +452,8 @@ pub(crate) mod tests {
     pub(crate) const ED_KEY_2: &str = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIJI1rze+/eb3fS43VaHukmDyk6AfOufBZ3Cuk5sVwBib\n-----END PRIVATE KEY-----\n";
 
     fn ed(key: &str, kid: Option<&str>, previous: Option<String>) -> TokenService {
-        let signing = Signing::EdDsa { private_key_pem: key.into(), key_id: kid.map(str::to_string), previous_keys: previous };
+        let signing =
+            Signing::EdDsa { private_key_pem: key.into(), key_id: kid.map(str::to_string), previous_keys: previous };
         TokenService::with_signing(&signing, SECRET, Duration::from_secs(900), Duration::from_secs(604_800)).unwrap()
     }
 
@@ -460,7 +465,10 @@ pub(crate) mod tests {
         assert_eq!(header.alg, Algorithm::EdDSA);
         let jwks = serde_json::to_value(s.public_keys()).unwrap();
         let key = &jwks["keys"][0];
-        assert_eq!((key["kty"].as_str(), key["crv"].as_str(), key["alg"].as_str(), key["use"].as_str()), (Some("OKP"), Some("Ed25519"), Some("EdDSA"), Some("sig")));
+        assert_eq!(
+            (key["kty"].as_str(), key["crv"].as_str(), key["alg"].as_str(), key["use"].as_str()),
+            (Some("OKP"), Some("Ed25519"), Some("EdDSA"), Some("sig"))
+        );
         assert_eq!(key["kid"].as_str(), header.kid.as_deref());
         assert!(key.get("d").is_none(), "no private part is published");
         assert_eq!(s.decode(&pair.access, Some(TokenType::Access), 1_001).unwrap().user_id(), 3);
@@ -490,7 +498,9 @@ pub(crate) mod tests {
         const OLD: &[u8] = b"old-secret-old-secret-old-secret-0";
         const NEW: &[u8] = b"new-secret-new-secret-new-secret-1";
         // Before kids: the old service's shape, no kid in the header.
-        let kidless = TokenService::new(OLD, Duration::from_secs(900), Duration::from_secs(604_800)).issue_pair(3, "sess", 0, 1_000).access;
+        let kidless = TokenService::new(OLD, Duration::from_secs(900), Duration::from_secs(604_800))
+            .issue_pair(3, "sess", 0, 1_000)
+            .access;
         let first = hs(OLD, "2026-01", &[]);
         let old_token = first.issue_pair(3, "sess", 0, 1_000).access;
         assert_eq!(jsonwebtoken::decode_header(&old_token).unwrap().kid.as_deref(), Some("2026-01"));
@@ -509,10 +519,18 @@ pub(crate) mod tests {
         // A token naming one kid but signed with another key is invalid.
         let mut header = Header::new(Algorithm::HS256);
         header.kid = Some("2026-02".into());
-        let forged = jsonwebtoken::encode(&header, &rotated.issue_pair(3, "sess", 0, 1_000).access_claims, &EncodingKey::from_secret(OLD)).unwrap();
+        let forged = jsonwebtoken::encode(
+            &header,
+            &rotated.issue_pair(3, "sess", 0, 1_000).access_claims,
+            &EncodingKey::from_secret(OLD),
+        )
+        .unwrap();
         assert_eq!(rotated.decode(&forged, None, 1_001), Err(TokenProblem::Invalid));
         // Without kids (plain JWT_SECRET) a token naming a kid is unknown.
-        assert_eq!(service().decode(&hs(SECRET, "x", &[]).issue_pair(3, "s", 0, 1_000).access, None, 1_001), Err(TokenProblem::Invalid));
+        assert_eq!(
+            service().decode(&hs(SECRET, "x", &[]).issue_pair(3, "s", 0, 1_000).access, None, 1_001),
+            Err(TokenProblem::Invalid)
+        );
     }
 
     #[test]
@@ -528,12 +546,16 @@ pub(crate) mod tests {
         let mut header = Header::new(Algorithm::HS256);
         header.kid = Some("k1".into());
         for secret in [public_x.as_bytes().to_vec(), b64.decode(&public_x).unwrap()] {
-            let forged = jsonwebtoken::encode(&header, &genuine.access_claims, &EncodingKey::from_secret(&secret)).unwrap();
+            let forged =
+                jsonwebtoken::encode(&header, &genuine.access_claims, &EncodingKey::from_secret(&secret)).unwrap();
             assert_eq!(asymmetric.decode(&forged, None, 1_001), Err(TokenProblem::Invalid));
         }
         // An HS256 service refuses EdDSA tokens, and the other way round.
         assert_eq!(service().decode(&genuine.access, None, 1_001), Err(TokenProblem::Invalid));
-        assert_eq!(asymmetric.decode(&service().issue_pair(3, "sess", 0, 1_000).access, None, 1_001), Err(TokenProblem::Invalid));
+        assert_eq!(
+            asymmetric.decode(&service().issue_pair(3, "sess", 0, 1_000).access, None, 1_001),
+            Err(TokenProblem::Invalid)
+        );
         // An unknown kid.
         let stranger = ed(ED_KEY_2, Some("k1"), None).issue_pair(3, "sess", 0, 1_000).access;
         assert_eq!(asymmetric.decode(&stranger, None, 1_001), Err(TokenProblem::Invalid));
@@ -544,10 +566,17 @@ pub(crate) mod tests {
         let s = service();
         let pair = s.issue_pair(7, "sess", 0, 1_000);
         let parts: Vec<&str> = pair.access.split('.').collect();
-        let huge_header = format!("{}.{}.{}", b64.encode(format!("{{\"alg\":\"HS256\",\"x\":\"{}\"}}", "a".repeat(100_000))), parts[1], parts[2]);
+        let huge_header = format!(
+            "{}.{}.{}",
+            b64.encode(format!("{{\"alg\":\"HS256\",\"x\":\"{}\"}}", "a".repeat(100_000))),
+            parts[1],
+            parts[2]
+        );
         let non_json = format!("{}.{}.{}", b64.encode("not json"), b64.encode("{also not"), parts[2]);
         let payload_array = format!("{}.{}.{}", parts[0], b64.encode("[1,2,3]"), parts[2]);
-        for token in [huge_header.as_str(), non_json.as_str(), payload_array.as_str(), "", ".", "..", "a.b.c.d", "\u{0}"] {
+        for token in
+            [huge_header.as_str(), non_json.as_str(), payload_array.as_str(), "", ".", "..", "a.b.c.d", "\u{0}"]
+        {
             assert_eq!(s.decode(token, None, 1_001), Err(TokenProblem::Invalid), "{token:.40}");
         }
         // Not yet valid tokens: simplejwt checks no `nbf`/`iat`; ours refuses an `iat` in the future.

@@ -5,7 +5,8 @@ use crate::domain::Result;
 use crate::store::Store;
 
 pub const MAX_USERNAME_LENGTH: usize = 150;
-pub const INVALID_USERNAME: &str = "Enter a valid username. This value may contain only letters, numbers, and @/./+/-/_ characters.";
+pub const INVALID_USERNAME: &str =
+    "Enter a valid username. This value may contain only letters, numbers, and @/./+/-/_ characters.";
 pub const USERNAME_TAKEN: &str = "A user with that username already exists.";
 pub const EMAIL_TAKEN: &str = "A user is already registered with this e-mail address.";
 
@@ -24,8 +25,7 @@ pub fn username_skeleton(username: &str) -> String {
 
 /// `^[\w.@+-]+\Z` with Python's Unicode `\w`: letters (CJK included), digits, `_`, and `.@+-`.
 pub fn is_valid_username(username: &str) -> bool {
-    !username.is_empty()
-        && username.chars().all(|c| c.is_alphanumeric() || matches!(c, '_' | '.' | '@' | '+' | '-'))
+    !username.is_empty() && username.chars().all(|c| c.is_alphanumeric() || matches!(c, '_' | '.' | '@' | '+' | '-'))
 }
 
 /// Reads and checks a username field: length, characters, and (unless it is `own`) uniqueness.

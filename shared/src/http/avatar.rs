@@ -7,13 +7,13 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::Json;
 
-use crate::domain::sessions::Authenticated;
 use crate::domain::avatars;
+use crate::domain::sessions::Authenticated;
 use crate::error::Error;
 use crate::http::body::Payload;
 use crate::http::handlers::{profile, request_origin};
-use crate::http::wire;
 use crate::http::media::UPLOAD_TTL;
+use crate::http::wire;
 use crate::state::AppState;
 
 /// The client must send exactly `size` bytes (the declared one) with every header of `headers`

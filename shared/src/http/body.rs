@@ -35,13 +35,14 @@ impl<S: Send + Sync> FromRequest<S> for Payload {
     async fn from_request(req: Request, state: &S) -> Result<Self, Error> {
         let content_type = req.headers().get(CONTENT_TYPE).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
         let (parts, body) = req.into_parts();
-        let bytes = Bytes::from_request(Request::from_parts(parts.clone(), body), state).await.map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                Error::PayloadTooLarge
-            } else {
-                Error::ParseError(rejection.body_text())
-            }
-        })?;
+        let bytes =
+            Bytes::from_request(Request::from_parts(parts.clone(), body), state).await.map_err(|rejection| {
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    Error::PayloadTooLarge
+                } else {
+                    Error::ParseError(rejection.body_text())
+                }
+            })?;
         // DRF: no content type, or no body, means no data (not an error).
         let Some(content_type) = content_type else { return Ok(Payload::default()) };
         if bytes.is_empty() {
@@ -92,7 +93,8 @@ async fn parse_multipart<S: Send + Sync>(req: Request, state: &S) -> Result<Payl
         match file_name {
             Some(file_name) => payload.files.push(UploadedFile { field: name, file_name, content_type, bytes }),
             None => {
-                let text = String::from_utf8(bytes.to_vec()).map_err(|_| parse_error(format!("field {name:?} is not UTF-8")))?;
+                let text = String::from_utf8(bytes.to_vec())
+                    .map_err(|_| parse_error(format!("field {name:?} is not UTF-8")))?;
                 payload.data.insert(name, Value::String(text));
             }
         }

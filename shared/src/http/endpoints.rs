@@ -157,7 +157,14 @@ impl Endpoint {
 
     /// Whether every method needs a valid access token.
     pub const fn requires_auth(self) -> bool {
-        matches!(self, Endpoint::UserDetails | Endpoint::Profile | Endpoint::AvatarUpload | Endpoint::AvatarConfirm | Endpoint::PasswordChange)
+        matches!(
+            self,
+            Endpoint::UserDetails
+                | Endpoint::Profile
+                | Endpoint::AvatarUpload
+                | Endpoint::AvatarConfirm
+                | Endpoint::PasswordChange
+        )
     }
 
     pub const fn needs(self) -> Needs {

@@ -20,34 +20,51 @@ fn parts(error: &Error) -> (StatusCode, ErrorBody, bool) {
         Error::BadAuthorizationHeader => (
             S::UNAUTHORIZED,
             ErrorBody::Detail(
-                Detail::new("Authorization header must contain two space-delimited values").code("bad_authorization_header"),
+                Detail::new("Authorization header must contain two space-delimited values")
+                    .code("bad_authorization_header"),
             ),
             true,
         ),
         Error::AccessTokenRejected(problem) => (
             S::UNAUTHORIZED,
             ErrorBody::Detail(Detail {
-                messages: Some(vec![TokenMessage { token_class: "AccessToken", token_type: "access", message: problem.message() }]),
+                messages: Some(vec![TokenMessage {
+                    token_class: "AccessToken",
+                    token_type: "access",
+                    message: problem.message(),
+                }]),
                 ..Detail::new("Given token not valid for any token type").code("token_not_valid")
             }),
             true,
         ),
-        Error::UserNotFound => (S::UNAUTHORIZED, ErrorBody::Detail(Detail::new("User not found").code("user_not_found")), true),
-        Error::UserInactive => (S::UNAUTHORIZED, ErrorBody::Detail(Detail::new("User is inactive").code("user_inactive")), true),
+        Error::UserNotFound => {
+            (S::UNAUTHORIZED, ErrorBody::Detail(Detail::new("User not found").code("user_not_found")), true)
+        }
+        Error::UserInactive => {
+            (S::UNAUTHORIZED, ErrorBody::Detail(Detail::new("User is inactive").code("user_inactive")), true)
+        }
         Error::TokenRejected(problem) => {
             (S::UNAUTHORIZED, ErrorBody::Detail(Detail::new(problem.message()).code("token_not_valid")), true)
         }
         Error::NoActiveAccount => (S::UNAUTHORIZED, detail("No active account found for the given token."), true),
-        Error::NoValidRefreshToken => {
-            (S::UNAUTHORIZED, ErrorBody::Detail(Detail::new("No valid refresh token found.").code("token_not_valid")), true)
-        }
+        Error::NoValidRefreshToken => (
+            S::UNAUTHORIZED,
+            ErrorBody::Detail(Detail::new("No valid refresh token found.").code("token_not_valid")),
+            true,
+        ),
         Error::LogoutTokenRejected(problem) => (S::UNAUTHORIZED, detail(problem.message()), false),
-        Error::LogoutMissingRefresh => (S::UNAUTHORIZED, detail("Refresh token was not included in request data."), false),
-        Error::VerifyBlacklisted => {
-            (S::BAD_REQUEST, ErrorBody::Fields(wire::FieldErrors(FieldErrors::single(NON_FIELD, "Token is blacklisted").to_map())), false)
+        Error::LogoutMissingRefresh => {
+            (S::UNAUTHORIZED, detail("Refresh token was not included in request data."), false)
         }
+        Error::VerifyBlacklisted => (
+            S::BAD_REQUEST,
+            ErrorBody::Fields(wire::FieldErrors(FieldErrors::single(NON_FIELD, "Token is blacklisted").to_map())),
+            false,
+        ),
         Error::NotFound => (S::NOT_FOUND, detail("Not found."), false),
-        Error::MethodNotAllowed(method) => (S::METHOD_NOT_ALLOWED, detail(&format!("Method \"{method}\" not allowed.")), false),
+        Error::MethodNotAllowed(method) => {
+            (S::METHOD_NOT_ALLOWED, detail(&format!("Method \"{method}\" not allowed.")), false)
+        }
         Error::UnsupportedMediaType(ct) => {
             (S::UNSUPPORTED_MEDIA_TYPE, detail(&format!("Unsupported media type \"{ct}\" in request.")), false)
         }
@@ -75,9 +92,7 @@ impl IntoResponse for Error {
         let (status, body, www_authenticate) = parts(&self);
         let mut response = (status, Json(body)).into_response();
         if www_authenticate {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"api\""));
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"api\""));
         }
         match self {
             Error::Unavailable(_) | Error::Overloaded => {

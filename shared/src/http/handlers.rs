@@ -6,11 +6,11 @@ use axum::Json;
 use chrono::{TimeZone, Utc};
 use serde_json::Value;
 
-use crate::domain::sessions::{self, Authenticated, MissingRefresh};
-use crate::domain::{login, profile, registration};
 use crate::domain::model::User;
 use crate::domain::requests;
+use crate::domain::sessions::{self, Authenticated, MissingRefresh};
 use crate::domain::tokens::TokenPair;
+use crate::domain::{login, profile, registration};
 use crate::error::Error;
 use crate::http::body::Payload;
 use crate::http::client_ip::ClientIp;
@@ -54,22 +54,44 @@ pub(crate) async fn registration(
     ClientIp(ip): ClientIp,
     payload: Payload,
 ) -> Result<(StatusCode, Json<wire::Login>), Error> {
-    let (user, pair) = registration::register(&*state.store, &state.tokens, &payload.data, &state.config.limits, ip).await?;
+    let (user, pair) =
+        registration::register(&*state.store, &state.tokens, &payload.data, &state.config.limits, ip).await?;
     Ok((StatusCode::CREATED, Json(login_body(&user, pair))))
 }
 
-pub(crate) async fn login(State(state): State<AppState>, ClientIp(ip): ClientIp, payload: Payload) -> JsonResult<wire::Login> {
+pub(crate) async fn login(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    payload: Payload,
+) -> JsonResult<wire::Login> {
     let (user, pair) = login::login(&*state.store, &state.tokens, &payload.data, &state.config.limits, ip).await?;
     Ok(Json(login_body(&user, pair)))
 }
 
 pub(crate) async fn refresh(State(state): State<AppState>, payload: Payload) -> JsonResult<wire::TokenPair> {
-    let pair = sessions::refresh(&*state.store, &state.tokens, &payload.data, MissingRefresh::FieldError, state.config.refresh_reuse_grace).await?;
+    let pair = sessions::refresh(
+        &*state.store,
+        &state.tokens,
+        &payload.data,
+        MissingRefresh::FieldError,
+        state.config.refresh_reuse_grace,
+    )
+    .await?;
     Ok(Json(pair.into()))
 }
 
-pub(crate) async fn token_refresh(State(state): State<AppState>, payload: Payload) -> JsonResult<wire::TokenPairWithExpiration> {
-    let pair = sessions::refresh(&*state.store, &state.tokens, &payload.data, MissingRefresh::Unauthorized, state.config.refresh_reuse_grace).await?;
+pub(crate) async fn token_refresh(
+    State(state): State<AppState>,
+    payload: Payload,
+) -> JsonResult<wire::TokenPairWithExpiration> {
+    let pair = sessions::refresh(
+        &*state.store,
+        &state.tokens,
+        &payload.data,
+        MissingRefresh::Unauthorized,
+        state.config.refresh_reuse_grace,
+    )
+    .await?;
     Ok(Json(wire::TokenPairWithExpiration {
         access_expiration: iso_timestamp(pair.access_claims.exp),
         refresh_expiration: iso_timestamp(pair.refresh_claims.exp),
@@ -92,17 +114,29 @@ pub(crate) async fn user_details_get(me: Authenticated) -> JsonResult<UserDetail
     Ok(Json((&me.user).into()))
 }
 
-pub(crate) async fn user_details_put(State(state): State<AppState>, me: Authenticated, payload: Payload) -> JsonResult<UserDetails> {
+pub(crate) async fn user_details_put(
+    State(state): State<AppState>,
+    me: Authenticated,
+    payload: Payload,
+) -> JsonResult<UserDetails> {
     let user = profile::update_user_details(&*state.store, &me.user, &payload.data, false).await?;
     Ok(Json((&user).into()))
 }
 
-pub(crate) async fn user_details_patch(State(state): State<AppState>, me: Authenticated, payload: Payload) -> JsonResult<UserDetails> {
+pub(crate) async fn user_details_patch(
+    State(state): State<AppState>,
+    me: Authenticated,
+    payload: Payload,
+) -> JsonResult<UserDetails> {
     let user = profile::update_user_details(&*state.store, &me.user, &payload.data, true).await?;
     Ok(Json((&user).into()))
 }
 
-pub(crate) async fn profile_get(State(state): State<AppState>, me: Authenticated, headers: HeaderMap) -> JsonResult<wire::Profile> {
+pub(crate) async fn profile_get(
+    State(state): State<AppState>,
+    me: Authenticated,
+    headers: HeaderMap,
+) -> JsonResult<wire::Profile> {
     Ok(Json(profile(&state, &me.user, &headers)))
 }
 
@@ -121,6 +155,7 @@ pub(crate) async fn profile_update(
     let file = payload.files.into_iter().rev().find(|f| f.field == avatar).map(|f| f.bytes);
     let bounds = (&state.config.media).into();
     let user =
-        crate::domain::avatars::update_profile(&*state.store, &*state.media, bounds, &me.user, &payload.data, file).await?;
+        crate::domain::avatars::update_profile(&*state.store, &*state.media, bounds, &me.user, &payload.data, file)
+            .await?;
     Ok(Json(profile(&state, &user, &headers)))
 }

@@ -34,7 +34,8 @@ pub async fn request_span(req: Request, next: Next) -> Response {
 pub async fn log_request(req: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = req.method().clone();
-    let route = req.extensions().get::<MatchedPath>().map_or_else(|| "<unmatched>".to_string(), |p| p.as_str().to_string());
+    let route =
+        req.extensions().get::<MatchedPath>().map_or_else(|| "<unmatched>".to_string(), |p| p.as_str().to_string());
     let response = next.run(req).await;
     let status = response.status().as_u16();
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;

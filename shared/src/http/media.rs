@@ -14,9 +14,9 @@ use axum::routing::{get, put};
 use axum::Router;
 use serde::Deserialize;
 
+use crate::error::Error;
 use crate::media::folder::{UploadSigner, UPLOAD_ROUTE};
 use crate::media::{is_valid_key, AVATAR_CACHE_CONTROL, AVATAR_PREFIX, UPLOAD_PREFIX};
-use crate::error::Error;
 use crate::state::AppState;
 
 /// How long a direct-upload URL stays usable.

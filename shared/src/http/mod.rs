@@ -9,10 +9,10 @@ pub mod endpoints;
 mod errors;
 pub mod handlers;
 pub mod jwks;
-#[cfg(feature = "openapi")]
-pub mod openapi;
 pub mod logging;
 pub mod media;
+#[cfg(feature = "openapi")]
+pub mod openapi;
 pub mod passwords;
 pub mod routes;
 pub(crate) mod wire;

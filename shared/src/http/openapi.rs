@@ -270,14 +270,12 @@ fn operation(
         .tag(endpoint.function());
     for name in path_parameters(path) {
         builder = builder.parameter(
-            ParameterBuilder::new()
-                .name(name)
-                .parameter_in(ParameterIn::Path)
-                .required(Required::True)
-                .schema(Some(string().pattern(Some(match name {
+            ParameterBuilder::new().name(name).parameter_in(ParameterIn::Path).required(Required::True).schema(Some(
+                string().pattern(Some(match name {
                     "uid" => "^[0-9A-Za-z]+$",
                     _ => "^[-:_0-9A-Za-z]+$",
-                })))),
+                })),
+            )),
         );
     }
     if let Some(fields) = description.body {
@@ -287,7 +285,10 @@ fn operation(
             Required::False
         }));
         for content_type in BODY_CONTENT_TYPES {
-            body = body.content(content_type, ContentBuilder::new().schema(Some(request_schema(fields, content_type))).build());
+            body = body.content(
+                content_type,
+                ContentBuilder::new().schema(Some(request_schema(fields, content_type))).build(),
+            );
         }
         builder = builder.request_body(Some(body.build()));
     }
@@ -295,7 +296,8 @@ fn operation(
         builder.security(SecurityRequirement::new(BEARER, Vec::<String>::new()))
     } else {
         // Anonymous, or with a token (which must then be valid).
-        builder.securities(Some([SecurityRequirement::default(), SecurityRequirement::new(BEARER, Vec::<String>::new())]))
+        builder
+            .securities(Some([SecurityRequirement::default(), SecurityRequirement::new(BEARER, Vec::<String>::new())]))
     };
     let mut responses = ResponsesBuilder::new();
     for status in statuses(description) {
@@ -370,8 +372,9 @@ fn components(bodies: &[Body]) -> utoipa::openapi::Components {
         ),
     );
     for (status, description, schema, headers) in ERROR_RESPONSES {
-        let mut response =
-            ResponseBuilder::new().description(*description).content(JSON, ContentBuilder::new().schema(Some(schema_ref(schema))).build());
+        let mut response = ResponseBuilder::new()
+            .description(*description)
+            .content(JSON, ContentBuilder::new().schema(Some(schema_ref(schema))).build());
         for header in *headers {
             let schema: RefOr<Schema> = if *header == "Retry-After" {
                 ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(0)).into()
@@ -460,7 +463,11 @@ impl PartialSchema for JwkSet {
             .property("alg", string())
             .property("kid", string())
             .property("use", string());
-        ObjectBuilder::new().schema_type(Type::Object).property("keys", ArrayBuilder::new().items(key)).required("keys").into()
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .property("keys", ArrayBuilder::new().items(key))
+            .required("keys")
+            .into()
     }
 }
 

@@ -4,8 +4,8 @@ use axum::extract::{Path, State};
 use axum::Json;
 use tokio::time::Instant;
 
-use crate::domain::sessions::Authenticated;
 use crate::domain::credentials::{self, PASSWORD_CHANGED, RESET_DONE, RESET_SENT};
+use crate::domain::sessions::Authenticated;
 use crate::error::Error;
 use crate::http::body::Payload;
 use crate::http::client_ip::ClientIp;
@@ -28,7 +28,11 @@ pub(crate) async fn password_change(
 /// happened (an e-mail sent, none, or a failure): the time tells nothing about the address.
 /// The e-mail is sent before the answer, not in the background: a Lambda is frozen once it has
 /// answered, and a message left half-sent would be lost.
-pub(crate) async fn password_reset(State(state): State<AppState>, ClientIp(ip): ClientIp, payload: Payload) -> JsonResult<Message> {
+pub(crate) async fn password_reset(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    payload: Payload,
+) -> JsonResult<Message> {
     let deadline = Instant::now() + state.config.password_reset.min_response;
     let result = credentials::request_reset(
         &*state.store,

@@ -22,9 +22,7 @@ fn handlers(endpoint: Endpoint) -> MethodRouter<AppState> {
         Endpoint::TokenRefresh => post(h::token_refresh),
         Endpoint::TokenVerify => post(h::token_verify),
         Endpoint::Logout => post(h::logout),
-        Endpoint::UserDetails => {
-            get(h::user_details_get).put(h::user_details_put).patch(h::user_details_patch)
-        }
+        Endpoint::UserDetails => get(h::user_details_get).put(h::user_details_put).patch(h::user_details_patch),
         Endpoint::Profile => get(h::profile_get).put(h::profile_update).patch(h::profile_update),
         Endpoint::AvatarUpload => post(crate::http::avatar::avatar_upload),
         Endpoint::AvatarConfirm => post(crate::http::avatar::avatar_confirm),

@@ -14,7 +14,6 @@ use lettre::message::header::ContentType;
 use lettre::message::Mailbox;
 use lettre::Message;
 
-
 /// One plain-text message to one recipient.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mail {

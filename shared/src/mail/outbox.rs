@@ -27,11 +27,7 @@ impl Mailer for OutboxMailer {
     async fn send(&self, mail: &Mail) -> Result<String, MailError> {
         let bytes = mail.render()?;
         // Time first, so a plain listing shows the messages in the order they were sent.
-        let name = format!(
-            "{}-{}.eml",
-            chrono::Utc::now().format("%Y%m%dT%H%M%S%.6fZ"),
-            uuid::Uuid::new_v4().simple()
-        );
+        let name = format!("{}-{}.eml", chrono::Utc::now().format("%Y%m%dT%H%M%S%.6fZ"), uuid::Uuid::new_v4().simple());
         let dir = self.dir.clone();
         let file = name.clone();
         tokio::task::spawn_blocking(move || -> std::io::Result<()> {

@@ -112,7 +112,11 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<MediaEntry>) -> std::io::Result<(
             // Temporary files of a write in progress (dot names) are no objects.
             if is_valid_key(&key) {
                 let modified = meta.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok());
-                out.push(MediaEntry { key, size: meta.len(), last_modified: modified.map_or(0, |d| d.as_secs() as i64) });
+                out.push(MediaEntry {
+                    key,
+                    size: meta.len(),
+                    last_modified: modified.map_or(0, |d| d.as_secs() as i64),
+                });
             }
         }
     }

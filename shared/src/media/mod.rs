@@ -168,7 +168,17 @@ mod tests {
     fn keys_the_server_makes_are_valid_and_traversal_is_not() {
         assert!(is_valid_key(&new_avatar_key(7, "png")));
         assert!(is_valid_key(&upload_key(7, &random_name())));
-        for bad in ["", "../etc/passwd", "avatar/../x", "avatar//x", "/avatar/x", "avatar/.hidden", "a\\b", "avatar/x y", "avatar/é"] {
+        for bad in [
+            "",
+            "../etc/passwd",
+            "avatar/../x",
+            "avatar//x",
+            "/avatar/x",
+            "avatar/.hidden",
+            "a\\b",
+            "avatar/x y",
+            "avatar/é",
+        ] {
             assert!(!is_valid_key(bad), "{bad:?}");
         }
     }
@@ -176,7 +186,10 @@ mod tests {
     #[test]
     fn urls_and_content_types() {
         assert_eq!(media_url(None, "http://h:8000", "avatar/1/a.png"), "http://h:8000/media/avatar/1/a.png");
-        assert_eq!(media_url(Some("https://cdn.x/media/"), "http://h", "avatar/1/a.png"), "https://cdn.x/media/avatar/1/a.png");
+        assert_eq!(
+            media_url(Some("https://cdn.x/media/"), "http://h", "avatar/1/a.png"),
+            "https://cdn.x/media/avatar/1/a.png"
+        );
         assert_eq!(content_type_of("avatar/1/a.JPG"), "image/jpeg");
         assert_eq!(content_type_of("avatar-uploads/1/abc"), "application/octet-stream");
     }

@@ -275,7 +275,10 @@ mod tests {
         assert_eq!(process(b"just some text, named .png", BOUNDS), Err(PictureProblem::Invalid));
         assert_eq!(process(&png[..png.len() / 2], BOUNDS), Err(PictureProblem::Invalid), "truncated");
         // A format the service does not take (BMP header).
-        assert_eq!(process(b"BM\x1e\0\0\0\0\0\0\0\x1a\0\0\0\x0c\0\0\0\x01\0\x01\0\x01\0\x18\0\0\0\xff\0", BOUNDS), Err(PictureProblem::Invalid));
+        assert_eq!(
+            process(b"BM\x1e\0\0\0\0\0\0\0\x1a\0\0\0\x0c\0\0\0\x01\0\x01\0\x01\0\x18\0\0\0\xff\0", BOUNDS),
+            Err(PictureProblem::Invalid)
+        );
     }
 
     /// A well-formed PNG of a few dozen bytes declaring `w`×`h`: one short IDAT (a zlib stream

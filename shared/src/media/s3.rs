@@ -11,7 +11,10 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::Client;
 use bytes::Bytes;
 
-use super::{check_key, Bounded, MediaEntry, MediaError, MediaObject, MediaResult, MediaStore, UploadTarget, AVATAR_CACHE_CONTROL};
+use super::{
+    check_key, Bounded, MediaEntry, MediaError, MediaObject, MediaResult, MediaStore, UploadTarget,
+    AVATAR_CACHE_CONTROL,
+};
 
 /// An S3 client from the usual AWS configuration chain, with bounded timeouts. `endpoint` points
 /// it at an emulator (moto), with path-style addressing (`http://host/bucket/key`).
@@ -91,7 +94,15 @@ impl MediaStore for S3Media {
         // A listing of the exact key, not HeadObject: without a bucket-wide s3:ListBucket grant
         // S3 answers a HeadObject of a missing key with 403, indistinguishable from a real denial.
         // The key itself sorts first among the keys it prefixes, so one result is enough.
-        let page = self.client.list_objects_v2().bucket(&self.bucket).prefix(key).max_keys(1).send().await.map_err(sdk_error)?;
+        let page = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(key)
+            .max_keys(1)
+            .send()
+            .await
+            .map_err(sdk_error)?;
         Ok(page.contents().iter().find(|o| o.key() == Some(key)).map(|o| o.size().unwrap_or(0).max(0) as u64))
     }
 
@@ -122,7 +133,9 @@ impl MediaStore for S3Media {
         // Read in chunks and stop past the bound, should an endpoint ignore the range.
         let mut body = output.body;
         let mut bytes = Vec::with_capacity(size as usize);
-        while let Some(chunk) = body.try_next().await.map_err(|e| MediaError::Unavailable(format!("reading {key}: {e}")))? {
+        while let Some(chunk) =
+            body.try_next().await.map_err(|e| MediaError::Unavailable(format!("reading {key}: {e}")))?
+        {
             bytes.extend_from_slice(&chunk);
             if bytes.len() as u64 > max {
                 return Ok(Some(Bounded::Over { size: size.max(bytes.len() as u64) }));

@@ -16,8 +16,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::domain::model::{
-    BlacklistEntry, LogoutOutcome, NewUser, PasswordReplacement, RotateOutcome, Rotation, Session,
-    SpentToken, User, UserUpdate,
+    BlacklistEntry, LogoutOutcome, NewUser, PasswordReplacement, RotateOutcome, Rotation, Session, SpentToken, User,
+    UserUpdate,
 };
 use crate::domain::throttle::{Rule, Usage};
 
@@ -150,12 +150,7 @@ pub trait ThrottleStore: Send + Sync {
 
     /// The user a login names, read together with the usage of the rules' counters (one round
     /// trip fewer than reading them apart: a login must look at both before it decides).
-    async fn login_lookup(
-        &self,
-        username: &str,
-        rules: &[Rule],
-        now: i64,
-    ) -> StoreResult<(Option<User>, Vec<Usage>)>;
+    async fn login_lookup(&self, username: &str, rules: &[Rule], now: i64) -> StoreResult<(Option<User>, Vec<Usage>)>;
 }
 
 /// Everything the handlers need from storage.

@@ -12,9 +12,7 @@ use async_trait::async_trait;
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension, Row, TransactionBehavior};
 use tokio::sync::Semaphore;
 
-use super::{
-    Admission, BlacklistStore, Reservation, SessionStore, StoreError, StoreResult, ThrottleStore, UserStore,
-};
+use super::{Admission, BlacklistStore, Reservation, SessionStore, StoreError, StoreResult, ThrottleStore, UserStore};
 use crate::domain::model::{
     username_key, BlacklistEntry, LogoutOutcome, NewUser, PasswordReplacement, RotateOutcome, Rotation, Session,
     SpentToken, User, UserUpdate,
@@ -158,7 +156,9 @@ fn migrate(conn: &mut Connection) -> StoreResult<()> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db_error)?;
     let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(db_error)?;
     if version > SCHEMA_VERSION {
-        return Err(StoreError::Backend(format!("database schema {version} is newer than this program ({SCHEMA_VERSION})")));
+        return Err(StoreError::Backend(format!(
+            "database schema {version} is newer than this program ({SCHEMA_VERSION})"
+        )));
     }
     if version == 1 {
         tx.execute_batch(
@@ -291,7 +291,14 @@ fn live_blacklist_entry(conn: &Connection, jti: &str, now: i64) -> StoreResult<O
     .map_err(db_error)
 }
 
-fn put_blacklist(conn: &Connection, jti: &str, user_id: u64, session_id: &str, expires_at: i64, now: i64) -> StoreResult<()> {
+fn put_blacklist(
+    conn: &Connection,
+    jti: &str,
+    user_id: u64,
+    session_id: &str,
+    expires_at: i64,
+    now: i64,
+) -> StoreResult<()> {
     // REPLACE: an expired entry still on disk (not yet purged) is simply overwritten.
     conn.execute(
         "INSERT OR REPLACE INTO blacklist (jti, user_id, session_id, expires_at, blacklisted_at) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -365,7 +372,9 @@ impl UserStore for SqliteStore {
         let Some(key) = email_key(email.trim()) else { return Ok(Vec::new()) };
         self.run(move |conn| {
             let mut statement = conn
-                .prepare_cached(&format!("SELECT {USER_COLUMNS} FROM users WHERE email_key = ?1 AND is_active ORDER BY id"))
+                .prepare_cached(&format!(
+                    "SELECT {USER_COLUMNS} FROM users WHERE email_key = ?1 AND is_active ORDER BY id"
+                ))
                 .map_err(db_error)?;
             let users = statement.query_map([key], user_from_row).map_err(db_error)?;
             users.collect::<rusqlite::Result<Vec<User>>>().map_err(db_error)
@@ -467,13 +476,20 @@ impl SessionStore for SqliteStore {
         .await
     }
 
-    async fn session_with_user(&self, user_id: u64, session_id: &str, now: i64) -> StoreResult<(Option<User>, Option<Session>)> {
+    async fn session_with_user(
+        &self,
+        user_id: u64,
+        session_id: &str,
+        now: i64,
+    ) -> StoreResult<(Option<User>, Option<Session>)> {
         let session_id = session_id.to_string();
         self.run(move |conn| {
             let user = get_user(conn, user_id)?;
             let session = conn
                 .query_row(
-                    &format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE id = ?1 AND user_id = ?2 AND expires_at > ?3"),
+                    &format!(
+                        "SELECT {SESSION_COLUMNS} FROM sessions WHERE id = ?1 AND user_id = ?2 AND expires_at > ?3"
+                    ),
                     params![session_id, user_id as i64, now],
                     session_from_row,
                 )

@@ -2,7 +2,6 @@
 //! one after another. Every test runs on both stores (the embedded SQLite store and DynamoDB on
 //! moto) through the same in-process router.
 
-
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -51,12 +50,7 @@ fn count(replies: &[Reply], status: StatusCode) -> usize {
 /// Every answer is a checked wrong password (400) or a refusal before any check (429).
 fn checked_and_refused(replies: &[Reply]) -> (usize, usize) {
     for r in replies {
-        assert!(
-            matches!(r.status, StatusCode::BAD_REQUEST | StatusCode::TOO_MANY_REQUESTS),
-            "{} {}",
-            r.status,
-            r.body
-        );
+        assert!(matches!(r.status, StatusCode::BAD_REQUEST | StatusCode::TOO_MANY_REQUESTS), "{} {}", r.status, r.body);
         if r.status == StatusCode::TOO_MANY_REQUESTS {
             assert!(r.headers.contains_key("retry-after"));
         }

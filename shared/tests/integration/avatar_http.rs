@@ -2,7 +2,6 @@
 //! body) through `lambda_http`, the media base URL, and the whole avatar flow on S3 (moto):
 //! multipart replace and clear, and the direct upload through a real presigned PUT.
 
-
 use std::io::Cursor;
 use std::sync::Arc;
 
@@ -33,7 +32,9 @@ fn png(w: u32, h: u32) -> Vec<u8> {
 fn multipart(fields: &[(&str, &str)], avatar: Option<&[u8]>) -> Vec<u8> {
     let mut body = Vec::new();
     for (name, value) in fields {
-        body.extend_from_slice(format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n").as_bytes());
+        body.extend_from_slice(
+            format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n").as_bytes(),
+        );
     }
     if let Some(bytes) = avatar {
         body.extend_from_slice(
@@ -92,12 +93,19 @@ async fn a_base64_encoded_multipart_event_uploads_the_avatar() {
     let url = body["avatar"].as_str().unwrap();
     let prefix = format!("https://abcdef1234.execute-api.eu-west-1.amazonaws.com/media/avatar/{id}/");
     assert!(url.starts_with(&prefix), "{url}");
-    let object = app.state.media.get(url.strip_prefix("https://abcdef1234.execute-api.eu-west-1.amazonaws.com/media/").unwrap()).await.unwrap().unwrap();
+    let object = app
+        .state
+        .media
+        .get(url.strip_prefix("https://abcdef1234.execute-api.eu-west-1.amazonaws.com/media/").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
     let stored = image::load_from_memory(&object.bytes).unwrap();
     assert_eq!((stored.width(), stored.height()), (1024, 205));
 
     // The same body not decoded would be garbage: the 400 proves the flag is honoured both ways.
-    let (status, body) = invoke_event(&app.state, &event.replace("\"isBase64Encoded\":true", "\"isBase64Encoded\":false")).await;
+    let (status, body) =
+        invoke_event(&app.state, &event.replace("\"isBase64Encoded\":true", "\"isBase64Encoded\":false")).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
 }
 
@@ -137,13 +145,17 @@ async fn send(router: &axum::Router, request: Request<Body>) -> (StatusCode, Val
     let response = router.clone().oneshot(request).await.unwrap();
     let status = response.status();
     let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    let body = serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+    let body =
+        serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
     (status, if bytes.is_empty() { Value::Null } else { body })
 }
 
 fn register_request(username: &str) -> Request<Body> {
     let body = json!({"username": username, "password1": testkit::STRONG, "password2": testkit::STRONG});
-    Request::post("/api/auth/registration/").header("content-type", "application/json").body(Body::from(body.to_string())).unwrap()
+    Request::post("/api/auth/registration/")
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap()
 }
 
 fn key_of(url: &str) -> &str {
@@ -193,7 +205,8 @@ async fn on_s3_avatars_are_replaced_cleared_and_uploaded_directly() {
             .unwrap()
     };
     let file = png(2048, 2048);
-    let (status, grant) = send(&router, post("/api/accounts/profile/avatar/upload/", json!({"size": file.len()}))).await;
+    let (status, grant) =
+        send(&router, post("/api/accounts/profile/avatar/upload/", json!({"size": file.len()}))).await;
     assert_eq!(status, StatusCode::OK, "{grant}");
     let mut put = reqwest::Client::new().put(grant["upload_url"].as_str().unwrap()).body(file);
     for (name, value) in grant["headers"].as_object().unwrap() {
@@ -253,7 +266,11 @@ fn presigned_signature_holds(url: &str, method: &str, headers: &[(&str, String)]
             format!("{name}:{}\n", value.trim())
         })
         .collect();
-    let canonical = format!("{method}\n{}\n{}\n{canonical_headers}\n{signed_headers}\nUNSIGNED-PAYLOAD", url.path(), query.join("&"));
+    let canonical = format!(
+        "{method}\n{}\n{}\n{canonical_headers}\n{signed_headers}\nUNSIGNED-PAYLOAD",
+        url.path(),
+        query.join("&")
+    );
     let credential = find("X-Amz-Credential");
     let scope = credential.split_once('/').unwrap().1;
     let date = find("X-Amz-Date");
@@ -288,7 +305,8 @@ async fn on_s3_parallel_direct_uploads_are_bound_to_the_declared_length() {
     let file = png(64, 64);
     let grants: Vec<_> = (0..PARALLEL)
         .map(|_| {
-            let (router, request) = (router.clone(), post("/api/accounts/profile/avatar/upload/", json!({"size": file.len()})));
+            let (router, request) =
+                (router.clone(), post("/api/accounts/profile/avatar/upload/", json!({"size": file.len()})));
             tokio::spawn(async move { send(&router, request).await })
         })
         .collect();
@@ -296,15 +314,21 @@ async fn on_s3_parallel_direct_uploads_are_bound_to_the_declared_length() {
         let (status, grant) = grant.await.unwrap();
         assert_eq!(status, StatusCode::OK, "{grant}");
         let url = grant["upload_url"].as_str().unwrap();
-        let headers: Vec<(&str, String)> =
-            grant["headers"].as_object().unwrap().iter().map(|(k, v)| (k.as_str(), v.as_str().unwrap().to_string())).collect();
+        let headers: Vec<(&str, String)> = grant["headers"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str().unwrap().to_string()))
+            .collect();
         assert!(url.contains("X-Amz-SignedHeaders=content-length%3Bhost"), "the length is signed: {url}");
         assert_eq!(grant["size"].as_u64(), Some(file.len() as u64));
         assert!(presigned_signature_holds(url, "PUT", &headers), "the genuine request is signed");
         for longer in [file.len() + 1, max, 5 * 1024 * 1024 * 1024] {
             let tampered: Vec<(&str, String)> = headers
                 .iter()
-                .map(|(k, v)| (*k, if k.eq_ignore_ascii_case("content-length") { longer.to_string() } else { v.clone() }))
+                .map(|(k, v)| {
+                    (*k, if k.eq_ignore_ascii_case("content-length") { longer.to_string() } else { v.clone() })
+                })
                 .collect();
             assert!(!presigned_signature_holds(url, "PUT", &tampered), "a body of {longer} bytes is refused");
         }

@@ -5,7 +5,6 @@
 //!
 //! With `ROUND_TRIPS_REPORT=<file>` the measured table is also written there (`bench/run` shows it).
 
-
 use std::sync::{Arc, Mutex};
 
 use accounts::store::dynamodb::DynamoStore;
@@ -103,12 +102,17 @@ async fn happy_paths_make_the_pinned_number_of_dynamodb_calls() {
 
     // Registration: the per-IP throttle counter, the username check, the id counter, then one
     // transaction (user, claims, session).
-    let r = app.post("/api/auth/registration/", json!({"username": "trips", "password1": STRONG, "password2": STRONG})).await;
+    let r = app
+        .post("/api/auth/registration/", json!({"username": "trips", "password1": STRONG, "password2": STRONG}))
+        .await;
     record("POST registration", r.status, StatusCode::CREATED, Bound::Exactly(5));
     let access = r.body["access"].as_str().unwrap().to_string();
     let refresh = r.body["refresh"].as_str().unwrap().to_string();
     let r = app
-        .post("/api/auth/registration/", json!({"username": "trips2", "email": "trips2@example.com", "password1": STRONG, "password2": STRONG}))
+        .post(
+            "/api/auth/registration/",
+            json!({"username": "trips2", "email": "trips2@example.com", "password1": STRONG, "password2": STRONG}),
+        )
         .await;
     record("POST registration with e-mail", r.status, StatusCode::CREATED, Bound::Exactly(6));
 

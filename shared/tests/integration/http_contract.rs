@@ -1,6 +1,5 @@
 //! The contract (docs/api.md), endpoint by endpoint, against the in-process router.
 
-
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use serde_json::json;
@@ -14,12 +13,18 @@ const AUTH_HEADER: &str = "Bearer realm=\"api\"";
 async fn registration_logs_the_user_in() {
     let app = TestApp::new();
     let r = app
-        .post("/api/auth/registration/", json!({"username": "18859943080", "password1": STRONG, "password2": STRONG, "email": "U2@Example.COM"}))
+        .post(
+            "/api/auth/registration/",
+            json!({"username": "18859943080", "password1": STRONG, "password2": STRONG, "email": "U2@Example.COM"}),
+        )
         .await;
     assert_eq!(r.status, StatusCode::CREATED);
     let keys: Vec<&String> = r.body.as_object().unwrap().keys().collect();
     assert_eq!(keys, ["access", "refresh", "user"]);
-    assert_eq!(r.body["user"], json!({"pk": 1, "username": "18859943080", "email": "u2@example.com", "first_name": "", "last_name": ""}));
+    assert_eq!(
+        r.body["user"],
+        json!({"pk": 1, "username": "18859943080", "email": "u2@example.com", "first_name": "", "last_name": ""})
+    );
     assert!(r.headers.get("set-cookie").is_none(), "no cookies (docs/api.md#decision-1)");
     let access = claims(r.body["access"].as_str().unwrap());
     let refresh = claims(r.body["refresh"].as_str().unwrap());
@@ -39,21 +44,66 @@ async fn registration_field_errors() {
     app.register("CaseUser").await;
     let path = "/api/auth/registration/";
     let cases = [
-        (json!({}), json!({"username": ["This field is required."], "password1": ["This field is required."], "password2": ["This field is required."]})),
-        (json!({"username": "a", "password1": "xk29!pLm#q", "password2": "different!1"}), json!({"non_field_errors": ["The two password fields didn't match."]})),
-        (json!({"username": "caseuser", "password1": STRONG, "password2": STRONG}), json!({"username": ["A user with that username already exists."]})),
-        (json!({"username": "bad name!", "password1": STRONG, "password2": STRONG}), json!({"username": ["Enter a valid username. This value may contain only letters, numbers, and @/./+/-/_ characters."]})),
-        (json!({"username": "  ", "password1": STRONG, "password2": null}), json!({"username": ["This field may not be blank."], "password2": ["This field may not be null."]})),
-        (json!({"username": "u1", "password1": STRONG, "password2": STRONG, "email": "bad"}), json!({"email": ["Enter a valid email address."]})),
-        (json!({"username": "u1", "password1": STRONG, "password2": STRONG, "email": ""}), json!({"email": ["This field may not be blank."]})),
-        (json!({"username": "u1", "password1": "short", "password2": "short"}), json!({"password1": ["This password is too short. It must contain at least 8 characters."]})),
-        (json!({"username": "u1", "password1": "qwerty123", "password2": "qwerty123"}), json!({"password1": ["This password is too common."]})),
-        (json!({"username": "u1", "password1": "48261937", "password2": "48261937"}), json!({"password1": ["This password is entirely numeric."]})),
-        (json!({"username": "u1", "password1": "12345678", "password2": "12345678"}), json!({"password1": ["This password is too common.", "This password is entirely numeric."]})),
-        (json!({"username": "probe3", "password1": "probe3xyz", "password2": "probe3xyz"}), json!({"non_field_errors": ["The password is too similar to the username."]})),
-        (json!({"username": "a".repeat(151), "password1": STRONG, "password2": STRONG}), json!({"username": ["Ensure this field has no more than 150 characters."]})),
-        (json!({"username": "u1", "password1": true, "password2": ["x"]}), json!({"password1": ["Not a valid string."], "password2": ["Not a valid string."]})),
-        (json!({"username": "caseuser", "password1": "short", "password2": "x", "email": "bad"}), json!({"username": ["A user with that username already exists."], "email": ["Enter a valid email address."], "password1": ["This password is too short. It must contain at least 8 characters."]})),
+        (
+            json!({}),
+            json!({"username": ["This field is required."], "password1": ["This field is required."], "password2": ["This field is required."]}),
+        ),
+        (
+            json!({"username": "a", "password1": "xk29!pLm#q", "password2": "different!1"}),
+            json!({"non_field_errors": ["The two password fields didn't match."]}),
+        ),
+        (
+            json!({"username": "caseuser", "password1": STRONG, "password2": STRONG}),
+            json!({"username": ["A user with that username already exists."]}),
+        ),
+        (
+            json!({"username": "bad name!", "password1": STRONG, "password2": STRONG}),
+            json!({"username": ["Enter a valid username. This value may contain only letters, numbers, and @/./+/-/_ characters."]}),
+        ),
+        (
+            json!({"username": "  ", "password1": STRONG, "password2": null}),
+            json!({"username": ["This field may not be blank."], "password2": ["This field may not be null."]}),
+        ),
+        (
+            json!({"username": "u1", "password1": STRONG, "password2": STRONG, "email": "bad"}),
+            json!({"email": ["Enter a valid email address."]}),
+        ),
+        (
+            json!({"username": "u1", "password1": STRONG, "password2": STRONG, "email": ""}),
+            json!({"email": ["This field may not be blank."]}),
+        ),
+        (
+            json!({"username": "u1", "password1": "short", "password2": "short"}),
+            json!({"password1": ["This password is too short. It must contain at least 8 characters."]}),
+        ),
+        (
+            json!({"username": "u1", "password1": "qwerty123", "password2": "qwerty123"}),
+            json!({"password1": ["This password is too common."]}),
+        ),
+        (
+            json!({"username": "u1", "password1": "48261937", "password2": "48261937"}),
+            json!({"password1": ["This password is entirely numeric."]}),
+        ),
+        (
+            json!({"username": "u1", "password1": "12345678", "password2": "12345678"}),
+            json!({"password1": ["This password is too common.", "This password is entirely numeric."]}),
+        ),
+        (
+            json!({"username": "probe3", "password1": "probe3xyz", "password2": "probe3xyz"}),
+            json!({"non_field_errors": ["The password is too similar to the username."]}),
+        ),
+        (
+            json!({"username": "a".repeat(151), "password1": STRONG, "password2": STRONG}),
+            json!({"username": ["Ensure this field has no more than 150 characters."]}),
+        ),
+        (
+            json!({"username": "u1", "password1": true, "password2": ["x"]}),
+            json!({"password1": ["Not a valid string."], "password2": ["Not a valid string."]}),
+        ),
+        (
+            json!({"username": "caseuser", "password1": "short", "password2": "x", "email": "bad"}),
+            json!({"username": ["A user with that username already exists."], "email": ["Enter a valid email address."], "password1": ["This password is too short. It must contain at least 8 characters."]}),
+        ),
     ];
     for (body, expected) in cases {
         let r = app.post(path, body.clone()).await;
@@ -82,7 +132,9 @@ async fn unicode_usernames_and_numbers_as_text() {
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.body["user"]["pk"], id);
     // A number is read as its text, like DRF's CharField.
-    let r = app.post("/api/auth/registration/", json!({"username": 15313988692u64, "password1": STRONG, "password2": STRONG})).await;
+    let r = app
+        .post("/api/auth/registration/", json!({"username": 15313988692u64, "password1": STRONG, "password2": STRONG}))
+        .await;
     assert_eq!(r.status, StatusCode::CREATED);
     assert_eq!(r.body["user"]["username"], "15313988692");
 }
@@ -185,7 +237,10 @@ async fn bad_bodies_get_json_errors() {
         Request::post("/api/auth/login/").header("content-type", ct).body(Body::from(body.to_string())).unwrap()
     };
     let r = app.send(raw("text/plain", "x")).await;
-    assert_eq!((r.status, r.body), (StatusCode::UNSUPPORTED_MEDIA_TYPE, json!({"detail": "Unsupported media type \"text/plain\" in request."})));
+    assert_eq!(
+        (r.status, r.body),
+        (StatusCode::UNSUPPORTED_MEDIA_TYPE, json!({"detail": "Unsupported media type \"text/plain\" in request."}))
+    );
     let r = app.send(raw("application/json", "{bad")).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert!(r.body["detail"].as_str().unwrap().starts_with("JSON parse error - "), "{}", r.body);
@@ -206,7 +261,8 @@ async fn every_path_answers_with_and_without_slash() {
         for path in endpoint.paths() {
             let method = endpoint.methods()[0].as_str();
             // Path parameters (`{uid}`) get a sample value.
-            let path = &path.split('/').map(|s| if s.starts_with('{') { "1z" } else { s }).collect::<Vec<_>>().join("/");
+            let path =
+                &path.split('/').map(|s| if s.starts_with('{') { "1z" } else { s }).collect::<Vec<_>>().join("/");
             let r = app.call(method, path, Some(json!({})), None).await;
             assert_ne!(r.status, StatusCode::NOT_FOUND, "{path}");
             assert_ne!(r.status, StatusCode::MOVED_PERMANENTLY, "{path}");
@@ -230,7 +286,10 @@ async fn unknown_paths_and_methods() {
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     let (access, _, _) = app.register("methods").await;
     let r = app.call("DELETE", "/api/accounts/profile/", None, Some(&access)).await;
-    assert_eq!((r.status, r.body), (StatusCode::METHOD_NOT_ALLOWED, json!({"detail": "Method \"DELETE\" not allowed."})));
+    assert_eq!(
+        (r.status, r.body),
+        (StatusCode::METHOD_NOT_ALLOWED, json!({"detail": "Method \"DELETE\" not allowed."}))
+    );
 }
 
 // ---------------------------------------------------------------- authentication layer
@@ -247,14 +306,19 @@ async fn bearer_header_rules() {
         b.body(Body::empty()).unwrap()
     };
     let no_credentials = json!({"detail": "Authentication credentials were not provided."});
-    for header in [None, Some(format!("bearer {access}")), Some(format!("Token {access}")), Some(format!("JWT {access}"))] {
+    for header in
+        [None, Some(format!("bearer {access}")), Some(format!("Token {access}")), Some(format!("JWT {access}"))]
+    {
         let r = app.send(get(header.clone())).await;
         assert_eq!((r.status, &r.body), (StatusCode::UNAUTHORIZED, &no_credentials), "{header:?}");
         assert_eq!(r.www_authenticate(), Some(AUTH_HEADER));
     }
     for header in ["Bearer".to_string(), "Bearer a b".to_string()] {
         let r = app.send(get(Some(header))).await;
-        assert_eq!(r.body, json!({"detail": "Authorization header must contain two space-delimited values", "code": "bad_authorization_header"}));
+        assert_eq!(
+            r.body,
+            json!({"detail": "Authorization header must contain two space-delimited values", "code": "bad_authorization_header"})
+        );
     }
     let invalid = |message: &str| json!({"detail": "Given token not valid for any token type", "code": "token_not_valid", "messages": [{"token_class": "AccessToken", "token_type": "access", "message": message}]});
     let r = app.send(get(Some("Bearer garbage".into()))).await;
@@ -274,7 +338,9 @@ async fn bearer_header_rules() {
     int_id["user_id"] = json!(1);
     assert_eq!(app.send(get(Some(format!("Bearer {}", forge(&int_id))))).await.status, StatusCode::OK);
     // A bad Bearer header is refused even where no login is needed.
-    let r = app.call("POST", "/api/auth/login/", Some(json!({"username": "bearer", "password": STRONG})), Some("junk")).await;
+    let r = app
+        .call("POST", "/api/auth/login/", Some(json!({"username": "bearer", "password": STRONG})), Some("junk"))
+        .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
 }
 
@@ -320,7 +386,10 @@ async fn refresh_rotates_and_blacklists() {
 
     // Replaying a spent token is refused (and ends the session: docs/api.md#decision-3).
     let r = app.post("/api/auth/refresh/", json!({"refresh": refresh})).await;
-    assert_eq!((r.status, &r.body), (StatusCode::UNAUTHORIZED, &json!({"detail": "Token is blacklisted", "code": "token_not_valid"})));
+    assert_eq!(
+        (r.status, &r.body),
+        (StatusCode::UNAUTHORIZED, &json!({"detail": "Token is blacklisted", "code": "token_not_valid"}))
+    );
     assert_eq!(r.www_authenticate(), Some(AUTH_HEADER));
     assert_eq!(app.post("/api/auth/refresh/", json!({"refresh": newest})).await.status, StatusCode::UNAUTHORIZED);
 }
@@ -341,13 +410,19 @@ async fn refresh_errors() {
     let r = app.post("/api/auth/refresh/", json!({})).await;
     assert_eq!((r.status, r.body), (StatusCode::BAD_REQUEST, json!({"refresh": ["This field is required."]})));
     let r = app.post("/api/auth/token/refresh/", json!({})).await;
-    assert_eq!((r.status, &r.body), (StatusCode::UNAUTHORIZED, &json!({"detail": "No valid refresh token found.", "code": "token_not_valid"})));
+    assert_eq!(
+        (r.status, &r.body),
+        (StatusCode::UNAUTHORIZED, &json!({"detail": "No valid refresh token found.", "code": "token_not_valid"}))
+    );
     assert_eq!(r.www_authenticate(), Some(AUTH_HEADER));
     // A token signed for a user that does not exist: 401, not the old service's 500.
     let mut stranger = claims(&refresh);
     stranger["user_id"] = json!("4242");
     let r = app.post("/api/auth/refresh/", json!({"refresh": forge(&stranger)})).await;
-    assert_eq!((r.status, r.body), (StatusCode::UNAUTHORIZED, json!({"detail": "No active account found for the given token."})));
+    assert_eq!(
+        (r.status, r.body),
+        (StatusCode::UNAUTHORIZED, json!({"detail": "No active account found for the given token."}))
+    );
 }
 
 // ---------------------------------------------------------------- verify
@@ -361,7 +436,10 @@ async fn verify_cases() {
         assert_eq!((r.status, r.body), (StatusCode::OK, json!({})));
     }
     let r = app.post("/api/auth/token/verify/", json!({"token": "garbage"})).await;
-    assert_eq!((r.status, r.body), (StatusCode::UNAUTHORIZED, json!({"detail": "Token is invalid", "code": "token_not_valid"})));
+    assert_eq!(
+        (r.status, r.body),
+        (StatusCode::UNAUTHORIZED, json!({"detail": "Token is invalid", "code": "token_not_valid"}))
+    );
     let mut expired = claims(&access);
     expired["exp"] = json!(1_000);
     let r = app.post("/api/auth/token/verify/", json!({"token": forge(&expired)})).await;
@@ -439,10 +517,18 @@ async fn user_details_read_and_update() {
     app.register("taken").await;
     let r = app.call("GET", "/api/auth/user/", None, Some(&access)).await;
     assert_eq!(r.body, json!({"pk": id, "username": "details", "email": "", "first_name": "", "last_name": ""}));
-    let r = app.call("PATCH", "/api/auth/user/", Some(json!({"first_name": "Ada", "email": "ignored@x.io", "pk": 99})), Some(&access)).await;
+    let r = app
+        .call(
+            "PATCH",
+            "/api/auth/user/",
+            Some(json!({"first_name": "Ada", "email": "ignored@x.io", "pk": 99})),
+            Some(&access),
+        )
+        .await;
     assert_eq!(r.body, json!({"pk": id, "username": "details", "email": "", "first_name": "Ada", "last_name": ""}));
     // Decision 8: re-sending one's own username is accepted, so PUT works.
-    let r = app.call("PUT", "/api/auth/user/", Some(json!({"username": "details", "last_name": "L"})), Some(&access)).await;
+    let r =
+        app.call("PUT", "/api/auth/user/", Some(json!({"username": "details", "last_name": "L"})), Some(&access)).await;
     assert_eq!((r.status, r.body["last_name"].clone()), (StatusCode::OK, json!("L")));
     let r = app.call("PUT", "/api/auth/user/", Some(json!({"last_name": "L"})), Some(&access)).await;
     assert_eq!(r.body, json!({"username": ["This field is required."]}));
@@ -450,8 +536,14 @@ async fn user_details_read_and_update() {
     assert_eq!(r.body, json!({"username": ["A user with that username already exists."]}));
     let r = app.call("PATCH", "/api/auth/user/", Some(json!({"username": "Renamed"})), Some(&access)).await;
     assert_eq!(r.body["username"], "Renamed");
-    assert_eq!(app.post("/api/auth/login/", json!({"username": "renamed", "password": STRONG})).await.status, StatusCode::OK);
-    assert_eq!(app.post("/api/auth/login/", json!({"username": "details", "password": STRONG})).await.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        app.post("/api/auth/login/", json!({"username": "renamed", "password": STRONG})).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.post("/api/auth/login/", json!({"username": "details", "password": STRONG})).await.status,
+        StatusCode::BAD_REQUEST
+    );
     let r = app.call("GET", "/api/auth/user/", None, None).await;
     assert_eq!(r.body, json!({"detail": "Authentication credentials were not provided."}));
 }
@@ -463,10 +555,16 @@ async fn profile_read_and_update() {
     let app = TestApp::new();
     let (access, _, id) = app.register("15313988692").await;
     let r = app.call("GET", "/api/accounts/profile/", None, Some(&access)).await;
-    assert_eq!(r.body, json!({"id": id, "username": "15313988692", "email": "", "nickname": "", "signature": "", "avatar": null}));
+    assert_eq!(
+        r.body,
+        json!({"id": id, "username": "15313988692", "email": "", "nickname": "", "signature": "", "avatar": null})
+    );
     let patch = json!({"nickname": "小明同学", "signature": "你好，世界！🌏 签名", "username": "ignored", "id": 7, "email": "x@y.zz"});
     let r = app.call("PATCH", "/api/accounts/profile/", Some(patch), Some(&access)).await;
-    assert_eq!(r.body, json!({"id": id, "username": "15313988692", "email": "", "nickname": "小明同学", "signature": "你好，世界！🌏 签名", "avatar": null}));
+    assert_eq!(
+        r.body,
+        json!({"id": id, "username": "15313988692", "email": "", "nickname": "小明同学", "signature": "你好，世界！🌏 签名", "avatar": null})
+    );
     // Partial: the other field stays.
     let r = app.call("PUT", "/api/accounts/profile/", Some(json!({"signature": "新"})), Some(&access)).await;
     assert_eq!((r.body["nickname"].clone(), r.body["signature"].clone()), (json!("小明同学"), json!("新")));
@@ -474,10 +572,19 @@ async fn profile_read_and_update() {
     let r = app.call("PATCH", "/api/accounts/profile/", Some(json!({"nickname": fifty})), Some(&access)).await;
     assert_eq!(r.status, StatusCode::OK);
     let cases = [
-        (json!({"nickname": "字".repeat(51)}), json!({"nickname": ["Ensure this field has no more than 50 characters."]})),
-        (json!({"signature": "s".repeat(256)}), json!({"signature": ["Ensure this field has no more than 255 characters."]})),
+        (
+            json!({"nickname": "字".repeat(51)}),
+            json!({"nickname": ["Ensure this field has no more than 50 characters."]}),
+        ),
+        (
+            json!({"signature": "s".repeat(256)}),
+            json!({"signature": ["Ensure this field has no more than 255 characters."]}),
+        ),
         (json!({"nickname": null}), json!({"nickname": ["This field may not be null."]})),
-        (json!({"avatar": "http://x/a.png"}), json!({"avatar": ["The submitted data was not a file. Check the encoding type on the form."]})),
+        (
+            json!({"avatar": "http://x/a.png"}),
+            json!({"avatar": ["The submitted data was not a file. Check the encoding type on the form."]}),
+        ),
     ];
     for (body, expected) in cases {
         let r = app.call("PATCH", "/api/accounts/profile/", Some(body.clone()), Some(&access)).await;
@@ -516,7 +623,10 @@ async fn form_profile_updates_read_empty_avatar_as_null() {
             .unwrap()
     };
     let r = app.send(form("avatar=&nickname=%E5%B0%8F")).await;
-    assert_eq!((r.status, r.body["avatar"].clone(), r.body["nickname"].clone()), (StatusCode::OK, json!(null), json!("小")));
+    assert_eq!(
+        (r.status, r.body["avatar"].clone(), r.body["nickname"].clone()),
+        (StatusCode::OK, json!(null), json!("小"))
+    );
     let r = app.send(form("avatar=abc")).await;
     assert_eq!(r.body, json!({"avatar": ["The submitted data was not a file. Check the encoding type on the form."]}));
     // In JSON an empty string is not a file either.

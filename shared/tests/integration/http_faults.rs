@@ -1,7 +1,6 @@
 //! Faults: DynamoDB stops answering mid-run. Requests answer 503 JSON within the SDK's bounded
 //! timeouts, and once it answers again nothing is half-written.
 
-
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,7 +24,12 @@ async fn a_frozen_dynamodb_gives_503s_and_leaves_nothing_half_written() {
 
     emulator.freeze();
     let attempts = [
-        ("POST", "/api/auth/registration/", Some(json!({"username": "during", "password1": STRONG, "password2": STRONG})), None),
+        (
+            "POST",
+            "/api/auth/registration/",
+            Some(json!({"username": "during", "password1": STRONG, "password2": STRONG})),
+            None,
+        ),
         ("POST", "/api/auth/login/", Some(json!({"username": "before", "password": STRONG})), None),
         ("POST", "/api/auth/refresh/", Some(json!({"refresh": refresh})), None),
         ("GET", "/api/accounts/profile/", None, Some(access.clone())),
@@ -70,8 +74,10 @@ async fn a_frozen_dynamodb_gives_503s_and_leaves_nothing_half_written() {
         other => panic!("{key}: {other:?}"),
     };
     let users = scan(tables.users.clone()).await;
-    let ids: HashSet<String> = users.iter().filter(|i| text(i, "pk").starts_with("USER#")).map(|i| text(i, "id")).collect();
-    let claimed: HashSet<String> = users.iter().filter(|i| text(i, "pk").starts_with("USERNAME#")).map(|i| text(i, "user_id")).collect();
+    let ids: HashSet<String> =
+        users.iter().filter(|i| text(i, "pk").starts_with("USER#")).map(|i| text(i, "id")).collect();
+    let claimed: HashSet<String> =
+        users.iter().filter(|i| text(i, "pk").starts_with("USERNAME#")).map(|i| text(i, "user_id")).collect();
     assert_eq!(ids, claimed, "claims and users agree");
     for session in scan(tables.sessions.clone()).await {
         assert!(ids.contains(&text(&session, "user_id")), "session of a missing user");
@@ -81,7 +87,9 @@ async fn a_frozen_dynamodb_gives_503s_and_leaves_nothing_half_written() {
     assert_eq!(r.status, StatusCode::OK);
     let during = app.post("/api/auth/login/", json!({"username": "during", "password": STRONG})).await;
     if during.status != StatusCode::OK {
-        let r = app.post("/api/auth/registration/", json!({"username": "during", "password1": STRONG, "password2": STRONG})).await;
+        let r = app
+            .post("/api/auth/registration/", json!({"username": "during", "password1": STRONG, "password2": STRONG}))
+            .await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     }
 }

@@ -21,10 +21,17 @@ async fn app(backend: Backend) -> TestApp {
 /// Registers `username` with an e-mail; returns (access, refresh, id).
 async fn register(app: &TestApp, username: &str, email: &str) -> (String, String, u64) {
     let r = app
-        .post("/api/auth/registration/", json!({"username": username, "email": email, "password1": STRONG, "password2": STRONG}))
+        .post(
+            "/api/auth/registration/",
+            json!({"username": username, "email": email, "password1": STRONG, "password2": STRONG}),
+        )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
-    (r.body["access"].as_str().unwrap().into(), r.body["refresh"].as_str().unwrap().into(), r.body["user"]["pk"].as_u64().unwrap())
+    (
+        r.body["access"].as_str().unwrap().into(),
+        r.body["refresh"].as_str().unwrap().into(),
+        r.body["user"]["pk"].as_u64().unwrap(),
+    )
 }
 
 /// Signs in again (another device): (access, refresh).
@@ -61,18 +68,28 @@ fn confirm_body(uid: &str, token: &str, p1: &str, p2: &str) -> Value {
 // ---------------------------------------------------------------- imported Django hashes
 
 /// Hashes made by the old service (Django 5.2): PBKDF2 (the default) and Argon2.
-const DJANGO_PBKDF2: (&str, &str) = ("Tangerine-Kite-42", "pbkdf2_sha256$1000000$DERZjTEXjTHXlqim6hqGhw$hHBW4l5G5p0u2r64xrK4rmF7Lo18EoVQep89FDsxPn4=");
-const DJANGO_ARGON2: (&str, &str) = ("Argon-Lantern-77", "argon2$argon2id$v=19$m=102400,t=2,p=8$VllhRE1mV2ZaMFg5RnBheEg2enV0Zg$+zT+QKeK90drCUuq7G1hGmtLDs1fqTEBy9gZQFrY1X4");
+const DJANGO_PBKDF2: (&str, &str) =
+    ("Tangerine-Kite-42", "pbkdf2_sha256$1000000$DERZjTEXjTHXlqim6hqGhw$hHBW4l5G5p0u2r64xrK4rmF7Lo18EoVQep89FDsxPn4=");
+const DJANGO_ARGON2: (&str, &str) = (
+    "Argon-Lantern-77",
+    "argon2$argon2id$v=19$m=102400,t=2,p=8$VllhRE1mV2ZaMFg5RnBheEg2enV0Zg$+zT+QKeK90drCUuq7G1hGmtLDs1fqTEBy9gZQFrY1X4",
+);
 
 async fn register_pair(app: &TestApp, username: &str, email: &str) -> (String, String) {
-    let r = app.post("/api/auth/registration/", json!({"username": username, "email": email, "password1": STRONG, "password2": STRONG})).await;
+    let r = app
+        .post(
+            "/api/auth/registration/",
+            json!({"username": username, "email": email, "password1": STRONG, "password2": STRONG}),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     (r.body["access"].as_str().unwrap().into(), r.body["refresh"].as_str().unwrap().into())
 }
 
 async fn login_pair(app: &TestApp, username: &str, password: &str) -> Option<(String, String)> {
     let r = app.post("/api/auth/login/", json!({"username": username, "password": password})).await;
-    (r.status == StatusCode::OK).then(|| (r.body["access"].as_str().unwrap().into(), r.body["refresh"].as_str().unwrap().into()))
+    (r.status == StatusCode::OK)
+        .then(|| (r.body["access"].as_str().unwrap().into(), r.body["refresh"].as_str().unwrap().into()))
 }
 
 async fn signed_in(app: &TestApp, (access, refresh): &(String, String)) -> (bool, bool) {
@@ -84,11 +101,29 @@ async fn signed_in(app: &TestApp, (access, refresh): &(String, String)) -> (bool
 /// Confirms the reset the letter links to, after a refused attempt that must not use it up.
 async fn confirm_from(app: &TestApp, letter: &Letter) {
     let (uid, token) = letter.uid_and_token();
-    let r = app.post("/api/auth/password/reset/confirm/", json!({"uid": uid, "token": token, "new_password1": NEW, "new_password2": "other"})).await;
+    let r = app
+        .post(
+            "/api/auth/password/reset/confirm/",
+            json!({"uid": uid, "token": token, "new_password1": NEW, "new_password2": "other"}),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    let r = app.post("/api/auth/password/reset/confirm/", json!({"uid": uid, "token": token, "new_password1": NEW, "new_password2": NEW})).await;
-    assert_eq!((r.status, r.body), (StatusCode::OK, json!({"detail": "Password has been reset with the new password."})));
-    let r = app.post("/api/auth/password/reset/confirm/", json!({"uid": uid, "token": token, "new_password1": NEW, "new_password2": NEW})).await;
+    let r = app
+        .post(
+            "/api/auth/password/reset/confirm/",
+            json!({"uid": uid, "token": token, "new_password1": NEW, "new_password2": NEW}),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.body),
+        (StatusCode::OK, json!({"detail": "Password has been reset with the new password."}))
+    );
+    let r = app
+        .post(
+            "/api/auth/password/reset/confirm/",
+            json!({"uid": uid, "token": token, "new_password1": NEW, "new_password2": NEW}),
+        )
+        .await;
     assert_eq!(r.body, json!({"token": ["Invalid value"]}));
 }
 
@@ -472,7 +507,12 @@ async fn reset_by_ses() {
     let sender = format!("accounts-{}@example.com", uuid::Uuid::new_v4().simple());
     let ses = accounts::mail::ses::client(Some(&endpoint)).await;
     ses.create_email_identity().email_identity(&sender).send().await.unwrap();
-    let env = [("MAIL_BACKEND", "ses"), ("SES_ENDPOINT", endpoint.as_str()), ("MAIL_FROM", sender.as_str()), ("PASSWORD_RESET_MIN_RESPONSE_MS", "0")];
+    let env = [
+        ("MAIL_BACKEND", "ses"),
+        ("SES_ENDPOINT", endpoint.as_str()),
+        ("MAIL_FROM", sender.as_str()),
+        ("PASSWORD_RESET_MIN_RESPONSE_MS", "0"),
+    ];
     let app = Backend::Dynamo.app(&env).await;
     let address = format!("u{}@example.org", uuid::Uuid::new_v4().simple());
     let session = register_pair(&app, "sesuser", &address).await;

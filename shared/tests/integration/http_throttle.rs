@@ -3,7 +3,6 @@
 //! Windows are fixed and aligned to the clock, so the limits here use a day: a test that took
 //! its few requests across the end of a one-minute window would see the count start over.
 
-
 use axum::http::StatusCode;
 use serde_json::json;
 use testkit::{TestApp, STRONG};
@@ -57,7 +56,9 @@ async fn registrations_per_ip() {
     let app = TestApp::with_env(&[("THROTTLE_REGISTRATION_IP", "2/86400")]);
     app.register("first").await;
     app.register("second").await;
-    let r = app.post("/api/auth/registration/", json!({"username": "third", "password1": STRONG, "password2": STRONG})).await;
+    let r = app
+        .post("/api/auth/registration/", json!({"username": "third", "password1": STRONG, "password2": STRONG}))
+        .await;
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
     assert!(r.headers.contains_key("retry-after"));
 }

@@ -1,7 +1,6 @@
 //! Logs: one JSON line per request (method, route, status, latency), and never a token, a
 //! password or an e-mail address.
 
-
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
@@ -34,8 +33,14 @@ async fn request_lines_carry_no_secrets() {
 
     let app = TestApp::with_env(&[("PASSWORD_RESET_MIN_RESPONSE_MS", "0")]);
     let email = "secret.person@example.com";
-    let r = app.post("/api/auth/registration/", json!({"username": "logged", "password1": STRONG, "password2": STRONG, "email": email})).await;
-    let (access, refresh) = (r.body["access"].as_str().unwrap().to_string(), r.body["refresh"].as_str().unwrap().to_string());
+    let r = app
+        .post(
+            "/api/auth/registration/",
+            json!({"username": "logged", "password1": STRONG, "password2": STRONG, "email": email}),
+        )
+        .await;
+    let (access, refresh) =
+        (r.body["access"].as_str().unwrap().to_string(), r.body["refresh"].as_str().unwrap().to_string());
     app.post("/api/auth/login/", json!({"username": "logged", "password": "wrong-password-123"})).await;
     app.post("/api/auth/refresh/", json!({"refresh": refresh})).await;
     app.call("GET", "/api/accounts/profile/", None, Some(&access)).await;
@@ -52,7 +57,10 @@ async fn request_lines_carry_no_secrets() {
         .collect();
     assert_eq!(requests.len(), 5, "{text}");
     let first = &requests[0]["fields"];
-    assert_eq!((first["method"].as_str(), first["route"].as_str(), first["status"].as_u64()), (Some("POST"), Some("/api/auth/registration/"), Some(201)));
+    assert_eq!(
+        (first["method"].as_str(), first["route"].as_str(), first["status"].as_u64()),
+        (Some("POST"), Some("/api/auth/registration/"), Some(201))
+    );
     assert!(first["latency_ms"].as_f64().is_some());
 }
 
@@ -62,23 +70,32 @@ async fn request_lines_carry_no_secrets() {
 /// log's `requestId`) and Lambda's: the request line and the domain's own line alike.
 #[tokio::test(flavor = "current_thread")]
 async fn every_line_of_a_request_carries_its_request_ids() {
+    use tower::ServiceExt;
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::Layer;
-    use tower::ServiceExt;
 
     let captured = Captured::default();
     let writer = captured.clone();
-    let subscriber = tracing_subscriber::registry()
-        .with(accounts::lambda::json_layer(move || writer.clone()).with_filter(tracing_subscriber::filter::LevelFilter::INFO));
+    let subscriber = tracing_subscriber::registry().with(
+        accounts::lambda::json_layer(move || writer.clone()).with_filter(tracing_subscriber::filter::LevelFilter::INFO),
+    );
     let _guard = tracing::subscriber::set_default(subscriber);
 
     let app = TestApp::with_env(&[("PASSWORD_RESET_MIN_RESPONSE_MS", "0")]);
-    let r = app.post("/api/auth/registration/", json!({"username": "alice", "password1": STRONG, "password2": STRONG, "email": "alice@example.com"})).await;
+    let r = app
+        .post(
+            "/api/auth/registration/",
+            json!({"username": "alice", "password1": STRONG, "password2": STRONG, "email": "alice@example.com"}),
+        )
+        .await;
     assert_eq!(r.status, 201, "{}", r.body);
     captured.0.lock().unwrap().clear();
 
-    let event = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../events/password-reset.json")).unwrap();
-    let api_request_id = serde_json::from_str::<Value>(&event).unwrap()["requestContext"]["requestId"].as_str().unwrap().to_string();
+    let event =
+        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../events/password-reset.json"))
+            .unwrap();
+    let api_request_id =
+        serde_json::from_str::<Value>(&event).unwrap()["requestContext"]["requestId"].as_str().unwrap().to_string();
     let mut request = lambda_http::request::from_str(&event).expect("a Lambda HTTP event");
     let mut context = lambda_http::Context::default();
     context.request_id = "8476a536-e9f4-11e8-9739-2dfe598c3fcd".into();
@@ -88,7 +105,8 @@ async fn every_line_of_a_request_carries_its_request_ids() {
     assert_eq!(response.status(), 200);
 
     let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
-    let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect();
+    let lines: Vec<Value> =
+        text.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect();
     let messages: Vec<&str> = lines.iter().filter_map(|l| l["fields"]["message"].as_str()).collect();
     assert!(messages.contains(&"password reset e-mail sent") && messages.contains(&"request"), "{text}");
     for line in &lines {

@@ -2,7 +2,6 @@
 //! (the real SDK client, pointed at moto's SES v2 at `DYNAMODB_ENDPOINT`: moto serves every AWS
 //! service on one endpoint). What was delivered is read back and parsed as the recipient would.
 
-
 use std::path::PathBuf;
 
 use accounts::mail::outbox::OutboxMailer;
@@ -57,10 +56,7 @@ async fn delivers_what_was_sent(mailer: &dyn Mailer, delivered: &dyn Delivered, 
     let id = mailer.send(&mail).await.expect("sent");
     assert!(!id.is_empty());
     let received = parse(&delivered.raw(&id).await);
-    assert_eq!(
-        received,
-        Received { from: from.into(), to, subject: mail.subject.clone(), text: mail.text.clone() }
-    );
+    assert_eq!(received, Received { from: from.into(), to, subject: mail.subject.clone(), text: mail.text.clone() });
 }
 
 async fn every_message_is_delivered_separately(mailer: &dyn Mailer, delivered: &dyn Delivered, from: &str) {
@@ -72,7 +68,11 @@ async fn every_message_is_delivered_separately(mailer: &dyn Mailer, delivered: &
 }
 
 async fn invalid_addresses_are_refused_before_sending(mailer: &dyn Mailer, from: &str) {
-    for mail in [sample(from, "not an address"), sample("nobody", "a@example.org"), sample(from, "a@example.org\r\nBcc: x@evil.example")] {
+    for mail in [
+        sample(from, "not an address"),
+        sample("nobody", "a@example.org"),
+        sample(from, "a@example.org\r\nBcc: x@evil.example"),
+    ] {
         let err = mailer.send(&mail).await.unwrap_err();
         assert!(matches!(err, MailError::Invalid(_)), "{mail:?}: {err:?}");
     }

@@ -2,10 +2,9 @@
 //! else is, every operation gives the answers every operation can give, and what the router really
 //! answers is among the documented statuses.
 
-
 use std::collections::BTreeSet;
 
-use accounts::http::openapi::{self, BODY_CONTENT_TYPES, BEARER};
+use accounts::http::openapi::{self, BEARER, BODY_CONTENT_TYPES};
 use accounts::http::Endpoint;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
@@ -87,7 +86,10 @@ fn every_endpoint_and_method_is_described() {
         // And nothing is described that the router does not answer.
         for method in [Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE] {
             if !endpoint.methods().contains(&method) {
-                assert!(openapi::describe(*endpoint, &method).is_none(), "{endpoint:?} {method} is described but not routed");
+                assert!(
+                    openapi::describe(*endpoint, &method).is_none(),
+                    "{endpoint:?} {method} is described but not routed"
+                );
             }
         }
     }
@@ -204,31 +206,31 @@ async fn the_router_answers_every_documented_operation_with_a_documented_status(
     for (path, method, op) in operations(&doc) {
         let aliases = doc["paths"][&path][openapi::ALIASES].as_array().cloned().unwrap_or_default();
         for spelling in std::iter::once(path.as_str()).chain(aliases.iter().filter_map(Value::as_str)) {
-        let uri = spelling.replace("{uid}", "1z").replace("{token}", "abc-123");
-        let documented = statuses(&op);
-        let mut requests = vec![Request::builder().method(method.as_str()).uri(&uri).body(Body::empty()).unwrap()];
-        if op.get("requestBody").is_some() {
-            requests.push(
-                Request::builder()
-                    .method(method.as_str())
-                    .uri(&uri)
-                    .header("content-type", "text/plain")
-                    .body(Body::from("hello"))
-                    .unwrap(),
-            );
-        }
-        for request in requests {
-            let with_body = request.headers().contains_key("content-type");
-            let reply = app.send(request).await;
-            assert_ne!(reply.status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
-            assert!(
-                documented.contains(&reply.status.as_u16()),
-                "{method} {uri} (body: {with_body}) answered {} {}, not among {documented:?}",
-                reply.status,
-                reply.body
-            );
-            assert_documented(&doc, &path, &method, &reply, &Value::Null);
-        }
+            let uri = spelling.replace("{uid}", "1z").replace("{token}", "abc-123");
+            let documented = statuses(&op);
+            let mut requests = vec![Request::builder().method(method.as_str()).uri(&uri).body(Body::empty()).unwrap()];
+            if op.get("requestBody").is_some() {
+                requests.push(
+                    Request::builder()
+                        .method(method.as_str())
+                        .uri(&uri)
+                        .header("content-type", "text/plain")
+                        .body(Body::from("hello"))
+                        .unwrap(),
+                );
+            }
+            for request in requests {
+                let with_body = request.headers().contains_key("content-type");
+                let reply = app.send(request).await;
+                assert_ne!(reply.status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+                assert!(
+                    documented.contains(&reply.status.as_u16()),
+                    "{method} {uri} (body: {with_body}) answered {} {}, not among {documented:?}",
+                    reply.status,
+                    reply.body
+                );
+                assert_documented(&doc, &path, &method, &reply, &Value::Null);
+            }
         }
     }
 }
@@ -289,7 +291,9 @@ fn conforms(doc: &Value, schema: &Value, value: &Value, at: &str) -> Result<(), 
     }
     if let Value::String(s) = value {
         let chars = s.chars().count() as u64;
-        if schema["maxLength"].as_u64().is_some_and(|max| chars > max) || schema["minLength"].as_u64().is_some_and(|min| chars < min) {
+        if schema["maxLength"].as_u64().is_some_and(|max| chars > max)
+            || schema["minLength"].as_u64().is_some_and(|min| chars < min)
+        {
             return Err(format!("{at}: {s:?} is outside the documented length"));
         }
     }
@@ -397,7 +401,9 @@ async fn the_documented_request_fields_are_the_ones_the_code_reads() {
                     .map(|(name, _)| name.as_str())
                     .collect();
                 if required != documented_required {
-                    drift.push(format!("{method} {path}: the code requires {required:?}, the document {documented_required:?}"));
+                    drift.push(format!(
+                        "{method} {path}: the code requires {required:?}, the document {documented_required:?}"
+                    ));
                 }
             } else if empty.status.is_success() && !documented_required.is_empty() {
                 drift.push(format!("{method} {path}: accepts {{}} but documents required {documented_required:?}"));
@@ -417,17 +423,24 @@ async fn the_documented_request_fields_are_the_ones_the_code_reads() {
                             Some(max) => {
                                 let over = long(max as usize + 1).await;
                                 if !messages(&over, name).iter().any(|m| m.starts_with(NO_MORE_THAN)) {
-                                    drift.push(format!("{method} {path}: {name:?} documents maxLength {max}, the code takes more"));
+                                    drift.push(format!(
+                                        "{method} {path}: {name:?} documents maxLength {max}, the code takes more"
+                                    ));
                                 }
                                 let at = long(max as usize).await;
                                 if messages(&at, name).iter().any(|m| m.starts_with(NO_MORE_THAN)) {
-                                    drift.push(format!("{method} {path}: {name:?} documents maxLength {max}, the code takes less"));
+                                    drift.push(format!(
+                                        "{method} {path}: {name:?} documents maxLength {max}, the code takes less"
+                                    ));
                                 }
                             }
                             None => {
                                 let huge = long(1000).await;
-                                if let Some(m) = messages(&huge, name).into_iter().find(|m| m.starts_with(NO_MORE_THAN)) {
-                                    drift.push(format!("{method} {path}: {name:?} is unbounded in the document, the code says {m:?}"));
+                                if let Some(m) = messages(&huge, name).into_iter().find(|m| m.starts_with(NO_MORE_THAN))
+                                {
+                                    drift.push(format!(
+                                        "{method} {path}: {name:?} is unbounded in the document, the code says {m:?}"
+                                    ));
                                 }
                             }
                         }
@@ -444,10 +457,16 @@ async fn the_documented_request_fields_are_the_ones_the_code_reads() {
                         let minimum = property["minimum"].as_i64().unwrap_or(i64::MIN);
                         let below = send(serde_json::json!({ name: minimum.saturating_sub(1).max(-1) })).await;
                         if minimum > -1 && messages(&below, name).is_empty() {
-                            drift.push(format!("{method} {path}: {name:?} documents minimum {minimum}, the code takes less"));
+                            drift.push(format!(
+                                "{method} {path}: {name:?} documents minimum {minimum}, the code takes less"
+                            ));
                         }
-                        if minimum > i64::MIN && !messages(&send(serde_json::json!({ name: minimum })).await, name).is_empty() {
-                            drift.push(format!("{method} {path}: {name:?} documents minimum {minimum}, the code refuses it"));
+                        if minimum > i64::MIN
+                            && !messages(&send(serde_json::json!({ name: minimum })).await, name).is_empty()
+                        {
+                            drift.push(format!(
+                                "{method} {path}: {name:?} documents minimum {minimum}, the code refuses it"
+                            ));
                         }
                     }
                     _ => {}
@@ -489,7 +508,9 @@ async fn every_success_body_is_as_documented() {
         (
             "POST",
             "/api/auth/password/change/",
-            Some(serde_json::json!({"old_password": strong, "new_password1": new_password, "new_password2": new_password})),
+            Some(
+                serde_json::json!({"old_password": strong, "new_password1": new_password, "new_password2": new_password}),
+            ),
         ),
         ("POST", "/api/auth/password/reset/", Some(serde_json::json!({"email": "shape@example.com"}))),
         ("GET", "/password-reset/confirm/1z/abc-123/", None),
@@ -505,7 +526,8 @@ async fn every_success_body_is_as_documented() {
         if let Some(next) = reply.body["refresh"].as_str() {
             refresh = next.to_string();
         }
-        let path = if uri.starts_with("/password-reset/confirm/") { "/password-reset/confirm/{uid}/{token}/" } else { uri };
+        let path =
+            if uri.starts_with("/password-reset/confirm/") { "/password-reset/confirm/{uid}/{token}/" } else { uri };
         assert_documented(&doc, path, method, &reply, body.as_ref().unwrap_or(&Value::Null));
         checked.insert((path.to_string(), method.to_string()));
     }

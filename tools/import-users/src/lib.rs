@@ -27,10 +27,18 @@ pub struct Record {
 /// What happened to one record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    Imported { id: u64, note: Option<String> },
+    Imported {
+        id: u64,
+        note: Option<String>,
+    },
     /// Already in the store (an earlier run).
-    Skipped { id: u64 },
-    Rejected { record: String, reason: String },
+    Skipped {
+        id: u64,
+    },
+    Rejected {
+        record: String,
+        reason: String,
+    },
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -86,7 +94,8 @@ pub fn user_from_record(record: &Record) -> Result<User, String> {
     if record.model != "accounts.user" {
         return Err(format!("model {:?} is not accounts.user", record.model));
     }
-    let id = record.pk.as_u64().filter(|id| *id > 0).ok_or_else(|| format!("pk {} is not a positive integer", record.pk))?;
+    let id =
+        record.pk.as_u64().filter(|id| *id > 0).ok_or_else(|| format!("pk {} is not a positive integer", record.pk))?;
     let f = &record.fields;
     let text = |name: &str| -> Result<String, String> {
         match f.get(name) {

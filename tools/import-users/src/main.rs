@@ -43,7 +43,9 @@ async fn run() -> anyhow::Result<ExitCode> {
     let records = import_users::parse_export(&text).with_context(|| format!("{path} is not a dumpdata JSON list"))?;
     let config = Config::from_env().context("configuration")?;
     let store: Arc<dyn UserStore> = match &config.storage {
-        StorageConfig::Embedded { data_dir } => Arc::new(SqliteStore::open(data_dir).context("opening the embedded store")?),
+        StorageConfig::Embedded { data_dir } => {
+            Arc::new(SqliteStore::open(data_dir).context("opening the embedded store")?)
+        }
         StorageConfig::DynamoDb { tables, endpoint } => {
             Arc::new(DynamoStore::new(dynamodb::client(endpoint.as_deref()).await, tables.clone()))
         }

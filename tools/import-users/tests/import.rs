@@ -26,9 +26,9 @@ fn fixture() -> PathBuf {
 /// (username, password) of the fixture's users, as registered at the old service.
 const PASSWORDS: &[(&str, &str)] = &[
     ("15313988692", "Tangerine-Kite-42"), // pbkdf2_sha256
-    ("小明", "Argon-Lantern-77"),          // argon2
-    ("NoMail_User", "Quiet-Harbor-19"),  // pbkdf2_sha256, no e-mail
-    ("twin", "Twin-Orchard-33"),         // shares its e-mail with Twin2
+    ("小明", "Argon-Lantern-77"),         // argon2
+    ("NoMail_User", "Quiet-Harbor-19"),   // pbkdf2_sha256, no e-mail
+    ("twin", "Twin-Orchard-33"),          // shares its e-mail with Twin2
     ("Twin2", "Twin-Orchard-34"),
 ];
 
@@ -95,8 +95,20 @@ async fn check_imported(store: &SharedStore) {
     assert_eq!(store.get_user(6).await.unwrap().unwrap().email, "");
     assert_eq!(store.find_active_users_by_email("shared@example.com").await.unwrap().len(), 1);
     // New registrations get ids after the imported ones.
-    let session = accounts::domain::model::Session { id: "s".into(), user_id: 0, refresh_jti: "j".into(), created_at: 0, expires_at: i64::MAX / 2, password_version: 0 };
-    let new = accounts::domain::model::NewUser { username: "newcomer".into(), email: String::new(), password_hash: "x".into(), date_joined: 0 };
+    let session = accounts::domain::model::Session {
+        id: "s".into(),
+        user_id: 0,
+        refresh_jti: "j".into(),
+        created_at: 0,
+        expires_at: i64::MAX / 2,
+        password_version: 0,
+    };
+    let new = accounts::domain::model::NewUser {
+        username: "newcomer".into(),
+        email: String::new(),
+        password_hash: "x".into(),
+        date_joined: 0,
+    };
     assert_eq!(store.create_user(new, session).await.unwrap().id, 7);
 }
 
@@ -105,7 +117,10 @@ fn assert_first_run(code: i32, stdout: &str) {
     assert!(stdout.contains("imported: 6\n"), "{stdout}");
     assert!(stdout.contains("skipped (already there): 0\n"), "{stdout}");
     assert!(stdout.contains("rejected: 0\n"), "{stdout}");
-    assert!(stdout.contains("user 6: e-mail \"shared@example.com\" belongs to another account; imported without it"), "{stdout}");
+    assert!(
+        stdout.contains("user 6: e-mail \"shared@example.com\" belongs to another account; imported without it"),
+        "{stdout}"
+    );
 }
 
 fn assert_second_run(code: i32, stdout: &str) {
@@ -127,7 +142,8 @@ async fn imports_the_old_service_export_into_the_embedded_store() {
 
 #[tokio::test]
 async fn imports_the_old_service_export_into_dynamodb() {
-    let endpoint = std::env::var("DYNAMODB_ENDPOINT").expect("DYNAMODB_ENDPOINT (scripts/test starts moto and sets it)");
+    let endpoint =
+        std::env::var("DYNAMODB_ENDPOINT").expect("DYNAMODB_ENDPOINT (scripts/test starts moto and sets it)");
     for (k, v) in [("AWS_ACCESS_KEY_ID", "test"), ("AWS_SECRET_ACCESS_KEY", "test"), ("AWS_REGION", "us-east-1")] {
         if std::env::var_os(k).is_none() {
             std::env::set_var(k, v);

@@ -12,9 +12,8 @@ pub struct Server {
 }
 
 /// Variables of the developer's shell that would change what the tests expect.
-const CLEARED: &[&str] = &[
-    "JWT_SECRET", "STORAGE", "MAIL_BACKEND", "MEDIA_BUCKET", "MEDIA_DIR", "MEDIA_BASE_URL", "AVATAR_MAX_SIDE",
-];
+const CLEARED: &[&str] =
+    &["JWT_SECRET", "STORAGE", "MAIL_BACKEND", "MEDIA_BUCKET", "MEDIA_DIR", "MEDIA_BASE_URL", "AVATAR_MAX_SIDE"];
 
 impl Server {
     pub fn start(data_dir: &Path) -> Server {

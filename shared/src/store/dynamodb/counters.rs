@@ -58,7 +58,13 @@ impl ThrottleStore for DynamoStore {
         let usages: Vec<Usage> = match known {
             Some(usages) if usages.len() == rules.len() => usages.to_vec(),
             _ => {
-                let keys: Vec<String> = rules.iter().flat_map(|r| { let (c, p) = r.keys(now); [c, p] }).collect();
+                let keys: Vec<String> = rules
+                    .iter()
+                    .flat_map(|r| {
+                        let (c, p) = r.keys(now);
+                        [c, p]
+                    })
+                    .collect();
                 let counts = self.counter_values(&keys, now).await?;
                 rules
                     .iter()
@@ -75,7 +81,8 @@ impl ThrottleStore for DynamoStore {
         if let Some(retry_after) = throttle::refusal(rules, &usages, now) {
             return Ok(Admission::Refused { retry_after });
         }
-        let ceilings: Vec<u64> = rules.iter().zip(&usages).map(|(r, u)| r.limit.current_ceiling(u.previous, now)).collect();
+        let ceilings: Vec<u64> =
+            rules.iter().zip(&usages).map(|(r, u)| r.limit.current_ceiling(u.previous, now)).collect();
         let refused = |failed: &dyn Fn(usize) -> bool| {
             // A refused condition means the count reached its ceiling meanwhile.
             let at_ceiling: Vec<Usage> = usages
@@ -109,7 +116,9 @@ impl ThrottleStore for DynamoStore {
         let items = rules
             .iter()
             .zip(&ceilings)
-            .map(|(rule, ceiling)| Ok(TransactWriteItem::builder().update(self.reserve_update(rule, *ceiling, now)?).build()))
+            .map(|(rule, ceiling)| {
+                Ok(TransactWriteItem::builder().update(self.reserve_update(rule, *ceiling, now)?).build())
+            })
             .collect::<StoreResult<Vec<_>>>()?;
         match self.transact(items).await? {
             Ok(()) => Ok(Admission::Admitted(Reservation { keys })),
@@ -172,12 +181,7 @@ impl ThrottleStore for DynamoStore {
         Ok(())
     }
 
-    async fn login_lookup(
-        &self,
-        username: &str,
-        rules: &[Rule],
-        now: i64,
-    ) -> StoreResult<(Option<User>, Vec<Usage>)> {
+    async fn login_lookup(&self, username: &str, rules: &[Rule], now: i64) -> StoreResult<(Option<User>, Vec<Usage>)> {
         let claim = username_claim(username);
         let mut request = HashMap::from([(
             self.tables.users.clone(),

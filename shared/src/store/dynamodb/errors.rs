@@ -9,19 +9,12 @@ pub(super) fn built<T, E: std::fmt::Display>(result: Result<T, E>) -> StoreResul
 }
 
 /// Cancellation reasons that mean "try again later".
-pub(super) const TRANSIENT_REASONS: &[&str] = &[
-    TRANSACTION_CONFLICT,
-    "ThrottlingError",
-    "ProvisionedThroughputExceeded",
-    "RequestLimitExceeded",
-];
+pub(super) const TRANSIENT_REASONS: &[&str] =
+    &[TRANSACTION_CONFLICT, "ThrottlingError", "ProvisionedThroughputExceeded", "RequestLimitExceeded"];
 
 pub(super) fn cancelled(codes: &[String]) -> StoreError {
     let message = format!("transaction cancelled ({})", codes.join(", "));
-    if codes
-        .iter()
-        .any(|c| TRANSIENT_REASONS.contains(&c.as_str()))
-    {
+    if codes.iter().any(|c| TRANSIENT_REASONS.contains(&c.as_str())) {
         StoreError::Unavailable(message)
     } else {
         StoreError::Backend(message)
@@ -59,19 +52,14 @@ where
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => true,
         SdkError::ResponseError(e) => e.raw().status().is_server_error(),
         SdkError::ServiceError(e) => {
-            e.raw().status().is_server_error()
-                || e.err()
-                    .code()
-                    .is_some_and(|code| TRANSIENT_CODES.contains(&code))
+            e.raw().status().is_server_error() || e.err().code().is_some_and(|code| TRANSIENT_CODES.contains(&code))
         }
         _ => false,
     };
     let message = match &err {
-        SdkError::ServiceError(e) => format!(
-            "DynamoDB {}: {}",
-            e.err().code().unwrap_or("error"),
-            e.err().message().unwrap_or("(no message)")
-        ),
+        SdkError::ServiceError(e) => {
+            format!("DynamoDB {}: {}", e.err().code().unwrap_or("error"), e.err().message().unwrap_or("(no message)"))
+        }
         _ => format!("DynamoDB: {}", DisplayErrorContext(&err)),
     };
     if transient {

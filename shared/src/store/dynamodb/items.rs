@@ -152,9 +152,7 @@ pub(super) fn blacklist_from_item(item: &Item) -> StoreResult<BlacklistEntry> {
 pub(super) fn odd(attr: &str, value: Option<&AttributeValue>) -> StoreError {
     match value {
         None => StoreError::Backend(format!("item has no attribute {attr:?}")),
-        Some(value) => {
-            StoreError::Backend(format!("attribute {attr:?} has an odd value: {value:?}"))
-        }
+        Some(value) => StoreError::Backend(format!("attribute {attr:?} has an odd value: {value:?}")),
     }
 }
 

@@ -17,21 +17,17 @@ use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, Delete, GlobalSecondaryIndex,
-    IndexStatus, KeySchemaElement, KeyType, KeysAndAttributes, Projection, ProjectionType, Put,
-    ReturnValue, ScalarAttributeType, TableStatus, TimeToLiveSpecification, TimeToLiveStatus,
-    TransactWriteItem, Update,
+    AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, Delete, GlobalSecondaryIndex, IndexStatus,
+    KeySchemaElement, KeyType, KeysAndAttributes, Projection, ProjectionType, Put, ReturnValue, ScalarAttributeType,
+    TableStatus, TimeToLiveSpecification, TimeToLiveStatus, TransactWriteItem, Update,
 };
 use aws_sdk_dynamodb::Client;
 
-use super::{
-    Admission, BlacklistStore, Reservation, SessionStore, StoreError, StoreResult, ThrottleStore,
-    UserStore,
-};
+use super::{Admission, BlacklistStore, Reservation, SessionStore, StoreError, StoreResult, ThrottleStore, UserStore};
 use crate::config::DynamoTables;
 use crate::domain::model::{
-    username_key, BlacklistEntry, LogoutOutcome, NewUser, PasswordReplacement, RotateOutcome,
-    Rotation, Session, SpentToken, User, UserUpdate,
+    username_key, BlacklistEntry, LogoutOutcome, NewUser, PasswordReplacement, RotateOutcome, Rotation, Session,
+    SpentToken, User, UserUpdate,
 };
 use crate::domain::throttle::{self, Rule, Usage};
 use crate::domain::user::username_skeleton;
@@ -99,13 +95,7 @@ impl DynamoStore {
     ) -> StoreResult<HashMap<String, Vec<Item>>> {
         let mut found: HashMap<String, Vec<Item>> = HashMap::new();
         for attempt in 0..10u64 {
-            let out = self
-                .client
-                .batch_get_item()
-                .set_request_items(Some(request))
-                .send()
-                .await
-                .map_err(sdk_error)?;
+            let out = self.client.batch_get_item().set_request_items(Some(request)).send().await.map_err(sdk_error)?;
             for (table, items) in out.responses.unwrap_or_default() {
                 found.entry(table).or_default().extend(items);
             }
@@ -116,9 +106,7 @@ impl DynamoStore {
             }
             tokio::time::sleep(Duration::from_millis(20 * (attempt + 1))).await;
         }
-        Err(StoreError::Unavailable(
-            "BatchGetItem kept leaving keys unprocessed".into(),
-        ))
+        Err(StoreError::Unavailable("BatchGetItem kept leaving keys unprocessed".into()))
     }
 
     // ----- reads ---------------------------------------------------------------------------
@@ -141,10 +129,7 @@ impl DynamoStore {
     /// Runs a transaction. `Ok(Err(codes))` when it was cancelled: one reason code per item in
     /// order (`"None"`, `"ConditionalCheckFailed"`, ...), or an empty list when the backend gave no
     /// reasons. Cancellations caused only by conflicts with other transactions are retried.
-    async fn transact(
-        &self,
-        items: Vec<TransactWriteItem>,
-    ) -> StoreResult<Result<(), Vec<String>>> {
+    async fn transact(&self, items: Vec<TransactWriteItem>) -> StoreResult<Result<(), Vec<String>>> {
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -162,18 +147,16 @@ impl DynamoStore {
                 Err(err) => err,
             };
             let codes: Vec<String> = match err.as_service_error() {
-                Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => cancelled
-                    .cancellation_reasons()
-                    .iter()
-                    .map(|r| r.code().unwrap_or("None").to_string())
-                    .collect(),
+                Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {
+                    cancelled.cancellation_reasons().iter().map(|r| r.code().unwrap_or("None").to_string()).collect()
+                }
                 Some(e) if e.code() == Some("TransactionConflictException") => {
                     vec![TRANSACTION_CONFLICT.to_string()]
                 }
                 _ => return Err(sdk_error(err)),
             };
-            let conflict_only = codes.iter().any(|c| c == TRANSACTION_CONFLICT)
-                && !codes.iter().any(|c| c == CONDITION_FAILED);
+            let conflict_only =
+                codes.iter().any(|c| c == TRANSACTION_CONFLICT) && !codes.iter().any(|c| c == CONDITION_FAILED);
             if conflict_only && attempt < CONFLICT_ATTEMPTS {
                 let jitter: u64 = rand::random_range(0..20);
                 tokio::time::sleep(Duration::from_millis(10 * u64::from(attempt) + jitter)).await;

@@ -14,42 +14,24 @@ impl DynamoStore {
                 .table_name(table)
                 .billing_mode(BillingMode::PayPerRequest)
                 .attribute_definitions(built(
-                    AttributeDefinition::builder()
-                        .attribute_name(key)
-                        .attribute_type(ScalarAttributeType::S)
-                        .build(),
+                    AttributeDefinition::builder().attribute_name(key).attribute_type(ScalarAttributeType::S).build(),
                 )?)
-                .key_schema(built(
-                    KeySchemaElement::builder()
-                        .attribute_name(key)
-                        .key_type(KeyType::Hash)
-                        .build(),
-                )?))
+                .key_schema(built(KeySchemaElement::builder().attribute_name(key).key_type(KeyType::Hash).build())?))
         };
         let users = string_key(&self.tables.users, PK)?;
         let blacklist = string_key(&self.tables.blacklist, "jti")?;
         let throttle = string_key(&self.tables.throttle, THROTTLE_KEY)?;
         let sessions = string_key(&self.tables.sessions, "session_id")?
             .attribute_definitions(built(
-                AttributeDefinition::builder()
-                    .attribute_name("user_id")
-                    .attribute_type(ScalarAttributeType::N)
-                    .build(),
+                AttributeDefinition::builder().attribute_name("user_id").attribute_type(ScalarAttributeType::N).build(),
             )?)
             .global_secondary_indexes(built(
                 GlobalSecondaryIndex::builder()
                     .index_name(BY_USER_INDEX)
                     .key_schema(built(
-                        KeySchemaElement::builder()
-                            .attribute_name("user_id")
-                            .key_type(KeyType::Hash)
-                            .build(),
+                        KeySchemaElement::builder().attribute_name("user_id").key_type(KeyType::Hash).build(),
                     )?)
-                    .projection(
-                        Projection::builder()
-                            .projection_type(ProjectionType::KeysOnly)
-                            .build(),
-                    )
+                    .projection(Projection::builder().projection_type(ProjectionType::KeysOnly).build())
                     .build(),
             )?);
         for request in [users, sessions, blacklist, throttle] {
@@ -59,39 +41,20 @@ impl DynamoStore {
                 Err(e) => return Err(sdk_error(e)),
             }
         }
-        for table in [
-            &self.tables.users,
-            &self.tables.sessions,
-            &self.tables.blacklist,
-            &self.tables.throttle,
-        ] {
+        for table in [&self.tables.users, &self.tables.sessions, &self.tables.blacklist, &self.tables.throttle] {
             self.wait_active(table).await?;
         }
         for table in [&self.tables.sessions, &self.tables.blacklist, &self.tables.throttle] {
-            let ttl = self
-                .client
-                .describe_time_to_live()
-                .table_name(table)
-                .send()
-                .await
-                .map_err(sdk_error)?;
-            let status = ttl
-                .time_to_live_description()
-                .and_then(|d| d.time_to_live_status());
-            if matches!(
-                status,
-                Some(TimeToLiveStatus::Enabled | TimeToLiveStatus::Enabling)
-            ) {
+            let ttl = self.client.describe_time_to_live().table_name(table).send().await.map_err(sdk_error)?;
+            let status = ttl.time_to_live_description().and_then(|d| d.time_to_live_status());
+            if matches!(status, Some(TimeToLiveStatus::Enabled | TimeToLiveStatus::Enabling)) {
                 continue;
             }
             self.client
                 .update_time_to_live()
                 .table_name(table)
                 .time_to_live_specification(built(
-                    TimeToLiveSpecification::builder()
-                        .enabled(true)
-                        .attribute_name(TTL_ATTRIBUTE)
-                        .build(),
+                    TimeToLiveSpecification::builder().enabled(true).attribute_name(TTL_ATTRIBUTE).build(),
                 )?)
                 .send()
                 .await
@@ -102,16 +65,9 @@ impl DynamoStore {
 
     async fn wait_active(&self, table: &str) -> StoreResult<()> {
         for _ in 0..300 {
-            let out = self
-                .client
-                .describe_table()
-                .table_name(table)
-                .send()
-                .await
-                .map_err(sdk_error)?;
+            let out = self.client.describe_table().table_name(table).send().await.map_err(sdk_error)?;
             let description = out.table();
-            let table_active =
-                description.and_then(|t| t.table_status()) == Some(&TableStatus::Active);
+            let table_active = description.and_then(|t| t.table_status()) == Some(&TableStatus::Active);
             let indexes_active = description
                 .map(|t| t.global_secondary_indexes())
                 .unwrap_or_default()
@@ -122,8 +78,6 @@ impl DynamoStore {
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        Err(StoreError::Unavailable(format!(
-            "table {table} did not become active"
-        )))
+        Err(StoreError::Unavailable(format!("table {table} did not become active")))
     }
 }

@@ -18,12 +18,7 @@ impl DynamoStore {
 
     pub(super) fn session_put(&self, session: &Session) -> StoreResult<TransactWriteItem> {
         Ok(TransactWriteItem::builder()
-            .put(built(
-                Put::builder()
-                    .table_name(&self.tables.sessions)
-                    .set_item(Some(session_item(session)))
-                    .build(),
-            )?)
+            .put(built(Put::builder().table_name(&self.tables.sessions).set_item(Some(session_item(session))).build())?)
             .build())
     }
 }
@@ -73,22 +68,12 @@ impl SessionStore for DynamoStore {
     ) -> StoreResult<(Option<User>, Option<Session>)> {
         let mut request = HashMap::from([(
             self.tables.users.clone(),
-            built(
-                KeysAndAttributes::builder()
-                    .keys(user_key(user_id))
-                    .consistent_read(true)
-                    .build(),
-            )?,
+            built(KeysAndAttributes::builder().keys(user_key(user_id)).consistent_read(true).build())?,
         )]);
         if !session_id.is_empty() {
             request.insert(
                 self.tables.sessions.clone(),
-                built(
-                    KeysAndAttributes::builder()
-                        .keys(session_key(session_id))
-                        .consistent_read(true)
-                        .build(),
-                )?,
+                built(KeysAndAttributes::builder().keys(session_key(session_id)).consistent_read(true).build())?,
             );
         }
         let (mut user, mut session) = (None, None);
@@ -114,9 +99,7 @@ impl SessionStore for DynamoStore {
             blacklisted_at: r.now,
         };
         let items = vec![
-            TransactWriteItem::builder()
-                .put(self.blacklist_put(&entry, r.now)?)
-                .build(),
+            TransactWriteItem::builder().put(self.blacklist_put(&entry, r.now)?).build(),
             TransactWriteItem::builder()
                 .update(built(
                     Update::builder()
@@ -205,9 +188,7 @@ impl SessionStore for DynamoStore {
             blacklisted_at: now,
         };
         let items = vec![
-            TransactWriteItem::builder()
-                .put(self.blacklist_put(&entry, now)?)
-                .build(),
+            TransactWriteItem::builder().put(self.blacklist_put(&entry, now)?).build(),
             TransactWriteItem::builder()
                 .delete(built(
                     Delete::builder()
@@ -299,13 +280,7 @@ impl BlacklistStore for DynamoStore {
         if jti.is_empty() {
             return Ok(None);
         }
-        match self
-            .get(
-                &self.tables.blacklist,
-                HashMap::from([("jti".into(), s(jti))]),
-            )
-            .await?
-        {
+        match self.get(&self.tables.blacklist, HashMap::from([("jti".into(), s(jti))])).await? {
             Some(item) => {
                 let entry = blacklist_from_item(&item)?;
                 Ok((entry.expires_at > now).then_some(entry))

@@ -32,30 +32,17 @@ impl DynamoStore {
     /// the skeleton claim, the e-mail claim (only for a non-empty e-mail).
     fn user_puts(&self, user: &User) -> StoreResult<Vec<TransactWriteItem>> {
         let mut puts = vec![put_if_absent(&self.tables.users, user_item(user))?];
-        puts.push(put_if_absent(
-            &self.tables.users,
-            claim_item(username_claim(&user.username), user.id),
-        )?);
-        puts.push(put_if_absent(
-            &self.tables.users,
-            claim_item(skeleton_claim(&user.username), user.id),
-        )?);
+        puts.push(put_if_absent(&self.tables.users, claim_item(username_claim(&user.username), user.id))?);
+        puts.push(put_if_absent(&self.tables.users, claim_item(skeleton_claim(&user.username), user.id))?);
         if !user.email.is_empty() {
-            puts.push(put_if_absent(
-                &self.tables.users,
-                claim_item(email_claim(&user.email), user.id),
-            )?);
+            puts.push(put_if_absent(&self.tables.users, claim_item(email_claim(&user.email), user.id))?);
         }
         Ok(puts)
     }
 
     /// Why writing `user` and its claims was refused. `None` when only the `USER#` item was
     /// in the way (a `create_user` that should take the next id).
-    async fn claim_failure(
-        &self,
-        user: &User,
-        codes: &[String],
-    ) -> StoreResult<Option<StoreError>> {
+    async fn claim_failure(&self, user: &User, codes: &[String]) -> StoreResult<Option<StoreError>> {
         let failed = |i: usize| codes.get(i).is_some_and(|c| c == CONDITION_FAILED);
         if !codes.is_empty() {
             if failed(1) || failed(2) {
@@ -70,25 +57,15 @@ impl DynamoStore {
             return Ok(Some(cancelled(codes)));
         }
         // No reasons given: look at what is there.
-        if self
-            .claim_owner(username_claim(&user.username))
-            .await?
-            .is_some()
-            || self
-                .claim_owner(skeleton_claim(&user.username))
-                .await?
-                .is_some_and(|owner| owner != user.id)
+        if self.claim_owner(username_claim(&user.username)).await?.is_some()
+            || self.claim_owner(skeleton_claim(&user.username)).await?.is_some_and(|owner| owner != user.id)
         {
             return Ok(Some(StoreError::UsernameTaken));
         }
         if !user.email.is_empty() && self.claim_owner(email_claim(&user.email)).await?.is_some() {
             return Ok(Some(StoreError::EmailTaken));
         }
-        if self
-            .get(&self.tables.users, user_key(user.id))
-            .await?
-            .is_some()
-        {
+        if self.get(&self.tables.users, user_key(user.id)).await?.is_some() {
             return Ok(None);
         }
         Ok(Some(cancelled(codes)))
@@ -136,10 +113,7 @@ impl UserStore for DynamoStore {
                 last_login: None,
                 password_version: 0,
             };
-            let session = Session {
-                user_id: id,
-                ..first_session.clone()
-            };
+            let session = Session { user_id: id, ..first_session.clone() };
             let mut items = self.user_puts(&user)?;
             items.push(self.session_put(&session)?);
             match self.transact(items).await? {
@@ -150,29 +124,19 @@ impl UserStore for DynamoStore {
                 },
             }
         }
-        Err(StoreError::Backend(
-            "could not allocate a free user id".into(),
-        ))
+        Err(StoreError::Backend("could not allocate a free user id".into()))
     }
 
     async fn insert_user(&self, user: User) -> StoreResult<()> {
         match self.transact(self.user_puts(&user)?).await? {
             Ok(()) => {}
-            Err(codes) => {
-                return Err(self
-                    .claim_failure(&user, &codes)
-                    .await?
-                    .unwrap_or(StoreError::UsernameTaken))
-            }
+            Err(codes) => return Err(self.claim_failure(&user, &codes).await?.unwrap_or(StoreError::UsernameTaken)),
         }
         self.bump_counter(user.id).await
     }
 
     async fn get_user(&self, id: u64) -> StoreResult<Option<User>> {
-        self.get(&self.tables.users, user_key(id))
-            .await?
-            .map(|item| user_from_item(&item))
-            .transpose()
+        self.get(&self.tables.users, user_key(id)).await?.map(|item| user_from_item(&item)).transpose()
     }
 
     async fn find_user_by_username(&self, username: &str) -> StoreResult<Option<User>> {
@@ -278,10 +242,8 @@ impl UserStore for DynamoStore {
                 expr.value("old_key", s(&old_key))
             );
             let claim_condition = "attribute_not_exists(#pk) OR #user_id = :id";
-            let claim_names = HashMap::from([
-                ("#pk".to_string(), PK.to_string()),
-                ("#user_id".to_string(), "user_id".to_string()),
-            ]);
+            let claim_names =
+                HashMap::from([("#pk".to_string(), PK.to_string()), ("#user_id".to_string(), "user_id".to_string())]);
             // Claims move from the old name to the new one: put the new claim unless another user
             // holds it, delete the old one unless another user holds it (or it is missing).
             let move_claim = |new: String, old: String| -> StoreResult<[TransactWriteItem; 2]> {
@@ -310,8 +272,7 @@ impl UserStore for DynamoStore {
                         .build(),
                 ])
             };
-            let [put_name, delete_name] =
-                move_claim(username_claim(new_username), format!("USERNAME#{old_key}"))?;
+            let [put_name, delete_name] = move_claim(username_claim(new_username), format!("USERNAME#{old_key}"))?;
             let mut items = vec![
                 put_name,
                 delete_name,
@@ -330,8 +291,7 @@ impl UserStore for DynamoStore {
             ];
             // The skeleton claim moves too, unless the new name looks like the old one (one
             // transaction may not touch an item twice).
-            let (new_skeleton, old_skeleton) =
-                (skeleton_claim(new_username), skeleton_claim(&current.username));
+            let (new_skeleton, old_skeleton) = (skeleton_claim(new_username), skeleton_claim(&current.username));
             if new_skeleton != old_skeleton {
                 items.extend(move_claim(new_skeleton.clone(), old_skeleton)?);
             }
@@ -362,9 +322,7 @@ impl UserStore for DynamoStore {
                 }
             }
         }
-        Err(StoreError::Unavailable(
-            "the user kept changing during a username change".into(),
-        ))
+        Err(StoreError::Unavailable("the user kept changing during a username change".into()))
     }
 
     async fn replace_password_hash(&self, r: PasswordReplacement) -> StoreResult<u64> {

@@ -39,7 +39,11 @@ async fn upload_grants_allow_exactly_their_key_and_length_until_they_expire() {
     let signer = UploadSigner::new(SECRET);
     assert_eq!(signer.allowed_length(token, &key), Some(1234));
     assert_eq!(signer.allowed_length(token, &upload_key(2, "0123456789abcdef0123456789abcdef")), None, "another key");
-    assert_eq!(UploadSigner::new(b"another-secret-another-secret-0123").allowed_length(token, &key), None, "another secret");
+    assert_eq!(
+        UploadSigner::new(b"another-secret-another-secret-0123").allowed_length(token, &key),
+        None,
+        "another secret"
+    );
     let expired = signer.sign(&key, 1234, Duration::ZERO).unwrap();
     tokio::time::sleep(Duration::from_millis(1100)).await;
     assert_eq!(signer.allowed_length(&expired, &key), None, "expired");

@@ -5,9 +5,9 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use accounts::store::dynamodb::{self, DynamoStore};
-use testkit::dynamo::{fake_aws_environment, fresh_client, fresh_dynamo, unique_tables};
 use accounts::store::{StoreError, UserStore};
 use aws_sdk_dynamodb::types::AttributeValue;
+use testkit::dynamo::{fake_aws_environment, fresh_client, fresh_dynamo, unique_tables};
 
 // ----- DynamoDB specifics --------------------------------------------------------------------
 
@@ -17,32 +17,16 @@ async fn create_tables_is_idempotent_and_sets_up_index_and_ttl() {
     store.create_tables().await.expect("second create_tables");
     let tables = store.tables().clone();
 
-    let sessions = client
-        .describe_table()
-        .table_name(&tables.sessions)
-        .send()
-        .await
-        .unwrap();
+    let sessions = client.describe_table().table_name(&tables.sessions).send().await.unwrap();
     let indexes = sessions.table().unwrap().global_secondary_indexes();
     assert!(
-        indexes
-            .iter()
-            .any(|i| i.index_name() == Some(dynamodb::BY_USER_INDEX)),
+        indexes.iter().any(|i| i.index_name() == Some(dynamodb::BY_USER_INDEX)),
         "sessions table has the by_user index"
     );
     for table in [&tables.sessions, &tables.blacklist] {
-        let ttl = client
-            .describe_time_to_live()
-            .table_name(table)
-            .send()
-            .await
-            .unwrap();
+        let ttl = client.describe_time_to_live().table_name(table).send().await.unwrap();
         let description = ttl.time_to_live_description().unwrap();
-        assert_eq!(
-            description.attribute_name(),
-            Some(dynamodb::TTL_ATTRIBUTE),
-            "{table}"
-        );
+        assert_eq!(description.attribute_name(), Some(dynamodb::TTL_ATTRIBUTE), "{table}");
     }
 }
 
@@ -55,11 +39,7 @@ async fn unreachable_backend_is_unavailable_quickly() {
     let started = Instant::now();
     let err = store.get_user(1).await.unwrap_err();
     assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
-    assert!(
-        started.elapsed() < Duration::from_secs(10),
-        "took {:?}",
-        started.elapsed()
-    );
+    assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
 }
 
 #[tokio::test]
@@ -74,13 +54,7 @@ async fn missing_table_is_a_backend_error() {
 async fn odd_items_are_backend_errors_not_panics() {
     let (store, client) = fresh_dynamo().await;
     let users = store.tables().users.clone();
-    let put = |item: HashMap<String, AttributeValue>| {
-        client
-            .put_item()
-            .table_name(&users)
-            .set_item(Some(item))
-            .send()
-    };
+    let put = |item: HashMap<String, AttributeValue>| client.put_item().table_name(&users).set_item(Some(item)).send();
     // A user item without most attributes.
     put(HashMap::from([
         ("pk".to_string(), AttributeValue::S("USER#1".into())),
@@ -96,10 +70,7 @@ async fn odd_items_are_backend_errors_not_panics() {
     .await
     .unwrap();
     put(HashMap::from([
-        (
-            "pk".to_string(),
-            AttributeValue::S("USERNAME#broken".into()),
-        ),
+        ("pk".to_string(), AttributeValue::S("USERNAME#broken".into())),
         ("user_id".to_string(), AttributeValue::S("2".into())),
     ]))
     .await

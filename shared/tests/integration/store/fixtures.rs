@@ -14,12 +14,7 @@ pub(super) const HOUR: i64 = 3600;
 pub(super) const HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA";
 
 pub(super) fn new_user(username: &str, email: &str) -> NewUser {
-    NewUser {
-        username: username.into(),
-        email: email.into(),
-        password_hash: HASH.into(),
-        date_joined: NOW - 10,
-    }
+    NewUser { username: username.into(), email: email.into(), password_hash: HASH.into(), date_joined: NOW - 10 }
 }
 
 /// A session whose `user_id` the store fills in (create) or that belongs to `user_id`.
@@ -60,13 +55,7 @@ pub(super) async fn register(store: &SharedStore, username: &str, email: &str) -
         .create_user(new_user(username, email), first.clone())
         .await
         .unwrap_or_else(|e| panic!("create_user({username:?}): {e}"));
-    (
-        user.clone(),
-        Session {
-            user_id: user.id,
-            ..first
-        },
-    )
+    (user.clone(), Session { user_id: user.id, ..first })
 }
 
 pub(super) fn rotation(s: &Session, old_jti: &str, new_jti: &str, now: i64) -> Rotation {
@@ -83,18 +72,9 @@ pub(super) fn rotation(s: &Session, old_jti: &str, new_jti: &str, now: i64) -> R
 }
 
 pub(super) fn spent(s: &Session, jti: &str, exp: i64) -> SpentToken {
-    SpentToken {
-        jti: jti.into(),
-        exp,
-        user_id: s.user_id,
-        session_id: s.id.clone(),
-    }
+    SpentToken { jti: jti.into(), exp, user_id: s.user_id, session_id: s.id.clone() }
 }
 
 pub(super) async fn live_session(store: &SharedStore, s: &Session, now: i64) -> Option<Session> {
-    store
-        .session_with_user(s.user_id, &s.id, now)
-        .await
-        .unwrap()
-        .1
+    store.session_with_user(s.user_id, &s.id, now).await.unwrap().1
 }
