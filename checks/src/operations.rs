@@ -237,7 +237,7 @@ fn the_other_alarms_are_there() {
     let api = |id: &str, metric: &str| {
         let p = &alarms.get(id).unwrap_or_else(|| panic!("no {id}"))["Properties"];
         assert_eq!((p["Namespace"].as_str(), p["MetricName"].as_str()), (Some("AWS/ApiGateway"), Some(metric)), "{id}");
-        assert_eq!(ref_target(&dimensions(p)["ApiId"]), Some("AccountsApi"), "{id}");
+        assert_eq!(ref_target(dimensions(p)["ApiId"]), Some("AccountsApi"), "{id}");
         p
     };
     api("Api5xxAlarm", "5xx");

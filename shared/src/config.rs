@@ -782,7 +782,7 @@ mod tests {
         let mut c = config(&[("STORAGE", "dynamodb"), ("JWT_SECRET_ID", "s")]).unwrap();
         for (bad, why) in [
             (KEY_A.to_string(), "not a key set"),
-            (format!(r#"{{"current": "k1", "keys": {{"k1": "short"}}}}"#), "shorter than 32"),
+            (r#"{"current": "k1", "keys": {"k1": "short"}}"#.to_string(), "shorter than 32"),
             (format!(r#"{{"current": "k2", "keys": {{"k1": "{KEY_A}"}}}}"#), "\"k2\" is not in"),
             (format!(r#"{{"current": "k 1", "keys": {{"k 1": "{KEY_A}"}}}}"#), "is not 1 to 64"),
             (format!(r#"{{"current": "k1", "keys": {{"k1": {{"secret": 5, "x": "{KEY_A}"}}}}}}"#), "not a key set"),

@@ -281,7 +281,7 @@ fn conforms(doc: &Value, schema: &Value, value: &Value, at: &str) -> Result<(), 
         Value::Array(_) => "array",
         Value::Object(_) => "object",
     };
-    if !types.is_empty() && !types.contains(&actual) && !(actual == "integer" && types.contains(&"number")) {
+    if !types.is_empty() && !types.contains(&actual) && (actual != "integer" || !types.contains(&"number")) {
         return Err(format!("{at}: {actual} where the document says {types:?}"));
     }
     if let (Some(minimum), Some(n)) = (schema["minimum"].as_f64(), value.as_f64()) {
