@@ -289,7 +289,7 @@ fn kid(token: &str) -> Option<String> {
     serde_json::from_slice::<Value>(&header).unwrap()["kid"].as_str().map(str::to_string)
 }
 
-/// Key rotation as an operator does it (README), through the Lambda builds: each invocation is
+/// Key rotation as an operator does it (docs/design.md, signing keys), through the Lambda builds: each invocation is
 /// a cold start that reads the key set from Secrets Manager (moto). Tokens of the retired key
 /// verify while it stays in the set, new tokens carry the new kid, a token without kid (issued
 /// before kids) verifies under the current key; no key ever shows in the functions' logs.
