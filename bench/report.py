@@ -1,7 +1,7 @@
 """Turns the raw outputs of bench/run into bench/results/latest.md, latest.json and ratios.png,
-and puts the summary between the `<!-- bench:begin -->` / `<!-- bench:end -->` markers of the README.
+and puts the summary between the `<!-- bench:begin -->` / `<!-- bench:end -->` markers of docs/benchmarks.md.
 
-    python report.py RAW_DIR RESULTS_DIR README.md
+    python report.py RAW_DIR RESULTS_DIR docs/benchmarks.md
 """
 import json
 import re

@@ -1,5 +1,5 @@
 //! The whole account API on one local HTTP server: the same routers the Lambdas serve, on the
-//! embedded store by default (`STORAGE=dynamodb` and friends switch it, see README).
+//! embedded store by default (`STORAGE=dynamodb` and friends switch it, see docs/operations.md).
 //!
 //! `local-server --create-tables` makes the DynamoDB tables of the configuration (when missing)
 //! and exits: for an emulator (moto, DynamoDB Local) that the server or `cargo lambda watch`
@@ -11,7 +11,7 @@ use accounts::config::Config;
 use accounts::state::AppState;
 use accounts::store::cleanup::{spawn_periodic_purge, PURGE_INTERVAL};
 
-/// `BIND` overrides the address; the default is the one the README promises.
+/// `BIND` overrides the address; the default is the one the README promises (`cargo run -p local-server`).
 const DEFAULT_BIND: &str = "127.0.0.1:8000";
 
 #[tokio::main]

@@ -211,7 +211,7 @@ pub enum ConfigError {
     Invalid { name: &'static str, why: String },
 }
 
-/// The variables, with their defaults. `README.md` documents the same list.
+/// The variables, with their defaults. `docs/operations.md` (Configuration) documents the same list.
 pub mod vars {
     pub const STORAGE: &str = "STORAGE";
     pub const DATA_DIR: &str = "DATA_DIR";
@@ -394,7 +394,7 @@ impl Config {
 
     /// Reads the key set of `JWT_SECRET_ID` from Secrets Manager, once (nothing to do without
     /// one, or when it was read). A function calls this at its cold start and keeps the keys for
-    /// its lifetime; a changed secret reaches it at its next start (README: key rotation).
+    /// its lifetime; a changed secret reaches it at its next start (docs/design.md, signing keys).
     pub async fn load_key_set(&mut self) -> Result<(), ConfigError> {
         let Some(source) = self.key_set.as_ref().filter(|s| !s.loaded) else { return Ok(()) };
         #[cfg(feature = "secrets-manager")]

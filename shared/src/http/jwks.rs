@@ -9,6 +9,6 @@ use axum::Json;
 use crate::state::AppState;
 
 pub async fn jwks(State(state): State<AppState>) -> impl IntoResponse {
-    // Short caching: a rotation publishes the new key before it signs anything (README).
+    // Short caching: a rotation publishes the new key before it signs anything (docs/operations.md, key rotation).
     ([(header::CACHE_CONTROL, "public, max-age=300")], Json(state.tokens.public_keys().clone()))
 }
