@@ -61,6 +61,12 @@ pub fn router(endpoints: &[Endpoint], state: AppState) -> Router {
             router = router.route(path, method_router(*endpoint));
         }
     }
+    with_layers(router, state)
+}
+
+/// What every router has around its routes: authentication, the request log, the JSON 404, the
+/// body limit and the request span.
+fn with_layers(router: Router<AppState>, state: AppState) -> Router {
     router
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::authenticate))
         // Outside the authentication layer, so refused credentials are logged too.
@@ -84,13 +90,7 @@ pub fn catch_all_router(state: AppState) -> Router {
             router = router.route(path, MethodRouter::new().fallback(refuse));
         }
     }
-    router
-        .route_layer(middleware::from_fn_with_state(state.clone(), auth::authenticate))
-        .route_layer(middleware::from_fn(logging::log_request))
-        .fallback(|| async { Error::NotFound })
-        .layer(axum::extract::DefaultBodyLimit::max(state.config.max_body_bytes))
-        .layer(middleware::from_fn(logging::request_span))
-        .with_state(state)
+    with_layers(router, state)
 }
 
 /// The whole API, as the local server serves it, with the media routes (`/media/...`) that

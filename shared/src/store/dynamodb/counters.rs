@@ -17,6 +17,27 @@ impl DynamoStore {
         counts_of(found.get(&self.tables.throttle), now)
     }
 
+    /// A transaction's `Update` sent on its own, for a single item; `false` when its condition
+    /// refused it.
+    async fn update_alone(&self, update: Update) -> StoreResult<bool> {
+        let result = self
+            .client
+            .update_item()
+            .set_table_name(Some(update.table_name))
+            .set_key(Some(update.key))
+            .set_update_expression(Some(update.update_expression))
+            .set_condition_expression(update.condition_expression)
+            .set_expression_attribute_names(update.expression_attribute_names)
+            .set_expression_attribute_values(update.expression_attribute_values)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failure(&e) => Ok(false),
+            Err(e) => Err(sdk_error(e)),
+        }
+    }
+
     /// One more in the current window of `rule`, if its count is below `ceiling`.
     fn reserve_update(&self, rule: &Rule, ceiling: u64, now: i64) -> StoreResult<Update> {
         built(
@@ -96,22 +117,10 @@ impl ThrottleStore for DynamoStore {
         let keys: Vec<String> = rules.iter().map(|r| r.keys(now).0).collect();
         if let [rule] = rules {
             let update = self.reserve_update(rule, ceilings[0], now)?;
-            let result = self
-                .client
-                .update_item()
-                .set_table_name(Some(update.table_name))
-                .set_key(Some(update.key))
-                .set_update_expression(Some(update.update_expression))
-                .set_condition_expression(update.condition_expression)
-                .set_expression_attribute_names(update.expression_attribute_names)
-                .set_expression_attribute_values(update.expression_attribute_values)
-                .send()
-                .await;
-            return match result {
-                Ok(_) => Ok(Admission::Admitted(Reservation { keys })),
-                Err(e) if is_condition_failure(&e) => Ok(refused(&|_| true)),
-                Err(e) => Err(sdk_error(e)),
-            };
+            return Ok(match self.update_alone(update).await? {
+                true => Admission::Admitted(Reservation { keys }),
+                false => refused(&|_| true),
+            });
         }
         let items = rules
             .iter()
@@ -160,23 +169,8 @@ impl ThrottleStore for DynamoStore {
             }
         }
         for key in &reservation.keys {
-            let update = give_back(key)?;
-            let result = self
-                .client
-                .update_item()
-                .set_table_name(Some(update.table_name))
-                .set_key(Some(update.key))
-                .set_update_expression(Some(update.update_expression))
-                .set_condition_expression(update.condition_expression)
-                .set_expression_attribute_names(update.expression_attribute_names)
-                .set_expression_attribute_values(update.expression_attribute_values)
-                .send()
-                .await;
-            match result {
-                Ok(_) => {}
-                Err(e) if is_condition_failure(&e) => {}
-                Err(e) => return Err(sdk_error(e)),
-            }
+            // A refused condition: nothing left to give back (the row expired).
+            self.update_alone(give_back(key)?).await?;
         }
         Ok(())
     }
