@@ -47,7 +47,33 @@ pub async fn sdk_config(endpoint: Option<&str>, timeouts: Timeouts) -> SdkConfig
 fn https_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
     static CLIENT: std::sync::OnceLock<aws_smithy_runtime_api::client::http::SharedHttpClient> =
         std::sync::OnceLock::new();
-    CLIENT.get_or_init(|| Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https()).clone()
+    CLIENT
+        .get_or_init(|| {
+            Builder::new()
+                .tls_provider(Provider::Rustls(CryptoMode::Ring))
+                .tls_context(tls_context())
+                .build_https()
+        })
+        .clone()
+}
+
+/// The roots of Amazon Trust Services, compiled in (`shared/data/amazon-trust-roots.pem`): every
+/// AWS endpoint's certificate chains to one of them.
+pub(crate) const AMAZON_TRUST_ROOTS_PEM: &str = include_str!("../data/amazon-trust-roots.pem");
+
+/// Which roots the HTTPS client trusts. A Lambda trusts Amazon's roots only, compiled in: the
+/// SDK builds its connector when a client is created (at the cold start), and loading the
+/// system's store there read some 150 files and parsed every certificate, 4-7 ms of each cold
+/// start (docs/benchmarks.md). Processes with the whole credential chain (the local server, the
+/// tools) keep the system's store, which may hold a proxy's or a company's root.
+fn tls_context() -> aws_smithy_http_client::tls::TlsContext {
+    use aws_smithy_http_client::tls::{TlsContext, TrustStore};
+    let trust_store = if cfg!(feature = "aws-credential-chain") {
+        TrustStore::default()
+    } else {
+        TrustStore::empty().with_pem_certificate(AMAZON_TRUST_ROOTS_PEM.as_bytes())
+    };
+    TlsContext::builder().with_trust_store(trust_store).build().expect("a TLS context from valid roots")
 }
 
 /// What every client gets, whichever way its credentials come.
@@ -99,4 +125,25 @@ async fn configure(settings: Settings) -> SdkConfig {
         builder = builder.endpoint_url(endpoint);
     }
     builder.build()
+}
+
+#[cfg(test)]
+mod tests {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::CertificateDer;
+
+    /// The compiled-in roots parse as the SDK parses them (it panics on a bad one, at the cold
+    /// start): five CA certificates, each accepted as a trust anchor.
+    #[test]
+    fn amazon_trust_roots_are_valid_anchors() {
+        let certs: Vec<_> = CertificateDer::pem_slice_iter(super::AMAZON_TRUST_ROOTS_PEM.as_bytes())
+            .collect::<Result<_, _>>()
+            .expect("valid PEM");
+        assert_eq!(certs.len(), 5);
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in certs {
+            roots.add(cert).expect("a trust anchor");
+        }
+        assert_eq!(roots.len(), 5);
+    }
 }

@@ -1,10 +1,10 @@
 //! Passwords: argon2id hashing and Django's four validators with the old service's messages.
 
 use std::collections::HashSet;
-use std::sync::LazyLock;
+use std::sync::{LazyLock, Mutex};
 
-use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2_rust::params::Memory;
+use argon2_rust::{Algorithm, Argon2, Hasher, Params, Version};
 
 /// OWASP's argon2id recommendation: m = 19 MiB, t = 2, p = 1.
 pub const ARGON2_MEMORY_KIB: u32 = 19 * 1024;
@@ -16,19 +16,55 @@ pub const TOO_SHORT: &str = "This password is too short. It must contain at leas
 pub const TOO_COMMON: &str = "This password is too common.";
 pub const ENTIRELY_NUMERIC: &str = "This password is entirely numeric.";
 
-fn argon2() -> Argon2<'static> {
-    let params = Params::new(ARGON2_MEMORY_KIB, ARGON2_ITERATIONS, ARGON2_PARALLELISM, None)
+/// argon2id with our parameters. The implementation is `argon2-rust`: a port of the C reference
+/// with SIMD kernels chosen at run time (AVX-512, AVX2, SSE2 on x86-64; NEON on arm64, where
+/// Lambda runs), so the speed does not depend on the compiler vectorising our size-optimised,
+/// LTO release build (which it does not: RustCrypto's `argon2` lost 1.5-2x there, see
+/// docs/benchmarks.md). Bit-exact with the reference: PHC strings of either verify in the other.
+fn argon2() -> Argon2 {
+    let params = Params::builder()
+        .memory(Memory::kib(ARGON2_MEMORY_KIB as u64))
+        .passes(ARGON2_ITERATIONS)
+        .lanes(ARGON2_PARALLELISM)
+        .build()
         .expect("constant argon2 parameters are valid");
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
 }
 
+/// The costliest stored hash we verify (imported Django hashes carry their own parameters; the
+/// old service's were m = 100 MiB, t = 2, p = 8): a bound on what one login can cost. Lanes run
+/// one after the other on the calling thread (no worker threads).
+static VERIFY_CEILING: LazyLock<Params> = LazyLock::new(|| {
+    Params::builder().memory(Memory::mib(128)).passes(10).lanes(16).threads(1).build().expect("valid ceiling")
+});
+
+/// Hashers with their 19 MiB of block memory, kept between hashes: at most one per CPU, as many
+/// as `blocking` lets run at once. A hash that finds none makes one, and gives it back only if
+/// the pool has room, so the memory held stays at (CPUs x 19 MiB) whoever calls. Allocating the
+/// blocks afresh per hash kept them resident anyway (glibc arenas, one per blocking thread:
+/// 1.2 GiB after the login benchmark) and paid the page faults each time.
+static HASHERS: LazyLock<Mutex<Vec<Hasher>>> = LazyLock::new(|| Mutex::new(Vec::new()));
+
+fn cpus() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
+/// Runs `f` with a pooled hasher (our parameters), then returns the hasher to the pool.
+fn with_hasher<T>(f: impl FnOnce(&mut Hasher) -> T) -> T {
+    let taken = HASHERS.lock().unwrap_or_else(|e| e.into_inner()).pop();
+    let mut hasher = taken.unwrap_or_else(|| argon2().hasher());
+    let result = f(&mut hasher);
+    let mut pool = HASHERS.lock().unwrap_or_else(|e| e.into_inner());
+    if pool.len() < cpus() {
+        pool.push(hasher);
+    }
+    result
+}
+
 /// A fresh argon2id PHC string for `password`. CPU-heavy: call it off the async runtime.
 pub fn hash(password: &str) -> String {
-    let salt = SaltString::generate(&mut OsRng);
-    argon2()
-        .hash_password(password.as_bytes(), &salt)
-        .expect("argon2 hashing with valid parameters cannot fail")
-        .to_string()
+    with_hasher(|hasher| hasher.hash_password_with_random_salt(password.as_bytes()))
+        .expect("argon2 hashing with valid parameters and OS randomness cannot fail")
 }
 
 /// Whether `password` matches `stored`, in constant time for a given hash. A hash this service
@@ -38,9 +74,18 @@ pub fn verify(password: &str, stored: &str) -> bool {
         return verify_django_pbkdf2(password, django);
     }
     let phc = stored.strip_prefix("argon2").filter(|rest| rest.starts_with("$argon2")).unwrap_or(stored);
-    match PasswordHash::new(phc) {
-        Ok(parsed) => Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok(),
-        Err(_) => false,
+    let Some(algorithm) = phc_algorithm(phc) else { return false };
+    // A hash with other parameters than ours runs on memory of its own, freed afterwards.
+    with_hasher(|hasher| hasher.verify_encoded_bounded(phc, password.as_bytes(), algorithm, &VERIFY_CEILING)).is_ok()
+}
+
+/// The variant a PHC string names (`$argon2id$...`, `$argon2i$...`, `$argon2d$...`).
+fn phc_algorithm(phc: &str) -> Option<Algorithm> {
+    match phc.split('$').nth(1)? {
+        "argon2id" => Some(Algorithm::Argon2id),
+        "argon2i" => Some(Algorithm::Argon2i),
+        "argon2d" => Some(Algorithm::Argon2d),
+        _ => None,
     }
 }
 
@@ -75,11 +120,10 @@ fn verify_django_pbkdf2(password: &str, encoded: &str) -> bool {
 
 /// Whether a stored hash should be replaced by a fresh one at the next successful login.
 pub fn needs_rehash(stored: &str) -> bool {
-    let Ok(parsed) = PasswordHash::new(stored) else { return true };
-    let current = argon2();
-    let params = current.params();
-    parsed.algorithm.as_str() != "argon2id"
-        || Params::try_from(&parsed).map_or(true, |p| p.m_cost() < params.m_cost() || p.t_cost() < params.t_cost())
+    let Ok(parsed) = argon2_rust::decode_phc(stored) else { return true };
+    parsed.algorithm != Algorithm::Argon2id
+        || parsed.params.memory_kib() < ARGON2_MEMORY_KIB
+        || parsed.params.passes() < ARGON2_ITERATIONS
 }
 
 /// A hash that no password matches, with the same cost as a real one: logins for unknown users
@@ -191,7 +235,7 @@ struct HashQueue {
 const HASHES_WAITING_PER_CPU: usize = 8;
 
 static HASHING: std::sync::LazyLock<HashQueue> = std::sync::LazyLock::new(|| {
-    let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let cpus = cpus();
     HashQueue {
         running: tokio::sync::Semaphore::new(cpus),
         admitted: std::sync::atomic::AtomicUsize::new(0),
@@ -305,6 +349,63 @@ mod tests {
         ] {
             assert!(!verify("Tangerine-Kite-42", bad), "{bad}");
         }
+    }
+
+    /// Made by the C reference (argon2-cffi 25.1, `hash_secret(b"Correct-Horse-7",
+    /// b"kat-salt-16bytes", 2, 19456, 1, 32, Type.ID)`, and `Type.I`).
+    const REFERENCE_ARGON2ID: &str =
+        "$argon2id$v=19$m=19456,t=2,p=1$a2F0LXNhbHQtMTZieXRlcw$M5JCvq5Ky1aYH5RfcD2VQFdGbBRGICFINTwmrMz8080";
+    const REFERENCE_ARGON2I: &str =
+        "$argon2i$v=19$m=19456,t=2,p=1$a2F0LXNhbHQtMTZieXRlcw$zvMWmlB1UxqF11+Km/sJVKnbCJ6ji324v4whjAu60N4";
+    /// Made by Django 5.2's `Argon2PasswordHasher` (the old service's variant: m = 100 MiB, p = 8).
+    const DJANGO_ARGON2: &str =
+        "argon2$argon2id$v=19$m=102400,t=2,p=8$cHhVcTN5U1RzR1FOTEF1SDVWZ2t4cQ$4ZwK5wRSXyXk0RjSgSIi8zE6BAH+HAS1Jkx+BEHAL+c";
+    /// Made by this service before (RustCrypto's `argon2` 0.5, random salt): stored hashes stay valid.
+    const RUSTCRYPTO_ARGON2ID: &str =
+        "$argon2id$v=19$m=19456,t=2,p=1$Mdx8JXfSkxfiNVp02Kr7YA$6qn9hL9WD5Ks0Klrk4hEcEyQyYIfC0uIKe+QAxISN6g";
+
+    /// Known answers both ways: what the C reference, Django and our previous implementation
+    /// wrote verifies here, and with the reference's salt we write the reference's string byte for
+    /// byte (so argon2-cffi and Django accept ours; bench/run also checks that live).
+    #[test]
+    fn hashes_verify_both_ways_with_the_c_reference_and_django() {
+        assert!(verify("Correct-Horse-7", REFERENCE_ARGON2ID));
+        assert!(!verify("Correct-Horse-8", REFERENCE_ARGON2ID));
+        assert!(verify("Correct-Horse-7", REFERENCE_ARGON2I));
+        assert!(!verify("Correct-Horse-8", REFERENCE_ARGON2I));
+        assert!(verify("Violet-Harbor-31", DJANGO_ARGON2));
+        assert!(!verify("Violet-Harbor-32", DJANGO_ARGON2));
+        assert!(verify("Amber-Quill-58", RUSTCRYPTO_ARGON2ID));
+        assert!(!verify("Amber-Quill-59", RUSTCRYPTO_ARGON2ID));
+        let ours = argon2().hash_password(b"Correct-Horse-7", b"kat-salt-16bytes").unwrap();
+        assert_eq!(ours, REFERENCE_ARGON2ID);
+        assert!(needs_rehash(REFERENCE_ARGON2I));
+        assert!(!needs_rehash(&DJANGO_ARGON2["argon2".len()..]), "m = 100 MiB, t = 2 is no weaker");
+    }
+
+    /// Stored strings chosen to cost too much are refused before any memory is taken.
+    #[test]
+    fn hashes_costlier_than_the_ceiling_never_match() {
+        for hostile in [
+            "$argon2id$v=19$m=4194304,t=2,p=1$a2F0LXNhbHQtMTZieXRlcw$M5JCvq5Ky1aYH5RfcD2VQFdGbBRGICFINTwmrMz8080",
+            "$argon2id$v=19$m=19456,t=1000,p=1$a2F0LXNhbHQtMTZieXRlcw$M5JCvq5Ky1aYH5RfcD2VQFdGbBRGICFINTwmrMz8080",
+            "$argon2id$v=19$m=19456,t=2,p=255$a2F0LXNhbHQtMTZieXRlcw$M5JCvq5Ky1aYH5RfcD2VQFdGbBRGICFINTwmrMz8080",
+            "$argon2x$v=19$m=19456,t=2,p=1$a2F0LXNhbHQtMTZieXRlcw$M5JCvq5Ky1aYH5RfcD2VQFdGbBRGICFINTwmrMz8080",
+            "$argon2id$v=19$m=19456,t=2,p=1$$",
+        ] {
+            assert!(!verify("Correct-Horse-7", hostile), "{hostile}");
+        }
+    }
+
+    /// The pool keeps at most one hasher per CPU, whatever number of threads hashed at once.
+    #[test]
+    fn hasher_pool_is_bounded_by_the_cpus() {
+        let threads: Vec<_> = (0..cpus() * 3).map(|i| std::thread::spawn(move || hash(&format!("pw-{i}")))).collect();
+        for thread in threads {
+            assert!(thread.join().unwrap().starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
+        }
+        let pooled = HASHERS.lock().unwrap().len();
+        assert!((1..=cpus()).contains(&pooled), "{pooled} hashers kept on {} CPUs", cpus());
     }
 
     #[test]

@@ -14,6 +14,8 @@ use std::io::Cursor;
 #[cfg(feature = "images")]
 use image::codecs::jpeg::JpegEncoder;
 #[cfg(feature = "images")]
+use image::codecs::png::PngEncoder;
+#[cfg(feature = "images")]
 use image::imageops::FilterType;
 #[cfg(feature = "images")]
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits};
@@ -213,7 +215,9 @@ fn encode(image: DynamicImage, as_jpeg: bool) -> Result<Picture, PictureProblem>
         };
         image.write_with_encoder(JpegEncoder::new_with_quality(&mut bytes, JPEG_QUALITY)).map(|_| ("jpg", "image/jpeg"))
     } else {
-        image.write_to(&mut Cursor::new(&mut bytes), ImageFormat::Png).map(|_| ("png", "image/png"))
+        // The PNG encoder itself, not `write_to(.., ImageFormat::Png)`: that dispatches on the format
+        // at run time and so links every enabled encoder (GIF, WebP) into the function.
+        image.write_with_encoder(PngEncoder::new(&mut bytes)).map(|_| ("png", "image/png"))
     };
     // Encoding a decoded image fails only on a bug; to the client it is still not a usable image.
     let (extension, content_type) = encoded.map_err(|e| {
