@@ -61,17 +61,17 @@ fn https_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
 /// AWS endpoint's certificate chains to one of them.
 pub(crate) const AMAZON_TRUST_ROOTS_PEM: &str = include_str!("../data/amazon-trust-roots.pem");
 
-/// Which roots the HTTPS client trusts. A Lambda trusts Amazon's roots only, compiled in: the
-/// SDK builds its connector when a client is created (at the cold start), and loading the
-/// system's store there read some 150 files and parsed every certificate, 4-7 ms of each cold
-/// start (docs/benchmarks.md). Processes with the whole credential chain (the local server, the
-/// tools) keep the system's store, which may hold a proxy's or a company's root.
+/// Which roots the HTTPS client trusts. In Lambda (`AWS_LAMBDA_FUNCTION_NAME` set, as config.rs
+/// tells Lambda apart too), Amazon's roots only, compiled in: the SDK builds its connector when a
+/// client is created, at the cold start, and loading the system's store there read some 150 files
+/// and parsed every certificate, 4-9 ms of each cold start (docs/benchmarks.md). Elsewhere (the
+/// local server, the tools) the system's store, which may hold a proxy's or a company's root.
 fn tls_context() -> aws_smithy_http_client::tls::TlsContext {
     use aws_smithy_http_client::tls::{TlsContext, TrustStore};
-    let trust_store = if cfg!(feature = "aws-credential-chain") {
-        TrustStore::default()
-    } else {
+    let trust_store = if std::env::var_os(crate::config::vars::AWS_LAMBDA_FUNCTION_NAME).is_some() {
         TrustStore::empty().with_pem_certificate(AMAZON_TRUST_ROOTS_PEM.as_bytes())
+    } else {
+        TrustStore::default()
     };
     TlsContext::builder().with_trust_store(trust_store).build().expect("a TLS context from valid roots")
 }
