@@ -49,10 +49,7 @@ fn https_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
         std::sync::OnceLock::new();
     CLIENT
         .get_or_init(|| {
-            Builder::new()
-                .tls_provider(Provider::Rustls(CryptoMode::Ring))
-                .tls_context(tls_context())
-                .build_https()
+            Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).tls_context(tls_context()).build_https()
         })
         .clone()
 }
