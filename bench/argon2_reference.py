@@ -5,6 +5,7 @@ bench/run alternates it with `argon2-cost` (ours) so both see the same load. Wit
 OURS_PASSWORD set (a hash of ours), it also checks that argon2-cffi and Django's Argon2 hasher
 accept it; its own `example_phc` goes the other way (argon2-cost verifies it).
 """
+import importlib.metadata
 import json
 import os
 import statistics
@@ -29,7 +30,7 @@ for run in range(runs):
 
 hasher = argon2.PasswordHasher(time_cost=ITERATIONS, memory_cost=MEMORY_KIB, parallelism=PARALLELISM)
 result = {
-    "implementation": f"argon2-cffi {argon2.__version__} (C reference, {'SSE2' if 'x86' in os.uname().machine else 'portable'} build)",
+    "implementation": f"argon2-cffi {importlib.metadata.version('argon2-cffi')} (C reference, {'SSE2' if 'x86' in os.uname().machine else 'portable'} build)",
     "hash_ms": wall,
     "hash_cpu_ms": cpu,
     "example_password": "reference-password",

@@ -45,8 +45,10 @@ static VERIFY_CEILING: LazyLock<Params> = LazyLock::new(|| {
 /// 1.2 GiB after the login benchmark) and paid the page faults each time.
 static HASHERS: LazyLock<Mutex<Vec<Hasher>>> = LazyLock::new(|| Mutex::new(Vec::new()));
 
+/// The CPUs this process may use (read once: on Linux it reads the cgroup's quota files).
 fn cpus() -> usize {
-    std::thread::available_parallelism().map_or(2, |n| n.get())
+    static CPUS: LazyLock<usize> = LazyLock::new(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    *CPUS
 }
 
 /// Runs `f` with a pooled hasher (our parameters), then returns the hasher to the pool.
