@@ -85,7 +85,9 @@ async fn run(function: &str, mut config: Config, router: impl FnOnce(AppState) -
     telemetry::init_emf(&state.config.stage, function)?;
     // The kid and the revision, never a key: which keys this instance signs with.
     let revision = state.config.key_set.as_ref().and_then(|k| k.revision.as_deref());
-    tracing::info!(function, kid = state.tokens.key_id(), keys_revision = revision, "starting");
+    // During a cutover, until when the old service's tokens are accepted (never its key).
+    let legacy_tokens_until = state.config.legacy_tokens.as_ref().map(|l| l.until);
+    tracing::info!(function, kid = state.tokens.key_id(), keys_revision = revision, legacy_tokens_until, "starting");
     lambda_http::run(router(state).layer(axum::middleware::from_fn(flush_metrics))).await
 }
 

@@ -169,3 +169,42 @@ pub fn forge(claims: &Value) -> String {
     )
     .unwrap()
 }
+
+/// The old service's Django `SECRET_KEY` in the tests (`LEGACY_JWT_SECRET`).
+pub const LEGACY_SECRET: &str = "django-insecure-legacy-test-key-0123456789-abcdefghijklmnop";
+
+/// simplejwt 5.5's claims, in its order: `user_id` is the id as a string.
+#[derive(serde::Serialize)]
+struct SimplejwtClaims<'a> {
+    token_type: &'a str,
+    exp: i64,
+    iat: i64,
+    jti: String,
+    user_id: String,
+}
+
+/// A token as the old service signs it (simplejwt: HS256, header without `kid`, no `sid`) with
+/// `secret`, issued now and expiring `lifetime` seconds later (negative: expired); and its `jti`.
+pub fn legacy_token_with(secret: &str, token_type: &str, user_id: u64, lifetime: i64) -> (String, String) {
+    let now = accounts::domain::now();
+    let jti = uuid::Uuid::new_v4().simple().to_string();
+    let claims = SimplejwtClaims {
+        token_type,
+        exp: now + lifetime,
+        iat: now.min(now + lifetime - 1),
+        jti: jti.clone(),
+        user_id: user_id.to_string(),
+    };
+    let token = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap();
+    (token, jti)
+}
+
+/// [`legacy_token_with`] the test's legacy secret.
+pub fn legacy_token(token_type: &str, user_id: u64, lifetime: i64) -> (String, String) {
+    legacy_token_with(LEGACY_SECRET, token_type, user_id, lifetime)
+}

@@ -3,6 +3,7 @@
 pub mod avatars;
 pub mod credentials;
 pub mod fields;
+pub mod legacy;
 pub mod login;
 pub mod model;
 pub mod password;

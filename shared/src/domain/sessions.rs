@@ -2,6 +2,7 @@
 //! logout, and the authentication of a Bearer access token.
 
 use crate::domain::fields::{Data, FieldErrors};
+use crate::domain::legacy::{self, Decoded};
 use crate::domain::model::{LogoutOutcome, RotateOutcome, Rotation, Session, SpentToken, User};
 use crate::domain::requests;
 use crate::domain::tokens::{Claims, TokenPair, TokenProblem, TokenService, TokenType};
@@ -14,8 +15,9 @@ use crate::telemetry::{self, names};
 #[derive(Debug, Clone)]
 pub struct Authenticated {
     pub user: User,
-    pub session: Session,
-    pub claims: Claims,
+    /// `None` for a legacy access token (the old service's, `domain::legacy`): it has no session.
+    pub session: Option<Session>,
+    pub claims: Option<Claims>,
 }
 
 pub(crate) fn new_session_id() -> String {
@@ -75,7 +77,10 @@ pub async fn refresh(
     errors.into_result()?;
     let token = token.unwrap_or_default();
     let now = now();
-    let claims = tokens.decode(&token, Some(TokenType::Refresh), now).map_err(Error::TokenRejected)?;
+    let claims = match legacy::decode(tokens, &token, Some(TokenType::Refresh), now).map_err(Error::TokenRejected)? {
+        Decoded::Ordinary(claims) => claims,
+        Decoded::Legacy(claims) => return legacy::refresh(store, tokens, claims, now, grace).await,
+    };
     // The token's password version first; a session kept by a password change learns its new
     // one from the store and rotates again (once).
     let mut password_version = claims.pwv;
@@ -110,7 +115,7 @@ pub async fn refresh(
 
 /// A spent refresh token presented again: the session's current pair within the grace window,
 /// otherwise the end of the session.
-async fn reused_refresh(
+pub(crate) async fn reused_refresh(
     store: &dyn Store,
     tokens: &TokenService,
     claims: &Claims,
@@ -140,7 +145,10 @@ pub async fn verify(store: &dyn Store, tokens: &TokenService, data: &Data) -> Re
     let token = requests::token_verify::TOKEN.read(data, &mut errors);
     errors.into_result()?;
     let now = now();
-    let claims = tokens.decode(&token.unwrap_or_default(), None, now).map_err(Error::TokenRejected)?;
+    let claims = match legacy::decode(tokens, &token.unwrap_or_default(), None, now).map_err(Error::TokenRejected)? {
+        Decoded::Ordinary(claims) => claims,
+        Decoded::Legacy(claims) => return legacy::verify(store, claims, now).await,
+    };
     if claims.token_type == TokenType::Refresh && store.blacklisted(&claims.jti, now).await?.is_some() {
         return Err(Error::VerifyBlacklisted);
     }
@@ -161,7 +169,11 @@ pub async fn logout(store: &dyn Store, tokens: &TokenService, data: &Data) -> Re
         Some(_) => return Err(Error::LogoutTokenRejected(TokenProblem::Invalid)),
     };
     let now = now();
-    let claims = tokens.decode(&token, Some(TokenType::Refresh), now).map_err(Error::LogoutTokenRejected)?;
+    let claims =
+        match legacy::decode(tokens, &token, Some(TokenType::Refresh), now).map_err(Error::LogoutTokenRejected)? {
+            Decoded::Ordinary(claims) => claims,
+            Decoded::Legacy(claims) => return legacy::logout(store, claims, now).await,
+        };
     let spent =
         SpentToken { jti: claims.jti.clone(), exp: claims.exp, user_id: claims.user_id(), session_id: claims.sid };
     let (session_id, user_id) = (spent.session_id.clone(), spent.user_id);
@@ -180,7 +192,11 @@ pub async fn logout(store: &dyn Store, tokens: &TokenService, data: &Data) -> Re
 /// The authentication layer: the user and session behind a Bearer access token.
 pub async fn authenticate(store: &dyn Store, tokens: &TokenService, token: &str) -> Result<Authenticated> {
     let now = now();
-    let claims = tokens.decode(token, Some(TokenType::Access), now).map_err(Error::AccessTokenRejected)?;
+    let claims =
+        match legacy::decode(tokens, token, Some(TokenType::Access), now).map_err(Error::AccessTokenRejected)? {
+            Decoded::Ordinary(claims) => claims,
+            Decoded::Legacy(claims) => return legacy::authenticate(store, claims, now).await,
+        };
     let (user, session) = store.session_with_user(claims.user_id(), &claims.sid, now).await?;
     let Some(session) = session else { return Err(Error::AccessTokenRejected(TokenProblem::Invalid)) };
     let Some(user) = user else { return Err(Error::UserNotFound) };
@@ -191,5 +207,5 @@ pub async fn authenticate(store: &dyn Store, tokens: &TokenService, token: &str)
     if !user.is_active {
         return Err(Error::UserInactive);
     }
-    Ok(Authenticated { user, session, claims })
+    Ok(Authenticated { user, session: Some(session), claims: Some(claims) })
 }

@@ -102,6 +102,19 @@ pub trait SessionStore: Send + Sync {
     /// Blacklists the refresh token and, when it is its session's current token, ends the session.
     async fn logout(&self, token: SpentToken, now: i64) -> StoreResult<LogoutOutcome>;
 
+    /// Starts `session` and blacklists `spent` in one atomic step (a legacy refresh token
+    /// exchanged for a session: `domain::legacy`), while the user exists, is active and is at the
+    /// session's password version; of several calls for one `spent` token only one starts it.
+    /// Outcomes: `Rotated` (started), `Blacklisted` (`spent` is on the blacklist already: nothing
+    /// written), `UserMissing`, `UserInactive`, `PasswordVersion(the user's)`; `SessionEnded` when the
+    /// session exists already although `spent` is not blacklisted.
+    async fn start_session_spending(
+        &self,
+        session: Session,
+        spent: BlacklistEntry,
+        now: i64,
+    ) -> StoreResult<RotateOutcome>;
+
     /// Ends one session (reuse of a spent refresh token was detected); whether it was live.
     async fn end_session(&self, session_id: &str) -> StoreResult<bool>;
 
@@ -113,6 +126,19 @@ pub trait SessionStore: Send + Sync {
 pub trait BlacklistStore: Send + Sync {
     /// The entry for a refresh `jti`, if it is blacklisted and not yet past its `exp`.
     async fn blacklisted(&self, jti: &str, now: i64) -> StoreResult<Option<BlacklistEntry>>;
+
+    /// Blacklists a token unless it is already (idempotent: an import run twice, a repeated
+    /// logout); whether it was written.
+    async fn blacklist(&self, entry: BlacklistEntry, now: i64) -> StoreResult<bool>;
+
+    /// The user and the blacklist entry of `jti`, read together (one round trip): what a token
+    /// without a session (the old service's, `domain::legacy`) is checked against.
+    async fn user_and_blacklist_entry(
+        &self,
+        user_id: u64,
+        jti: &str,
+        now: i64,
+    ) -> StoreResult<(Option<User>, Option<BlacklistEntry>)>;
 
     /// Deletes blacklist entries and sessions whose `exp` has passed; returns how many rows went.
     /// DynamoDB leaves this to its TTL and returns 0.

@@ -558,6 +558,46 @@ impl SessionStore for SqliteStore {
         .await
     }
 
+    async fn start_session_spending(
+        &self,
+        session: Session,
+        spent: BlacklistEntry,
+        now: i64,
+    ) -> StoreResult<RotateOutcome> {
+        self.write(move |tx| {
+            if live_blacklist_entry(tx, &spent.jti, now)?.is_some() {
+                return Ok(RotateOutcome::Blacklisted);
+            }
+            let user: Option<(bool, i64)> = tx
+                .query_row(
+                    "SELECT is_active, password_version FROM users WHERE id = ?1",
+                    [session.user_id as i64],
+                    |row| Ok((row.get(0)?, row.get(1)?)),
+                )
+                .optional()
+                .map_err(db_error)?;
+            match user {
+                None => return Ok(RotateOutcome::UserMissing),
+                Some((false, _)) => return Ok(RotateOutcome::UserInactive),
+                Some((true, version)) if version as u64 != session.password_version => {
+                    return Ok(RotateOutcome::PasswordVersion(version as u64))
+                }
+                Some(_) => {}
+            }
+            let exists: Option<()> = tx
+                .query_row("SELECT 1 FROM sessions WHERE id = ?1", [&session.id], |_| Ok(()))
+                .optional()
+                .map_err(db_error)?;
+            if exists.is_some() {
+                return Ok(RotateOutcome::SessionEnded);
+            }
+            insert_session(tx, &session)?;
+            put_blacklist(tx, &spent.jti, spent.user_id, &spent.session_id, spent.expires_at, spent.blacklisted_at)?;
+            Ok(RotateOutcome::Rotated)
+        })
+        .await
+    }
+
     async fn end_session(&self, session_id: &str) -> StoreResult<bool> {
         let session_id = session_id.to_string();
         self.write(move |tx| {
@@ -584,6 +624,27 @@ impl BlacklistStore for SqliteStore {
     async fn blacklisted(&self, jti: &str, now: i64) -> StoreResult<Option<BlacklistEntry>> {
         let jti = jti.to_string();
         self.run(move |conn| live_blacklist_entry(conn, &jti, now)).await
+    }
+
+    async fn blacklist(&self, entry: BlacklistEntry, now: i64) -> StoreResult<bool> {
+        self.write(move |tx| {
+            if live_blacklist_entry(tx, &entry.jti, now)?.is_some() {
+                return Ok(false);
+            }
+            put_blacklist(tx, &entry.jti, entry.user_id, &entry.session_id, entry.expires_at, entry.blacklisted_at)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn user_and_blacklist_entry(
+        &self,
+        user_id: u64,
+        jti: &str,
+        now: i64,
+    ) -> StoreResult<(Option<User>, Option<BlacklistEntry>)> {
+        let jti = jti.to_string();
+        self.run(move |conn| Ok((get_user(conn, user_id)?, live_blacklist_entry(conn, &jti, now)?))).await
     }
 
     async fn purge_expired(&self, now: i64) -> StoreResult<u64> {
