@@ -245,6 +245,8 @@ fn expanded_template() -> Value {
 struct Names {
     refs: BTreeMap<String, String>,
     arns: BTreeMap<String, String>,
+    /// The template's `Conditions`, evaluated with `refs` where a policy says `Fn::If`.
+    conditions: serde_json::Map<String, Value>,
 }
 
 impl Names {
@@ -277,7 +279,32 @@ impl Names {
                 arns.insert(id.clone(), format!("arn:aws:s3:::{bucket}"));
             }
         }
-        Names { refs, arns }
+        Names { refs, arns, conditions: t["Conditions"].as_object().cloned().unwrap_or_default() }
+    }
+
+    /// Whether the template's condition `name` holds with these parameters.
+    fn condition(&self, name: &str) -> bool {
+        let expression = self.conditions.get(name).unwrap_or_else(|| panic!("condition {name}"));
+        self.holds(expression)
+    }
+
+    fn holds(&self, v: &Value) -> bool {
+        let (k, arg) = v.as_object().and_then(|m| m.iter().next()).unwrap_or_else(|| panic!("condition {v}"));
+        let args = || arg.as_array().unwrap_or_else(|| panic!("{k} {arg}"));
+        match k.as_str() {
+            "Fn::Not" => !self.holds(&args()[0]),
+            "Fn::And" => args().iter().all(|c| self.holds(c)),
+            "Fn::Or" => args().iter().any(|c| self.holds(c)),
+            "Fn::Equals" => {
+                let text = |v: &Value| match self.resolve(v) {
+                    Value::String(s) => s,
+                    other => other.to_string(),
+                };
+                text(&args()[0]) == text(&args()[1])
+            }
+            "Condition" => self.condition(arg.as_str().unwrap()),
+            other => panic!("condition function {other}: evaluate it here"),
+        }
     }
 
     fn get_att(&self, id: &str, att: &str) -> String {
@@ -291,9 +318,16 @@ impl Names {
             Value::Object(m) if m.len() == 1 => {
                 let (k, arg) = m.iter().next().unwrap();
                 match k.as_str() {
+                    // Dropped from the list it is in (below).
+                    "Ref" if arg == "AWS::NoValue" => Value::Null,
                     "Ref" => Value::String(
                         self.refs.get(arg.as_str().unwrap()).unwrap_or_else(|| panic!("Ref {arg}")).clone(),
                     ),
+                    "Fn::If" => {
+                        let args = arg.as_array().expect("Fn::If [condition, then, else]");
+                        let chosen = if self.condition(args[0].as_str().unwrap()) { &args[1] } else { &args[2] };
+                        self.resolve(chosen)
+                    }
                     "Fn::GetAtt" => {
                         let (id, att) = (arg[0].as_str().unwrap(), arg[1].as_str().unwrap());
                         Value::String(self.get_att(id, att))
@@ -303,7 +337,7 @@ impl Names {
                 }
             }
             Value::Object(m) => Value::Object(m.iter().map(|(k, v)| (k.clone(), self.resolve(v))).collect()),
-            Value::Array(a) => Value::Array(a.iter().map(|v| self.resolve(v)).collect()),
+            Value::Array(a) => Value::Array(a.iter().map(|v| self.resolve(v)).filter(|v| !v.is_null()).collect()),
             other => other.clone(),
         }
     }
@@ -359,6 +393,9 @@ fn policies(t: &Value, names: &Names) -> BTreeMap<String, Vec<Statement>> {
         for policy in resources[role]["Properties"]["Policies"].as_array().into_iter().flatten() {
             for s in policy["PolicyDocument"]["Statement"].as_array().unwrap() {
                 let s = names.resolve(s);
+                if s.is_null() {
+                    continue;
+                }
                 assert_eq!(s["Effect"], "Allow", "{id}: only Allow statements are evaluated here");
                 let mut string_like = BTreeMap::new();
                 for (op, conditions) in s["Condition"].as_object().into_iter().flatten() {
@@ -464,11 +501,14 @@ struct Cloud {
     tables: BTreeMap<String, String>,
     /// The signing keys' secret in moto: its name (the `JwtSecretId` parameter) and ARN.
     secret: (String, String),
+    /// With legacy tokens: the old service's key's secret (`LegacyJwtSecretId`), name and ARN.
+    legacy_secret: Option<(String, String)>,
     calls: BTreeMap<String, Vec<Authorisation>>,
 }
 
 impl Cloud {
-    async fn start(t: &Value) -> Cloud {
+    /// The stack's functions on moto; `legacy`: configured for a cutover (legacy tokens).
+    async fn start(t: &Value, legacy: bool) -> Cloud {
         let endpoint = testkit::dynamo::endpoint();
         testkit::dynamo::fake_aws_environment();
         let recorder = Recorder { service: "dynamodb", log: Arc::default() };
@@ -504,12 +544,26 @@ impl Cloud {
         let created =
             secrets.create_secret().name(&secret_name).secret_string(&key_set).send().await.expect("a secret in moto");
         let secret_arn = created.arn.expect("the secret's ARN");
+        // The old service's key, as the cutover runbook stores it (a plain SecretString).
+        let legacy_secret = if legacy {
+            let name = format!("accounts/iam/legacy-{}", uuid::Uuid::new_v4().simple());
+            let created = secrets
+                .create_secret()
+                .name(&name)
+                .secret_string(testkit::LEGACY_SECRET)
+                .send()
+                .await
+                .expect("a secret in moto");
+            Some((name, created.arn.expect("the secret's ARN")))
+        } else {
+            None
+        };
         let recorded_secrets = aws_sdk_secretsmanager::Client::from_conf(
             secrets.config().to_builder().interceptor(recorder.for_service("secretsmanager")).build(),
         );
 
         let dir = tempfile::tempdir().unwrap();
-        let vars = [
+        let mut vars = vec![
             (vars::DATA_DIR, dir.path().to_str().unwrap().to_string()),
             (vars::STORAGE, "dynamodb".to_string()),
             (vars::JWT_SECRET_ID, secret_name.clone()),
@@ -519,12 +573,20 @@ impl Cloud {
             (vars::REFRESH_REUSE_GRACE, "0".to_string()),
             (vars::PASSWORD_RESET_MIN_RESPONSE_MS, "0".to_string()),
         ];
+        if let Some((name, _)) = &legacy_secret {
+            vars.push((vars::LEGACY_JWT_SECRET_ID, name.clone()));
+            vars.push((vars::LEGACY_TOKENS_UNTIL, "2999-01-01T00:00:00Z".to_string()));
+        }
         let mut config = Config::from_lookup(|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())).unwrap();
         // What every function does at its cold start (`Config::load_key_set`), with the
         // recorded client: the read is each function's call.
         recorder.take();
         let text = accounts::secrets::read(&recorded_secrets, &secret_name).await.expect("the key set");
         config.apply_key_set(&text).unwrap();
+        if let Some((name, _)) = &legacy_secret {
+            let text = accounts::secrets::read(&recorded_secrets, name).await.expect("the legacy key");
+            config.apply_legacy_secret(&text).unwrap();
+        }
         let cold_start = recorder.take();
         let mut state =
             AppState::with_media(Arc::new(store), Arc::new(S3Media::new(recorded_s3, bucket.clone())), config);
@@ -551,6 +613,7 @@ impl Cloud {
             last: Vec::new(),
             tables,
             secret: (secret_name, secret_arn),
+            legacy_secret,
             calls: BTreeMap::new(),
         };
         for endpoint in Endpoint::ALL {
@@ -623,7 +686,10 @@ impl Cloud {
         for call in calls {
             let authorisations = match call.service {
                 "ses" => ses_authorisations(call),
-                "secretsmanager" => secretsmanager_authorisations(call, &BTreeMap::from([self.secret.clone()])),
+                "secretsmanager" => secretsmanager_authorisations(
+                    call,
+                    &BTreeMap::from_iter([self.secret.clone()].into_iter().chain(self.legacy_secret.clone())),
+                ),
                 "s3" => s3_authorisations(&call.operation, &call.uri),
                 _ => dynamodb_authorisations(call),
             };
@@ -676,9 +742,9 @@ fn avatar_multipart(bytes: &[u8]) -> Body {
 
 /// Every endpoint's flows, its success and its refusals that reach AWS, each through its own
 /// router; returns the authorisations each function needed.
-async fn run_flows(t: &Value) -> (Cloud, BTreeMap<String, Vec<Authorisation>>) {
+async fn run_flows(t: &Value, legacy: bool) -> (Cloud, BTreeMap<String, Vec<Authorisation>>) {
     use Endpoint::*;
-    let mut cloud = Cloud::start(t).await;
+    let mut cloud = Cloud::start(t, legacy).await;
     let strong = testkit::STRONG;
     let (status, r) = cloud
         .json(
@@ -703,6 +769,8 @@ async fn run_flows(t: &Value) -> (Cloud, BTreeMap<String, Vec<Authorisation>>) {
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{r}");
+    // The user of the old service's tokens (never changes its password here).
+    let legacy_user = r["user"]["pk"].as_u64().unwrap();
 
     let (status, _) = cloud
         .json(Login, Method::POST, "/api/auth/login/", json!({"username": "iam", "password": "wrong"}), bearer)
@@ -865,6 +933,9 @@ async fn run_flows(t: &Value) -> (Cloud, BTreeMap<String, Vec<Authorisation>>) {
         let (status, _) = cloud.call(endpoint, Method::GET, path, None, Some(&fresh), "").await;
         assert_eq!(status, StatusCode::OK, "{path}");
     }
+    if legacy {
+        legacy_flows(&mut cloud, legacy_user).await;
+    }
     // The catch-all route: an unknown path, a method a path does not answer (authenticated first).
     let (status, r) = cloud.catch_all(Method::GET, "/api/nothing/", Some(&fresh)).await;
     assert_eq!((status, r), (StatusCode::NOT_FOUND, json!({"detail": "Not found."})));
@@ -874,10 +945,68 @@ async fn run_flows(t: &Value) -> (Cloud, BTreeMap<String, Vec<Authorisation>>) {
     (cloud, calls)
 }
 
+/// The old service's tokens during a cutover: an access token on every function (each
+/// authenticates it: its user with its blacklist entry), a refresh token exchanged at both refresh
+/// functions and then reused, logged out twice, verified.
+async fn legacy_flows(cloud: &mut Cloud, user_id: u64) {
+    use Endpoint::*;
+    let (access, _) = testkit::legacy_token("access", user_id, 300);
+    for endpoint in Endpoint::ALL {
+        let path = endpoint.path().replace("{uid}", "1").replace("{token}", "abc-123");
+        let method = endpoint.methods()[0].clone();
+        let (status, r) = cloud.call(*endpoint, method, &path, None, Some(&access), "").await;
+        // Authenticated (its handler may still refuse the empty request).
+        assert_ne!(r["code"], "token_not_valid", "{path}: {status} {r}");
+    }
+    let (status, _) = cloud.catch_all(Method::GET, "/api/nothing/", Some(&access)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    for (endpoint, path) in [(Refresh, "/api/auth/refresh/"), (TokenRefresh, "/api/auth/token/refresh/")] {
+        let (refresh, _) = testkit::legacy_token("refresh", user_id, 3600);
+        let (status, r) = cloud.json(endpoint, Method::POST, path, json!({"refresh": refresh}), None).await;
+        assert_eq!(status, StatusCode::OK, "{r}");
+        let (status, r) = cloud.json(endpoint, Method::POST, path, json!({"refresh": refresh}), None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{r}");
+    }
+    let (refresh, _) = testkit::legacy_token("refresh", user_id, 3600);
+    let (status, _) =
+        cloud.json(TokenVerify, Method::POST, "/api/auth/token/verify/", json!({"token": refresh}), None).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = cloud.json(Logout, Method::POST, "/api/auth/logout/", json!({"refresh": refresh}), None).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = cloud.json(Logout, Method::POST, "/api/auth/logout/", json!({"refresh": refresh}), None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+/// With a cutover's legacy tokens configured (`LegacyJwtSecretId` set): the conditional grants
+/// are there and used, and nothing else changes.
+#[tokio::test]
+async fn with_legacy_tokens_every_function_is_allowed_what_it_calls_and_granted_nothing_more() {
+    let t = expanded_template();
+    let (cloud, calls) = run_flows(&t, true).await;
+    let mut names = Names::new(&t, &cloud.tables, &cloud.bucket);
+    names.refs.insert("JwtSecretId".into(), cloud.secret.0.clone());
+    names.refs.insert("LegacyJwtSecretId".into(), cloud.legacy_secret.clone().unwrap().0);
+    let found = problems(&policies(&t, &names), &calls);
+    assert!(found.is_empty(), "IAM (legacy tokens) vs the calls of the flows:\n  {}", found.join("\n  "));
+    // Without the conditional grant the exchange of a legacy refresh token is denied.
+    names.refs.insert("LegacyJwtSecretId".into(), String::new());
+    let found = problems(&policies(&t, &names), &calls);
+    assert!(
+        found.iter().any(|p| p.starts_with(
+            "RefreshFunction is denied dynamodb:PutItem on arn:aws:dynamodb:us-east-1:123456789012:table/t"
+        )),
+        "{found:?}"
+    );
+    assert!(
+        found.iter().any(|p| p.starts_with("ProfileFunction is denied secretsmanager:GetSecretValue")),
+        "{found:?}"
+    );
+}
+
 #[tokio::test]
 async fn every_function_is_allowed_what_it_calls_and_granted_nothing_more() {
     let t = expanded_template();
-    let (cloud, calls) = run_flows(&t).await;
+    let (cloud, calls) = run_flows(&t, false).await;
     for function in Endpoint::ALL.iter().map(|e| e.function()).chain([accounts::http::CATCH_ALL_FUNCTION]) {
         assert!(calls.contains_key(&function_logical_id(function)), "no call of {function} was recorded");
     }
