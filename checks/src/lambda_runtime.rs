@@ -376,6 +376,64 @@ async fn signing_keys_rotate_under_the_lambda_runtime() {
     }
 }
 
+/// A cutover under the Lambda runtime: the old service's key is read from the secret
+/// `LEGACY_JWT_SECRET_ID` names at cold start (as the template configures it), its tokens work
+/// (an access token reads the user, a refresh token is exchanged for a new session) and the key
+/// is never logged; a function whose legacy secret is missing does not start.
+#[tokio::test]
+async fn legacy_tokens_under_the_lambda_runtime() {
+    use accounts::config::vars;
+    let cloud = &Cloud::start().await;
+    let legacy_secret = format!("{}-legacy", cloud.secret);
+    cloud.secrets.create_secret().name(&legacy_secret).secret_string(testkit::LEGACY_SECRET).send().await.unwrap();
+    let legacy_env = |secret: &str| {
+        let mut env = cloud.env_of("user-details");
+        env.push((vars::LEGACY_JWT_SECRET_ID.to_string(), secret.to_string()));
+        env.push((vars::LEGACY_TOKENS_UNTIL.to_string(), "2999-01-01T00:00:00Z".to_string()));
+        env
+    };
+    let mut logs = String::new();
+    let mut call = async |function: &str, secret: &str, event: Value| -> (u64, Value) {
+        let env = legacy_env(secret);
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let (_, answer, log) = run_logged(&lambda_binary(function), &env, event, "info").await;
+        logs.push_str(&log);
+        status_and_body(&answer)
+    };
+    let strong = "xk29!pLm#q";
+    let registration = json!({"username": "oldtimer", "password1": strong, "password2": strong});
+    let (status, body) =
+        call("registration", &legacy_secret, event("POST", "/api/auth/registration/", Some(registration), None)).await;
+    assert_eq!(status, 201, "{body}");
+    let id = body["user"]["pk"].as_u64().unwrap();
+    let (access, _) = testkit::legacy_token("access", id, 300);
+    let (status, body) =
+        call("user-details", &legacy_secret, event("GET", "/api/auth/user/", None, Some(&access))).await;
+    assert_eq!((status, body["username"].as_str()), (200, Some("oldtimer")), "{body}");
+    let (refresh, _) = testkit::legacy_token("refresh", id, 3600);
+    let (status, body) =
+        call("refresh", &legacy_secret, event("POST", "/api/auth/refresh/", Some(json!({"refresh": refresh})), None))
+            .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(!logs.contains(testkit::LEGACY_SECRET), "the legacy key in a log: {logs}");
+    assert!(logs.contains("legacy_tokens_until"), "each start logs until when: {logs}");
+
+    let mut command = Command::new(lambda_binary("user-details"));
+    for var in vars::ALL {
+        command.env_remove(var);
+    }
+    // Nothing listens there: a function that got past its start would fail differently.
+    let output = command
+        .envs(legacy_env("accounts/no-such-legacy-secret"))
+        .env("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9")
+        .env("AWS_LAMBDA_FUNCTION_NAME", "user-details")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("LEGACY_JWT_SECRET_ID") && stderr.contains("ResourceNotFoundException"), "{stderr}");
+}
+
 /// A function whose secret is missing or not a key set does not start, and says why without
 /// the secret's content (Lambda reports the exit and the message as an init error).
 #[tokio::test]
