@@ -78,7 +78,8 @@ async fn run() -> anyhow::Result<ExitCode> {
     };
     let options = import_users::Options { dry_run, media: media_from.as_deref().zip(media.as_deref()) };
     // Drawn on stderr only when it is a terminal.
-    let bar = ProgressBar::new(records.len() as u64).with_style(
+    let users = records.iter().filter(|r| !r.model.starts_with("token_blacklist.")).count();
+    let bar = ProgressBar::new(users as u64).with_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} users ({per_sec}, {eta} left)").expect("a valid template"),
     );
     let now = accounts::domain::now();
