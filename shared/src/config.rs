@@ -872,6 +872,37 @@ mod tests {
     const KEY_B: &str = "bbbbbbbb-key-b-bbbbbbbb-bbbbbbbb-bbbb";
 
     #[test]
+    fn legacy_tokens_need_a_secret_and_a_deadline_and_stay_apart_from_the_signing_keys() {
+        const OLD: &str = "django-insecure-old-service-key";
+        let until = ("LEGACY_TOKENS_UNTIL", "2027-01-15T12:00:00Z");
+        let local = ("JWT_SECRET", KEY_A);
+        assert_eq!(config(&[local]).unwrap().legacy_tokens, None, "nothing changes without them");
+        let c = config(&[local, ("LEGACY_JWT_SECRET", OLD), until]).unwrap();
+        let legacy = c.legacy_tokens.as_ref().unwrap();
+        assert_eq!((&*legacy.secret, legacy.until), (OLD.as_bytes(), 1_800_014_400));
+        assert!(!format!("{c:?}").contains(OLD), "Debug prints no key");
+        assert_eq!(
+            config(&[local, ("LEGACY_JWT_SECRET", OLD)]).unwrap_err(),
+            ConfigError::Missing("LEGACY_TOKENS_UNTIL")
+        );
+        assert_eq!(config(&[local, until]).unwrap_err(), ConfigError::Missing("LEGACY_JWT_SECRET"));
+        let bad = config(&[local, ("LEGACY_JWT_SECRET", OLD), ("LEGACY_TOKENS_UNTIL", "next week")]).unwrap_err();
+        assert!(matches!(bad, ConfigError::Invalid { name: "LEGACY_TOKENS_UNTIL", .. }), "{bad:?}");
+        let same = config(&[local, ("LEGACY_JWT_SECRET", KEY_A), until]).unwrap_err();
+        assert!(matches!(same, ConfigError::Invalid { name: "LEGACY_JWT_SECRET", .. }), "{same:?}");
+        // In AWS: read from its secret after the key set, which it may not repeat either.
+        let cloud = [("STORAGE", "dynamodb"), ("JWT_SECRET_ID", "k"), ("LEGACY_JWT_SECRET_ID", "old"), until];
+        let mut c = config(&cloud).unwrap();
+        c.apply_key_set(&serde_json::json!({"current": "1", "keys": {"1": KEY_A, "0": KEY_B}}).to_string()).unwrap();
+        assert!(!c.keys_ready(), "not before the legacy secret is read");
+        let retired = c.clone().apply_legacy_secret(KEY_B).unwrap_err();
+        assert!(matches!(retired, ConfigError::Invalid { name: "LEGACY_JWT_SECRET", .. }), "{retired:?}");
+        c.apply_legacy_secret(&format!("{OLD}\n")).unwrap();
+        assert!(c.keys_ready());
+        assert_eq!(&*c.legacy_tokens.unwrap().secret, OLD.as_bytes());
+    }
+
+    #[test]
     fn key_set_from_the_secret_store() {
         let cloud = [("STORAGE", "dynamodb"), ("JWT_SECRET_ID", "accounts/dev/jwt-secret")];
         let mut c = config(&cloud).unwrap();
