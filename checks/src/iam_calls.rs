@@ -901,6 +901,18 @@ async fn run_flows(t: &Value) -> (Cloud, BTreeMap<String, Vec<Authorisation>>) {
     assert_eq!(outcome, accounts::domain::account::Deletion::Deleted);
     let calls = cloud.recorder.take();
     cloud.record(AccountDeletion, &calls);
+    // A direct upload never confirmed: the deletion removes it too.
+    let (status, grant) = cloud
+        .json(AvatarUpload, Method::POST, "/api/accounts/profile/avatar/upload/", json!({"size": 3}), Some(&fresh))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{grant}");
+    let url = grant["upload_url"].as_str().unwrap();
+    let mut put = reqwest::Client::new().put(url).body(vec![1u8, 2, 3]);
+    for (name, value) in grant["headers"].as_object().unwrap() {
+        put = put.header(name, value.as_str().unwrap());
+    }
+    assert!(put.send().await.unwrap().status().is_success());
+    cloud.calls.entry(function_id(AvatarUpload)).or_default().extend(s3_authorisations("PutObject", url));
     let (status, r) = cloud
         .json(AccountDeletion, Method::DELETE, "/api/auth/user/", json!({"password": "Quartz-Meadow-91"}), Some(&fresh))
         .await;

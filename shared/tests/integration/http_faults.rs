@@ -153,7 +153,8 @@ async fn a_dynamodb_freezing_mid_deletion_leaves_the_account_whole_or_gone() {
         armed: std::sync::atomic::AtomicBool::new(true),
     });
     let app = app.with_media(media);
-    let registration = json!({"username": "whole", "email": "whole@example.com", "password1": STRONG, "password2": STRONG});
+    let registration =
+        json!({"username": "whole", "email": "whole@example.com", "password1": STRONG, "password2": STRONG});
     let r = app.post("/api/auth/registration/", registration.clone()).await;
     let access = r.body["access"].as_str().unwrap().to_string();
     let refresh = r.body["refresh"].as_str().unwrap().to_string();
