@@ -62,6 +62,7 @@ fn events() -> Vec<(Endpoint, String)> {
 fn expected_status(endpoint: Endpoint) -> StatusCode {
     match endpoint {
         Endpoint::Registration => StatusCode::CREATED,
+        Endpoint::AccountDeletion => StatusCode::NO_CONTENT,
         _ => StatusCode::OK,
     }
 }
@@ -95,7 +96,12 @@ async fn invoke(app: &TestApp, endpoint: Endpoint, event: &str) -> (StatusCode, 
     let response = router.oneshot(request).await.unwrap();
     let status = response.status();
     let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap() };
+    // A web page's HTML as a string.
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+    };
     (status, body)
 }
 
@@ -210,6 +216,19 @@ async fn every_event_gets_its_expected_answer() {
             Endpoint::Jwks => assert!(answer["keys"].is_array(), "{name}: {answer}"),
             Endpoint::Schema => {
                 assert!(answer["openapi"].as_str().is_some_and(|v| v.starts_with("3.1")), "{name}: {answer}")
+            }
+            Endpoint::AccountDeletion => {
+                assert_eq!(answer, Value::Null, "{name}: no body");
+                let r = app
+                    .post(
+                        "/api/auth/login/",
+                        serde_json::json!({"username": "event-user", "password": testkit::STRONG}),
+                    )
+                    .await;
+                assert_eq!(r.status, StatusCode::BAD_REQUEST, "{name}: the user is gone: {}", r.body);
+            }
+            Endpoint::AccountDeletePage => {
+                assert!(answer.as_str().is_some_and(|html| html.contains("<form")), "{name}: {answer}")
             }
             Endpoint::TokenVerify | Endpoint::Logout => {}
         }

@@ -479,18 +479,20 @@ impl Config {
     async fn load_signing_keys(&mut self) -> Result<(), ConfigError> {
         let Some(source) = self.key_set.as_ref().filter(|s| !s.loaded) else { return Ok(()) };
         #[cfg(feature = "secrets-manager")]
-        let text = crate::secrets::secret_string(&source.secret_id, source.endpoint.as_deref())
-            .await
-            .map_err(|why| ConfigError::Invalid { name: vars::JWT_SECRET_ID, why })?;
+        {
+            let text = crate::secrets::secret_string(&source.secret_id, source.endpoint.as_deref())
+                .await
+                .map_err(|why| ConfigError::Invalid { name: vars::JWT_SECRET_ID, why })?;
+            self.apply_key_set(&text)
+        }
         #[cfg(not(feature = "secrets-manager"))]
-        let text: String = {
+        {
             let _ = source;
-            return Err(ConfigError::Invalid {
+            Err(ConfigError::Invalid {
                 name: vars::JWT_SECRET_ID,
                 why: "this binary was built without the `secrets-manager` feature".into(),
-            });
-        };
-        self.apply_key_set(&text)
+            })
+        }
     }
 
     /// Takes the keys from a key set (the JSON of [`KeySetSource`]). Errors name the problem,

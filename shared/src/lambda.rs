@@ -56,6 +56,12 @@ pub fn log_filter(rust_log: Option<&str>) -> tracing_subscriber::filter::Targets
 /// Serves one endpoint as a Lambda function.
 pub async fn serve(endpoint: Endpoint) -> Result<(), Error> {
     init_tracing();
+    if endpoint.needs().static_page {
+        // HTML from the binary: no configuration, store or keys to read, no AWS call to make.
+        tracing::info!(function = endpoint.function(), "starting");
+        let router = crate::http::page_router(&[endpoint]).fallback(|| async { crate::error::Error::NotFound });
+        return lambda_http::run(router).await;
+    }
     let config = Config::from_env()?;
     if let Some(missing) = missing_feature(endpoint, &config) {
         return Err(format!("{} cannot serve {}: {missing}", endpoint.function(), endpoint.path()).into());

@@ -29,8 +29,13 @@ const CONFIG_VARS: &[&str] = vars::ALL;
 const RUNTIME_VARS: &[&str] = &["RUST_LOG", "LOG_FORMAT"];
 
 /// Functions that hash passwords (argon2id, m = 19 MiB): CPU-bound, so they get more memory.
-const HASHING: &[Endpoint] =
-    &[Endpoint::Registration, Endpoint::Login, Endpoint::PasswordChange, Endpoint::PasswordResetConfirm];
+const HASHING: &[Endpoint] = &[
+    Endpoint::Registration,
+    Endpoint::Login,
+    Endpoint::PasswordChange,
+    Endpoint::PasswordResetConfirm,
+    Endpoint::AccountDeletion,
+];
 const HASHING_MIN_MEMORY: i64 = 1024;
 
 /// The SES actions a statement grants; each must be a named action on exactly the identity of

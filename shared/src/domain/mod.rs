@@ -1,5 +1,6 @@
 //! The account domain: model, validation, passwords, tokens and the operations the endpoints run.
 
+pub mod account;
 pub mod avatars;
 pub mod credentials;
 pub mod fields;

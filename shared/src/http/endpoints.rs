@@ -4,7 +4,8 @@
 
 use axum::http::Method;
 
-/// One endpoint = one Lambda function.
+/// One endpoint = one Lambda function. Two endpoints may share a path with different methods
+/// (`UserDetails` and `AccountDeletion`): the routers merge them, API Gateway routes each method.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Endpoint {
     Registration,
@@ -14,6 +15,8 @@ pub enum Endpoint {
     TokenVerify,
     Logout,
     UserDetails,
+    /// `DELETE /api/auth/user/`: the caller's account (its own function beside `UserDetails`).
+    AccountDeletion,
     Profile,
     AvatarUpload,
     AvatarConfirm,
@@ -26,6 +29,8 @@ pub enum Endpoint {
     Jwks,
     /// The OpenAPI document of the API.
     Schema,
+    /// The web page that deletes an account (HTML; it calls the API from the browser).
+    AccountDeletePage,
 }
 
 /// What an endpoint uses besides the store and the signing keys, so what its function must be
@@ -41,15 +46,22 @@ pub struct Needs {
     pub mail: bool,
     /// The OpenAPI document (feature `openapi`).
     pub openapi: bool,
+    /// A static web page: HTML from the binary alone, so its function opens no store, reads no
+    /// signing keys and has no AWS permission at all (no `accounts` feature). Not an operation
+    /// of the API: it is left out of the OpenAPI document.
+    pub static_page: bool,
 }
 
 impl Needs {
-    const NOTHING: Needs = Needs { media: false, images: false, mail: false, openapi: false };
+    const NOTHING: Needs = Needs { media: false, images: false, mail: false, openapi: false, static_page: false };
 
     /// The `accounts` features of a Lambda function with these needs (its store is DynamoDB,
     /// its signing keys come from Secrets Manager; the embedded store, `sqlite`, is its crate's
     /// `embedded` feature, for local runs).
     pub fn lambda_features(self) -> Vec<&'static str> {
+        if self.static_page {
+            return Vec::new();
+        }
         let mut features = vec!["dynamodb", "secrets-manager"];
         if self.media {
             features.push("s3");
@@ -76,6 +88,7 @@ impl Endpoint {
         Endpoint::TokenVerify,
         Endpoint::Logout,
         Endpoint::UserDetails,
+        Endpoint::AccountDeletion,
         Endpoint::Profile,
         Endpoint::AvatarUpload,
         Endpoint::AvatarConfirm,
@@ -85,6 +98,7 @@ impl Endpoint {
         Endpoint::PasswordResetLink,
         Endpoint::Jwks,
         Endpoint::Schema,
+        Endpoint::AccountDeletePage,
     ];
 
     /// The function's crate and binary name under `functions/`.
@@ -97,6 +111,7 @@ impl Endpoint {
             Endpoint::TokenVerify => "token-verify",
             Endpoint::Logout => "logout",
             Endpoint::UserDetails => "user-details",
+            Endpoint::AccountDeletion => "account-deletion",
             Endpoint::Profile => "profile",
             Endpoint::AvatarUpload => "avatar-upload",
             Endpoint::AvatarConfirm => "avatar-confirm",
@@ -106,6 +121,7 @@ impl Endpoint {
             Endpoint::PasswordResetLink => "password-reset-link",
             Endpoint::Jwks => "jwks",
             Endpoint::Schema => "schema",
+            Endpoint::AccountDeletePage => "account-delete-page",
         }
     }
 
@@ -118,7 +134,7 @@ impl Endpoint {
             Endpoint::TokenRefresh => "/api/auth/token/refresh/",
             Endpoint::TokenVerify => "/api/auth/token/verify/",
             Endpoint::Logout => "/api/auth/logout/",
-            Endpoint::UserDetails => "/api/auth/user/",
+            Endpoint::UserDetails | Endpoint::AccountDeletion => "/api/auth/user/",
             Endpoint::Profile => "/api/accounts/profile/",
             Endpoint::AvatarUpload => "/api/accounts/profile/avatar/upload/",
             Endpoint::AvatarConfirm => "/api/accounts/profile/avatar/confirm/",
@@ -128,6 +144,7 @@ impl Endpoint {
             Endpoint::PasswordResetLink => "/password-reset/confirm/{uid}/{token}/",
             Endpoint::Jwks => "/.well-known/jwks.json",
             Endpoint::Schema => "/api/schema/",
+            Endpoint::AccountDeletePage => "/account/delete/",
         }
     }
 
@@ -147,10 +164,12 @@ impl Endpoint {
     pub fn methods(self) -> &'static [Method] {
         const POST: &[Method] = &[Method::POST];
         const GET: &[Method] = &[Method::GET];
+        const DELETE: &[Method] = &[Method::DELETE];
         const READ_WRITE: &[Method] = &[Method::GET, Method::PUT, Method::PATCH];
         match self {
             Endpoint::UserDetails | Endpoint::Profile => READ_WRITE,
-            Endpoint::PasswordResetLink | Endpoint::Jwks | Endpoint::Schema => GET,
+            Endpoint::PasswordResetLink | Endpoint::Jwks | Endpoint::Schema | Endpoint::AccountDeletePage => GET,
+            Endpoint::AccountDeletion => DELETE,
             _ => POST,
         }
     }
@@ -160,6 +179,7 @@ impl Endpoint {
         matches!(
             self,
             Endpoint::UserDetails
+                | Endpoint::AccountDeletion
                 | Endpoint::Profile
                 | Endpoint::AvatarUpload
                 | Endpoint::AvatarConfirm
@@ -170,7 +190,8 @@ impl Endpoint {
     pub const fn needs(self) -> Needs {
         match self {
             Endpoint::Profile | Endpoint::AvatarConfirm => Needs { media: true, images: true, ..Needs::NOTHING },
-            Endpoint::AvatarUpload => Needs { media: true, ..Needs::NOTHING },
+            Endpoint::AvatarUpload | Endpoint::AccountDeletion => Needs { media: true, ..Needs::NOTHING },
+            Endpoint::AccountDeletePage => Needs { static_page: true, ..Needs::NOTHING },
             Endpoint::PasswordReset => Needs { mail: true, ..Needs::NOTHING },
             Endpoint::Schema => Needs { openapi: true, ..Needs::NOTHING },
             _ => Needs::NOTHING,

@@ -76,6 +76,17 @@ fn body<T: ToSchema>() -> Body {
     Body { name: T::name, add: add_schema::<T> }
 }
 
+/// The "body" of a 204: none.
+const NO_CONTENT: Body = Body { name: no_name, add: no_schema };
+
+fn no_name() -> Cow<'static, str> {
+    Cow::Borrowed("")
+}
+
+fn no_schema(components: ComponentsBuilder) -> ComponentsBuilder {
+    components
+}
+
 /// `T`'s schema and the ones it refers to.
 fn add_schema<T: ToSchema>(components: ComponentsBuilder) -> ComponentsBuilder {
     let mut used = Vec::new();
@@ -92,6 +103,7 @@ pub fn describe(endpoint: Endpoint, method: &Method) -> Option<Description> {
     let put = *method == Method::PUT;
     let patch = *method == Method::PATCH;
     let post = *method == Method::POST;
+    let delete = *method == Method::DELETE;
     match endpoint {
         E::Registration if post => {
             d("Create an account and log in (one new session)", Some(requests::registration::FIELDS), (201, body::<wire::Login>()), &[400, 429])
@@ -131,6 +143,13 @@ pub fn describe(endpoint: Endpoint, method: &Method) -> Option<Description> {
             &[400],
         )
         }
+        E::AccountDeletion if delete => d(
+            "Delete the caller's account with everything kept of it (sessions, avatar); the current password \
+             confirms it, and a wrong one counts as a failed login",
+            Some(requests::account_deletion::FIELDS),
+            (204, NO_CONTENT),
+            &[400, 429],
+        ),
         E::Profile if get => d("The caller's profile", None, (200, body::<wire::Profile>()), &[]),
         E::Profile if put || patch => d(
             "Change the caller's profile (PUT is PATCH); a multipart `avatar` file part sets the avatar",
@@ -202,7 +221,8 @@ pub fn statuses(description: &Description) -> Vec<u16> {
 pub fn document() -> OpenApi {
     let mut paths = PathsBuilder::new();
     let mut bodies = Vec::new();
-    for endpoint in Endpoint::ALL {
+    // Web pages are HTML for people, not operations of the API.
+    for endpoint in Endpoint::ALL.iter().filter(|e| !e.needs().static_page) {
         let path = endpoint.path();
         let mut item: Option<PathItem> = None;
         for method in endpoint.methods() {
@@ -301,7 +321,9 @@ fn operation(
     };
     let mut responses = ResponsesBuilder::new();
     for status in statuses(description) {
-        let response: RefOr<Response> = if status == description.ok.0 {
+        let response: RefOr<Response> = if status == 204 {
+            ResponseBuilder::new().description("No Content").build().into()
+        } else if status == description.ok.0 {
             ResponseBuilder::new()
                 .description(success_description(status))
                 .content(JSON, ContentBuilder::new().schema(Some(schema_ref(&(description.ok.1.name)()))).build())

@@ -179,8 +179,21 @@ pub trait ThrottleStore: Send + Sync {
     async fn login_lookup(&self, username: &str, rules: &[Rule], now: i64) -> StoreResult<(Option<User>, Vec<Usage>)>;
 }
 
+/// Deleting an account (`domain::account`): the records of one user, in one atomic write.
+#[async_trait]
+pub trait AccountStore: Send + Sync {
+    /// Deletes `user` as it was read: its record with its username, look-alike (skeleton) and
+    /// e-mail claims, in one atomic write, only while its username, e-mail and password hash
+    /// are still the ones read (`Stale` otherwise, `UserNotFound` when it is gone; nothing is
+    /// deleted then). From that write on every session of the user is refused (each use reads
+    /// the user) and the name and address are free. SQLite deletes the sessions and blacklist
+    /// entries in the same transaction; DynamoDB leaves the sessions to
+    /// [`SessionStore::end_sessions`] (see `dynamodb/deletion.rs`) and the blacklist to its TTL.
+    async fn delete_user(&self, user: &User) -> StoreResult<()>;
+}
+
 /// Everything the handlers need from storage.
-pub trait Store: UserStore + SessionStore + BlacklistStore + ThrottleStore {}
-impl<T: UserStore + SessionStore + BlacklistStore + ThrottleStore> Store for T {}
+pub trait Store: UserStore + SessionStore + BlacklistStore + ThrottleStore + AccountStore {}
+impl<T: UserStore + SessionStore + BlacklistStore + ThrottleStore + AccountStore> Store for T {}
 
 pub type SharedStore = Arc<dyn Store>;

@@ -726,3 +726,31 @@ impl ThrottleStore for SqliteStore {
         .await
     }
 }
+
+#[async_trait]
+impl super::AccountStore for SqliteStore {
+    async fn delete_user(&self, user: &User) -> StoreResult<()> {
+        let (id, username, email, hash) =
+            (user.id as i64, user.username.clone(), user.email.clone(), user.password_hash.clone());
+        // One transaction: the user row holds its own claims (unique columns), its sessions and
+        // blacklist entries go with it. AUTOINCREMENT never hands the id out again.
+        self.write(move |tx| {
+            let deleted = tx
+                .execute(
+                    "DELETE FROM users WHERE id = ?1 AND username = ?2 AND email = ?3 AND password = ?4",
+                    params![id, username, email, hash],
+                )
+                .map_err(db_error)?;
+            if deleted == 0 {
+                return Err(match get_user(tx, id as u64)? {
+                    Some(_) => StoreError::Stale,
+                    None => StoreError::UserNotFound,
+                });
+            }
+            tx.execute("DELETE FROM sessions WHERE user_id = ?1", [id]).map_err(db_error)?;
+            tx.execute("DELETE FROM blacklist WHERE user_id = ?1", [id]).map_err(db_error)?;
+            Ok(())
+        })
+        .await
+    }
+}

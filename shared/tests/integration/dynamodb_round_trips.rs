@@ -161,6 +161,16 @@ async fn happy_paths_make_the_pinned_number_of_dynamodb_calls() {
     let r = app.post("/api/auth/logout/", json!({"refresh": refresh})).await;
     record("POST logout (legacy refresh token)", r.status, StatusCode::OK, Bound::Exactly(1));
 
+    // Account deletion of a user with two live sessions: authentication, the throttle's
+    // reservation (its counters read, then the conditional write) and its release, the
+    // transaction (user and claims), then the sessions: the query of the `by_user` index and
+    // one DeleteItem per session.
+    let r = app.post("/api/auth/login/", json!({"username": "trips2", "password": STRONG})).await;
+    let access = r.body["access"].as_str().unwrap().to_string();
+    log.take();
+    let r = app.call("DELETE", "/api/auth/user/", Some(json!({"password": STRONG})), Some(&access)).await;
+    record("DELETE user (account, 2 sessions)", r.status, StatusCode::NO_CONTENT, Bound::Exactly(8));
+
     let report = table(&rows);
     println!("{report}");
     if let Ok(path) = std::env::var("ROUND_TRIPS_REPORT") {

@@ -29,6 +29,7 @@ macro_rules! conformance {
 mod attacks;
 mod avatar_http;
 mod dynamodb_round_trips;
+mod http_account;
 mod http_contract;
 mod http_faults;
 mod http_journey;

@@ -27,9 +27,14 @@ fn operations(doc: &Value) -> Vec<(String, String, Value)> {
     all
 }
 
+/// The endpoints of the API: web pages (HTML for people) are not in the document.
+fn api_endpoints() -> impl Iterator<Item = &'static Endpoint> {
+    Endpoint::ALL.iter().filter(|e| !e.needs().static_page)
+}
+
 fn routes() -> BTreeSet<(String, String)> {
     let mut routes = BTreeSet::new();
-    for endpoint in Endpoint::ALL {
+    for endpoint in api_endpoints() {
         for path in endpoint.paths() {
             for method in endpoint.methods() {
                 routes.insert((path.to_string(), method.to_string()));
@@ -68,15 +73,20 @@ fn every_route_is_documented_and_nothing_else() {
     assert!(documented.contains(&("/api/auth/login".into(), "POST".into())));
     assert!(documented.contains(&("/password-reset/confirm/{uid}/{token}".into(), "GET".into())));
     // ...but one operation per route: a generated client gets one method, not a twin per spelling.
-    let per_route: usize = Endpoint::ALL.iter().map(|e| e.methods().len()).sum();
+    let per_route: usize = api_endpoints().map(|e| e.methods().len()).sum();
     assert_eq!(operations(&doc).len(), per_route);
+    // Two endpoints on one path (user details and account deletion) are one path item.
+    assert!(
+        doc["paths"]["/api/auth/user/"]["get"].is_object() && doc["paths"]["/api/auth/user/"]["delete"].is_object()
+    );
+    assert!(doc["paths"].get("/account/delete/").is_none(), "a web page is no operation of the API");
     assert!(doc["paths"].get("/api/auth/login").is_none());
 }
 
 /// Fails when an endpoint or a method is added to the route table without a description.
 #[test]
 fn every_endpoint_and_method_is_described() {
-    for endpoint in Endpoint::ALL {
+    for endpoint in api_endpoints() {
         for method in endpoint.methods() {
             let description = openapi::describe(*endpoint, method)
                 .unwrap_or_else(|| panic!("{endpoint:?} {method} is not described in shared/src/http/openapi.rs"));
@@ -102,6 +112,10 @@ fn every_endpoint_and_method_is_described() {
         assert!(op["summary"].as_str().is_some_and(|s| !s.is_empty()), "{method} {path}");
         let ok: Vec<u16> = statuses(&op).into_iter().filter(|s| (200..300).contains(s)).collect();
         assert_eq!(ok.len(), 1, "{method} {path}: one success answer");
+        if ok[0] == 204 {
+            assert!(op["responses"]["204"].get("content").is_none(), "{method} {path}: 204 has no body");
+            continue;
+        }
         let content = &op["responses"][ok[0].to_string()]["content"]["application/json"]["schema"];
         assert!(content.is_object(), "{method} {path}: the success body has a schema");
     }
@@ -145,6 +159,7 @@ fn the_contracts_statuses_are_documented() {
         ("/api/accounts/profile/", "PATCH", &[200, 400, 401]),
         ("/api/accounts/profile/", "PUT", &[200, 400, 401]),
         ("/password-reset/confirm/{uid}/{token}/", "GET", &[200, 404]),
+        ("/api/auth/user/", "DELETE", &[204, 400, 401, 429]),
     ];
     let doc = document();
     for (path, method, wanted) in expected {
@@ -161,7 +176,7 @@ fn protected_operations_need_the_bearer_scheme_and_others_take_it_optionally() {
     let doc = document();
     assert_eq!(doc["openapi"], "3.1.0");
     assert_eq!(doc["components"]["securitySchemes"][BEARER]["scheme"], "bearer");
-    for endpoint in Endpoint::ALL {
+    for endpoint in api_endpoints() {
         let path = endpoint.path();
         for method in endpoint.methods() {
             let security = &doc["paths"][path][method.as_str().to_ascii_lowercase()]["security"];
@@ -342,6 +357,10 @@ fn assert_documented(doc: &Value, path: &str, method: &str, reply: &testkit::Rep
     let Some(schema) = response_schema(doc, op, reply.status) else {
         panic!("{method} {path} with {sent} answered {}, which is not documented: {}", reply.status, reply.body)
     };
+    if reply.status == StatusCode::NO_CONTENT {
+        assert_eq!(reply.body, Value::Null, "{method} {path}: 204 with a body");
+        return;
+    }
     if let Err(problem) = conforms(doc, schema, &reply.body, "body") {
         panic!("{method} {path} with {sent} answered {} {}, not as documented: {problem}", reply.status, reply.body);
     }
@@ -531,6 +550,15 @@ async fn every_success_body_is_as_documented() {
         assert_documented(&doc, path, method, &reply, body.as_ref().unwrap_or(&Value::Null));
         checked.insert((path.to_string(), method.to_string()));
     }
+    // Last, on a session of its own: the account goes.
+    let logged_in =
+        app.post("/api/auth/login/", serde_json::json!({"username": "shape", "password": new_password})).await;
+    let access = logged_in.body["access"].as_str().unwrap().to_string();
+    let body = serde_json::json!({"password": new_password});
+    let reply = app.call("DELETE", "/api/auth/user/", Some(body.clone()), Some(&access)).await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.body);
+    assert_documented(&doc, "/api/auth/user/", "DELETE", &reply, &body);
+    checked.insert(("/api/auth/user/".to_string(), "DELETE".to_string()));
     // The remaining two answer a profile and a message, checked above on other operations.
-    assert_eq!(checked.len() + 4, Endpoint::ALL.iter().map(|e| e.methods().len()).sum::<usize>());
+    assert_eq!(checked.len() + 4, api_endpoints().map(|e| e.methods().len()).sum::<usize>());
 }
