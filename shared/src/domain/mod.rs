@@ -2,6 +2,7 @@
 
 pub mod avatars;
 pub mod credentials;
+pub mod devices;
 pub mod fields;
 pub mod login;
 pub mod model;

@@ -96,7 +96,8 @@ pub trait SessionStore: Send + Sync {
 
     /// Spends `old_jti` and makes `new_jti` the session's current refresh token, exactly once:
     /// of several rotations of the same token only one returns `Rotated`. Only while the user
-    /// is active and the session's and the user's password versions are the rotation's.
+    /// is active and the session's and the user's password versions are the rotation's. The
+    /// same write sets the session's `previous_jti` to `old_jti` and `last_used_at` to `now`.
     async fn rotate_refresh(&self, rotation: Rotation) -> StoreResult<RotateOutcome>;
 
     /// Blacklists the refresh token and, when it is its session's current token, ends the session.
@@ -107,6 +108,15 @@ pub trait SessionStore: Send + Sync {
 
     /// Ends every session of the user except `keep` (password change) or all of them.
     async fn end_sessions(&self, user_id: u64, keep: Option<&str>) -> StoreResult<u64>;
+
+    /// The user's sessions that are not expired at `now` (in no order; the caller checks the
+    /// password versions). DynamoDB finds them through an eventually consistent index, so a
+    /// session started a moment ago may be missing; the sessions read are current.
+    async fn user_sessions(&self, user_id: u64, now: i64) -> StoreResult<Vec<Session>>;
+
+    /// Ends the session if it is the user's and not expired, in one conditional write (never
+    /// another user's); whether it did.
+    async fn end_user_session(&self, user_id: u64, session_id: &str, now: i64) -> StoreResult<bool>;
 }
 
 #[async_trait]

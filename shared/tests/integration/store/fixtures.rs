@@ -26,6 +26,10 @@ pub(super) fn session(id: &str, user_id: u64, jti: &str) -> Session {
         created_at: NOW,
         expires_at: NOW + HOUR,
         password_version: 0,
+        device: format!("device of {id}"),
+        ip: "192.0.2.1".into(),
+        last_used_at: NOW,
+        previous_jti: None,
     }
 }
 
