@@ -289,11 +289,7 @@ impl SessionStore for DynamoStore {
             .expression_attribute_values(":now", n(now))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failure(&e) => Ok(false),
-            Err(e) => Err(sdk_error(e)),
-        }
+        condition_held(result)
     }
 }
 

@@ -90,7 +90,7 @@ async fn odd_items_are_backend_errors_not_panics() {
 /// rotates (the rotation adds the new attributes).
 #[tokio::test]
 async fn sessions_written_by_older_versions_still_read() {
-    use accounts::domain::model::{NewUser, RotateOutcome, Rotation, Session};
+    use accounts::domain::model::{NewUser, RotateOutcome, Session};
     use accounts::store::SessionStore;
     let (store, client) = fresh_dynamo().await;
     let first =
@@ -126,16 +126,7 @@ async fn sessions_written_by_older_versions_still_read() {
     assert_eq!(session.as_ref(), Some(&expected));
     let listed = store.user_sessions(user.id, 1_700_000_001).await.unwrap();
     assert!(listed.contains(&expected), "{listed:?}");
-    let rotation = Rotation {
-        user_id: user.id,
-        session_id: "old".into(),
-        old_jti: "old-r1".into(),
-        old_exp: 2_000_000_000,
-        new_jti: "old-r2".into(),
-        new_exp: 2_000_000_100,
-        password_version: 0,
-        now: 1_700_000_100,
-    };
+    let rotation = super::fixtures::rotation(&expected, "old-r1", "old-r2", 1_700_000_100);
     assert_eq!(store.rotate_refresh(rotation).await.unwrap(), RotateOutcome::Rotated);
     let (_, session) = store.session_with_user(user.id, "old", 1_700_000_101).await.unwrap();
     let session = session.unwrap();

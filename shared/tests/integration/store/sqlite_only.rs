@@ -58,7 +58,7 @@ async fn purge_deletes_expired_rows() {
 /// is migrated in place, its sessions read with defaults (last used when started) and rotate.
 #[tokio::test]
 async fn a_schema_2_database_is_migrated_and_its_sessions_still_read() {
-    use accounts::domain::model::{RotateOutcome, Rotation, Session};
+    use accounts::domain::model::{RotateOutcome, Session};
     use accounts::store::SessionStore;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("accounts.sqlite3");
@@ -97,17 +97,8 @@ async fn a_schema_2_database_is_migrated_and_its_sessions_still_read() {
         previous_jti: None,
     };
     assert_eq!(session.as_ref(), Some(&expected));
-    assert_eq!(store.user_sessions(1, 1_700_000_001).await.unwrap(), vec![expected]);
-    let rotation = Rotation {
-        user_id: 1,
-        session_id: "s-old".into(),
-        old_jti: "r1".into(),
-        old_exp: 2_000_000_000,
-        new_jti: "r2".into(),
-        new_exp: 2_000_000_100,
-        password_version: 0,
-        now: 1_700_000_100,
-    };
+    assert_eq!(store.user_sessions(1, 1_700_000_001).await.unwrap(), vec![expected.clone()]);
+    let rotation = super::fixtures::rotation(&expected, "r1", "r2", 1_700_000_100);
     assert_eq!(store.rotate_refresh(rotation).await.unwrap(), RotateOutcome::Rotated);
     let session = store.session_with_user(1, "s-old", 1_700_000_101).await.unwrap().1.unwrap();
     assert_eq!((session.previous_jti.as_deref(), session.last_used_at), (Some("r1"), 1_700_000_100));
