@@ -3,7 +3,7 @@
 
 use std::net::IpAddr;
 
-use crate::domain::model::Session;
+use crate::domain::model::{Session, User};
 use crate::domain::sessions::Authenticated;
 use crate::domain::{now, Result};
 use crate::error::Error;
@@ -44,16 +44,28 @@ fn is_bidi_control(c: char) -> bool {
 /// recently used first. The caller's own is always among them (DynamoDB's index of a user's
 /// sessions may lag a login by a moment).
 pub async fn list(store: &dyn Store, me: &Authenticated) -> Result<Vec<Session>> {
-    let now = now();
-    let mut sessions: Vec<Session> =
-        store.user_sessions(me.user.id, now).await?.into_iter().filter(|s| s.is_valid_for(&me.user, now)).collect();
+    let mut sessions = live_sessions(store, &me.user).await?;
     if !sessions.iter().any(|s| s.id == me.session.id) {
         sessions.push(me.session.clone());
+        sort_by_last_use(&mut sessions);
     }
+    Ok(sessions)
+}
+
+/// The user's sessions that can still be used (live, of the current password), most recently
+/// used first.
+pub async fn live_sessions(store: &dyn Store, user: &User) -> Result<Vec<Session>> {
+    let now = now();
+    let mut sessions: Vec<Session> =
+        store.user_sessions(user.id, now).await?.into_iter().filter(|s| s.is_valid_for(user, now)).collect();
+    sort_by_last_use(&mut sessions);
+    Ok(sessions)
+}
+
+fn sort_by_last_use(sessions: &mut [Session]) {
     sessions.sort_by(|a, b| {
         (b.last_used_at, b.created_at).cmp(&(a.last_used_at, a.created_at)).then_with(|| a.id.cmp(&b.id))
     });
-    Ok(sessions)
 }
 
 /// Ends one of the caller's sessions (its access and refresh tokens are refused from now on).

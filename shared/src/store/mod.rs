@@ -71,6 +71,10 @@ pub trait UserStore: Send + Sync {
     /// (`UsernameTaken`, nothing written); `UserNotFound` for a missing user.
     async fn update_user(&self, id: u64, update: UserUpdate) -> StoreResult<User>;
 
+    /// Enables or disables the account (a disabled one cannot log in, refresh or authenticate);
+    /// `UserNotFound` for a missing user.
+    async fn set_active(&self, id: u64, active: bool) -> StoreResult<()>;
+
     /// Replaces the password hash if it is still the expected one; returns the user's password
     /// version afterwards. `Stale` when the hash changed meanwhile (nothing written),
     /// `UserNotFound` for a missing user.
@@ -157,6 +161,9 @@ pub trait ThrottleStore: Send + Sync {
 
     /// Gives back the places of a reservation (a password check that succeeded).
     async fn release(&self, reservation: &Reservation) -> StoreResult<()>;
+
+    /// Deletes these counter windows (`Rule::keys`): an operator unlocking an account.
+    async fn clear_counters(&self, keys: &[String]) -> StoreResult<()>;
 
     /// The user a login names, read together with the usage of the rules' counters (one round
     /// trip fewer than reading them apart: a login must look at both before it decides).

@@ -455,6 +455,19 @@ impl UserStore for SqliteStore {
         .await
     }
 
+    async fn set_active(&self, id: u64, active: bool) -> StoreResult<()> {
+        self.write(move |tx| {
+            match tx
+                .execute("UPDATE users SET is_active = ?2 WHERE id = ?1", params![id as i64, active])
+                .map_err(db_error)?
+            {
+                0 => Err(StoreError::UserNotFound),
+                _ => Ok(()),
+            }
+        })
+        .await
+    }
+
     async fn replace_password_hash(&self, r: PasswordReplacement) -> StoreResult<u64> {
         self.write(move |tx| {
             let id = r.user_id as i64;
@@ -702,6 +715,17 @@ impl ThrottleStore for SqliteStore {
             for key in keys {
                 tx.execute("UPDATE throttle SET count = count - 1 WHERE key = ?1 AND count > 0", [key])
                     .map_err(db_error)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn clear_counters(&self, keys: &[String]) -> StoreResult<()> {
+        let keys = keys.to_vec();
+        self.write(move |tx| {
+            for key in keys {
+                tx.execute("DELETE FROM throttle WHERE key = ?1", [key]).map_err(db_error)?;
             }
             Ok(())
         })
