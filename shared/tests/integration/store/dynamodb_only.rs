@@ -111,18 +111,7 @@ async fn sessions_written_by_older_versions_still_read() {
     ]);
     client.put_item().table_name(&store.tables().sessions).set_item(Some(old_item)).send().await.unwrap();
     let (_, session) = store.session_with_user(user.id, "old", 1_700_000_001).await.unwrap();
-    let expected = Session {
-        id: "old".into(),
-        user_id: user.id,
-        refresh_jti: "old-r1".into(),
-        created_at: 1_700_000_000,
-        expires_at: 2_000_000_000,
-        password_version: 0,
-        device: String::new(),
-        ip: String::new(),
-        last_used_at: 1_700_000_000,
-        previous_jti: None,
-    };
+    let expected = super::fixtures::older_session("old", user.id, "old-r1");
     assert_eq!(session.as_ref(), Some(&expected));
     let listed = store.user_sessions(user.id, 1_700_000_001).await.unwrap();
     assert!(listed.contains(&expected), "{listed:?}");

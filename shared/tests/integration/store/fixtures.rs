@@ -62,6 +62,23 @@ pub(super) async fn register(store: &SharedStore, username: &str, email: &str) -
     (user.clone(), Session { user_id: user.id, ..first })
 }
 
+/// A session as a version before devices wrote it (created at 1_700_000_000, expiring at
+/// 2_000_000_000), read back with the defaults: no device or address, last used when created.
+pub(super) fn older_session(id: &str, user_id: u64, jti: &str) -> Session {
+    Session {
+        id: id.into(),
+        user_id,
+        refresh_jti: jti.into(),
+        created_at: 1_700_000_000,
+        expires_at: 2_000_000_000,
+        password_version: 0,
+        device: String::new(),
+        ip: String::new(),
+        last_used_at: 1_700_000_000,
+        previous_jti: None,
+    }
+}
+
 pub(super) fn rotation(s: &Session, old_jti: &str, new_jti: &str, now: i64) -> Rotation {
     Rotation {
         user_id: s.user_id,

@@ -58,7 +58,7 @@ async fn purge_deletes_expired_rows() {
 /// is migrated in place, its sessions read with defaults (last used when started) and rotate.
 #[tokio::test]
 async fn a_schema_2_database_is_migrated_and_its_sessions_still_read() {
-    use accounts::domain::model::{RotateOutcome, Session};
+    use accounts::domain::model::RotateOutcome;
     use accounts::store::SessionStore;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("accounts.sqlite3");
@@ -84,18 +84,7 @@ async fn a_schema_2_database_is_migrated_and_its_sessions_still_read() {
     let store = SqliteStore::open_file(&path).unwrap();
     let (user, session) = store.session_with_user(1, "s-old", 1_700_000_001).await.unwrap();
     assert_eq!(user.unwrap().username, "old");
-    let expected = Session {
-        id: "s-old".into(),
-        user_id: 1,
-        refresh_jti: "r1".into(),
-        created_at: 1_700_000_000,
-        expires_at: 2_000_000_000,
-        password_version: 0,
-        device: String::new(),
-        ip: String::new(),
-        last_used_at: 1_700_000_000,
-        previous_jti: None,
-    };
+    let expected = super::fixtures::older_session("s-old", 1, "r1");
     assert_eq!(session.as_ref(), Some(&expected));
     assert_eq!(store.user_sessions(1, 1_700_000_001).await.unwrap(), vec![expected.clone()]);
     let rotation = super::fixtures::rotation(&expected, "r1", "r2", 1_700_000_100);
