@@ -786,7 +786,8 @@ async fn run_flows(t: &Value, legacy: bool) -> (Cloud, BTreeMap<String, Vec<Auth
         cloud.json(TokenVerify, Method::POST, "/api/auth/token/verify/", json!({"token": refresh}), bearer).await;
     assert_eq!(status, StatusCode::OK);
 
-    // Rotation, then reuse of the spent token: refused, and the session ends.
+    // Rotation; the spent token again while its successor is unused (a lost answer: the current
+    // pair); the successor used; then the spent token is reuse: refused, and the session ends.
     for (endpoint, path) in [(Refresh, "/api/auth/refresh/"), (TokenRefresh, "/api/auth/token/refresh/")] {
         let (_, r) = cloud
             .json(Login, Method::POST, "/api/auth/login/", json!({"username": "iam", "password": strong}), None)
@@ -794,12 +795,34 @@ async fn run_flows(t: &Value, legacy: bool) -> (Cloud, BTreeMap<String, Vec<Auth
         let spent = r["refresh"].as_str().unwrap().to_string();
         let (status, r) = cloud.json(endpoint, Method::POST, path, json!({"refresh": spent}), bearer).await;
         assert_eq!(status, StatusCode::OK, "{r}");
+        let (status, lost) = cloud.json(endpoint, Method::POST, path, json!({"refresh": spent}), None).await;
+        assert_eq!((status, &lost["refresh"]), (StatusCode::OK, &r["refresh"]), "{lost}");
+        let (status, r) = cloud.json(endpoint, Method::POST, path, json!({"refresh": r["refresh"]}), None).await;
+        assert_eq!(status, StatusCode::OK, "{r}");
         let (status, r) = cloud.json(endpoint, Method::POST, path, json!({"refresh": spent}), None).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{r}");
     }
 
     let (status, r) = cloud.json(Logout, Method::POST, "/api/auth/logout/", json!({"refresh": refresh}), bearer).await;
     assert_eq!(status, StatusCode::OK, "{r}");
+
+    // Sessions: the list; another session ended by its id, an unknown id; then all the others.
+    for _ in 0..2 {
+        let (status, r) = cloud
+            .json(Login, Method::POST, "/api/auth/login/", json!({"username": "iam", "password": strong}), None)
+            .await;
+        assert_eq!(status, StatusCode::OK, "{r}");
+    }
+    let (status, r) = cloud.call(Sessions, Method::GET, "/api/auth/sessions/", None, bearer, "").await;
+    assert_eq!(status, StatusCode::OK, "{r}");
+    let other = r.as_array().unwrap().iter().find(|s| s["current"] == false).expect("another session")["id"].clone();
+    let path = format!("/api/auth/sessions/{}/", other.as_str().unwrap());
+    let (status, r) = cloud.call(Session, Method::DELETE, &path, None, bearer, "").await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{r}");
+    let (status, r) = cloud.call(Session, Method::DELETE, &path, None, bearer, "").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{r}");
+    let (status, r) = cloud.call(Sessions, Method::DELETE, "/api/auth/sessions/", None, bearer, "").await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{r}");
 
     let (status, _) = cloud.call(UserDetails, Method::GET, "/api/auth/user/", None, bearer, "").await;
     assert_eq!(status, StatusCode::OK);

@@ -24,6 +24,8 @@ const UPLOAD_PLACEHOLDER: &str = "REPLACE_WITH_UPLOAD_ID";
 
 const RESET_UID_PLACEHOLDER: &str = "REPLACE_WITH_RESET_UID";
 const RESET_TOKEN_PLACEHOLDER: &str = "REPLACE_WITH_RESET_TOKEN";
+/// The id of a session of the signed-in user (the `sid` of its access token).
+const SESSION_PLACEHOLDER: &str = "REPLACE_WITH_SESSION_ID";
 
 /// Whether `path` is an instance of the route `template` (`{name}` stands for one segment).
 fn route_matches(template: &str, path: &str) -> bool {
@@ -63,6 +65,7 @@ fn expected_status(endpoint: Endpoint) -> StatusCode {
     match endpoint {
         Endpoint::Registration => StatusCode::CREATED,
         Endpoint::AccountDeletion => StatusCode::NO_CONTENT,
+        Endpoint::Session => StatusCode::NO_CONTENT,
         _ => StatusCode::OK,
     }
 }
@@ -177,6 +180,7 @@ async fn every_event_gets_its_expected_answer() {
                     .replace(UPLOAD_PLACEHOLDER, &upload_id)
                     .replace(RESET_UID_PLACEHOLDER, &accounts::domain::reset_token::to_base36(user_id))
                     .replace(RESET_TOKEN_PLACEHOLDER, &reset_token)
+                    .replace(SESSION_PLACEHOLDER, testkit::claims(&access)["sid"].as_str().unwrap())
             }
         };
         assert!(!event.contains("REPLACE_WITH_"), "{name}: an unknown placeholder is left");
@@ -230,7 +234,11 @@ async fn every_event_gets_its_expected_answer() {
             Endpoint::AccountDeletePage => {
                 assert!(answer.as_str().is_some_and(|html| html.contains("<form")), "{name}: {answer}")
             }
-            Endpoint::TokenVerify | Endpoint::Logout => {}
+            Endpoint::Sessions => {
+                assert_eq!(answer.as_array().map(Vec::len), Some(1), "{name}: {answer}");
+                assert_eq!(answer[0]["current"], true, "{name}: {answer}");
+            }
+            Endpoint::TokenVerify | Endpoint::Logout | Endpoint::Session => {}
         }
         if endpoint == Endpoint::Logout {
             // The same event again: its refresh token is spent now.

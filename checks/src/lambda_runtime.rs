@@ -125,6 +125,8 @@ where
             400,
         ),
         ("user-details", event("GET", "/api/auth/user/", None, Some(&access)), 200),
+        ("sessions", event("GET", "/api/auth/sessions", None, Some(&access)), 200),
+        ("session", event("DELETE", "/api/auth/sessions/0123456789abcdef0123456789abcdef/", None, Some(&access)), 404),
         ("token-verify", event("POST", "/api/auth/token/verify/", Some(json!({"token": access})), None), 200),
         ("token-refresh", event("POST", "/api/auth/token/refresh/", Some(json!({})), None), 401),
         ("refresh", event("POST", "/api/auth/refresh/", Some(json!({"refresh": refresh})), None), 200),
@@ -377,6 +379,7 @@ async fn signing_keys_rotate_under_the_lambda_runtime() {
             created_at: claims["iat"].as_i64().unwrap(),
             expires_at: claims["iat"].as_i64().unwrap() + 900,
             password_version: 0,
+            ..Default::default()
         };
         tokens.current_pair(&session).access
     };

@@ -144,6 +144,11 @@ pub(crate) async fn refresh(
         created_at: now,
         expires_at: pair.refresh_claims.exp,
         password_version: 0,
+        // The old service recorded no device; the sessions list shows this one as unnamed.
+        device: String::new(),
+        ip: String::new(),
+        last_used_at: now,
+        previous_jti: None,
     };
     let spent = BlacklistEntry {
         jti: claims.jti.clone(),

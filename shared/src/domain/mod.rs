@@ -3,6 +3,7 @@
 pub mod account;
 pub mod avatars;
 pub mod credentials;
+pub mod devices;
 pub mod fields;
 pub mod legacy;
 pub mod login;

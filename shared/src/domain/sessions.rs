@@ -1,6 +1,7 @@
 //! Sessions and their tokens: starting one, refresh with rotation and reuse detection, verify,
 //! logout, and the authentication of a Bearer access token.
 
+use crate::domain::devices::SessionOrigin;
 use crate::domain::fields::{Data, FieldErrors};
 use crate::domain::legacy::{self, Decoded};
 use crate::domain::model::{LogoutOutcome, RotateOutcome, Rotation, Session, SpentToken, User};
@@ -24,9 +25,8 @@ pub(crate) fn new_session_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
 
-/// A new session of an existing user and its first token pair: what a login does once the
-/// password matched (the benchmark's token minter calls it too). `UserNotFound` when the user is
-/// gone, `Stale` when the user's password version is no longer `password_version`.
+/// A new session of an existing user and its first token pair, of no known device (the
+/// benchmark's token minter calls it). See [`start_session_from`].
 pub async fn start_session(
     store: &dyn Store,
     tokens: &TokenService,
@@ -34,18 +34,40 @@ pub async fn start_session(
     password_version: u64,
     now: i64,
 ) -> std::result::Result<TokenPair, StoreError> {
+    start_session_from(store, tokens, user_id, password_version, SessionOrigin::default(), now).await
+}
+
+/// A new session of an existing user, started from `origin`, and its first token pair: what a
+/// login does once the password matched. `UserNotFound` when the user is gone, `Stale` when the
+/// user's password version is no longer `password_version`.
+pub async fn start_session_from(
+    store: &dyn Store,
+    tokens: &TokenService,
+    user_id: u64,
+    password_version: u64,
+    origin: SessionOrigin,
+    now: i64,
+) -> std::result::Result<TokenPair, StoreError> {
     let session_id = new_session_id();
     let pair = tokens.issue_pair(user_id, &session_id, password_version, now);
-    let session = Session {
-        id: session_id,
-        user_id,
-        refresh_jti: pair.refresh_claims.jti.clone(),
-        created_at: now,
-        expires_at: pair.refresh_claims.exp,
-        password_version,
-    };
-    store.start_session(session, now).await?;
+    store.start_session(new_session(&pair.refresh_claims, origin, now), now).await?;
     Ok(pair)
+}
+
+/// The record of a session whose first refresh token has these claims.
+pub(crate) fn new_session(refresh: &Claims, origin: SessionOrigin, now: i64) -> Session {
+    Session {
+        id: refresh.sid.clone(),
+        user_id: refresh.user_id(),
+        refresh_jti: refresh.jti.clone(),
+        created_at: now,
+        expires_at: refresh.exp,
+        password_version: refresh.pwv,
+        device: origin.device,
+        ip: origin.ip,
+        last_used_at: now,
+        previous_jti: None,
+    }
 }
 
 /// How the refresh routes read a missing `refresh` field.
@@ -113,8 +135,10 @@ pub async fn refresh(
     Err(Error::TokenRejected(TokenProblem::Invalid))
 }
 
-/// A spent refresh token presented again: the session's current pair within the grace window,
-/// otherwise the end of the session.
+/// A spent refresh token presented again: the session's current pair when the token is the
+/// one the current token replaced (that token has not been used yet: the answer of the
+/// rotation was lost) or when it was spent within the grace window; otherwise the end of the
+/// session.
 pub(crate) async fn reused_refresh(
     store: &dyn Store,
     tokens: &TokenService,
@@ -122,15 +146,32 @@ pub(crate) async fn reused_refresh(
     now: i64,
     grace: std::time::Duration,
 ) -> Result<TokenPair> {
+    let grace = grace.as_secs() as i64;
+    let usable = match store.session_with_user(claims.user_id(), &claims.sid, now).await? {
+        (Some(user), Some(session))
+            if user.is_active && session.is_valid_for(&user, now) && session.refresh_jti != claims.jti =>
+        {
+            Some(session)
+        }
+        _ => None,
+    };
+    if let Some(session) = &usable {
+        // The rotation that spent this token wrote `last_used_at`: past the grace window, the
+        // access token of the pair is a fresh one (the rotation's has likely expired).
+        if session.previous_jti.as_deref() == Some(claims.jti.as_str()) {
+            return Ok(if now - session.last_used_at < grace {
+                tokens.current_pair(session)
+            } else {
+                tokens.current_pair_with_fresh_access(session, now)
+            });
+        }
+    }
     let spent = store.blacklisted(&claims.jti, now).await?;
-    let within_grace = spent
-        .as_ref()
-        .is_some_and(|entry| entry.session_id == claims.sid && now - entry.blacklisted_at < grace.as_secs() as i64);
+    let within_grace =
+        spent.as_ref().is_some_and(|entry| entry.session_id == claims.sid && now - entry.blacklisted_at < grace);
     if within_grace {
-        if let (Some(user), Some(session)) = store.session_with_user(claims.user_id(), &claims.sid, now).await? {
-            if user.is_active && session.is_valid_for(&user, now) && session.refresh_jti != claims.jti {
-                return Ok(tokens.current_pair(&session));
-            }
+        if let Some(session) = &usable {
+            return Ok(tokens.current_pair(session));
         }
     } else if store.end_session(&claims.sid).await? {
         telemetry::count(names::REFRESH_REUSE_DETECTED);

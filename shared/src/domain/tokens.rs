@@ -320,6 +320,16 @@ impl TokenService {
         })
     }
 
+    /// The session's current refresh token, as [`Self::current_pair`], with an access token
+    /// issued `now` (for a lost rotation answer recovered after the access token's lifetime).
+    pub fn current_pair_with_fresh_access(&self, session: &crate::domain::model::Session, now: i64) -> TokenPair {
+        let mut pair = self.current_pair(session);
+        pair.access_claims =
+            Claims { iat: now, exp: now + self.access_lifetime.as_secs() as i64, jti: new_jti(), ..pair.access_claims };
+        pair.access = self.sign(&pair.access_claims);
+        pair
+    }
+
     /// A new pair for the session.
     pub fn issue_pair(&self, user_id: u64, session_id: &str, password_version: u64, now: i64) -> TokenPair {
         self.sign_pair(self.refresh_claims(user_id, session_id, password_version, now))

@@ -21,6 +21,10 @@ pub enum Endpoint {
     AvatarUpload,
     AvatarConfirm,
     PasswordChange,
+    /// The caller's sessions: the list (GET), "log out other devices" (DELETE).
+    Sessions,
+    /// One of the caller's sessions (`{id}`): DELETE ends it.
+    Session,
     PasswordReset,
     PasswordResetConfirm,
     /// The link in the reset e-mail (`{uid}` and `{token}` are path parameters).
@@ -93,6 +97,8 @@ impl Endpoint {
         Endpoint::AvatarUpload,
         Endpoint::AvatarConfirm,
         Endpoint::PasswordChange,
+        Endpoint::Sessions,
+        Endpoint::Session,
         Endpoint::PasswordReset,
         Endpoint::PasswordResetConfirm,
         Endpoint::PasswordResetLink,
@@ -116,6 +122,8 @@ impl Endpoint {
             Endpoint::AvatarUpload => "avatar-upload",
             Endpoint::AvatarConfirm => "avatar-confirm",
             Endpoint::PasswordChange => "password-change",
+            Endpoint::Sessions => "sessions",
+            Endpoint::Session => "session",
             Endpoint::PasswordReset => "password-reset",
             Endpoint::PasswordResetConfirm => "password-reset-confirm",
             Endpoint::PasswordResetLink => "password-reset-link",
@@ -139,6 +147,8 @@ impl Endpoint {
             Endpoint::AvatarUpload => "/api/accounts/profile/avatar/upload/",
             Endpoint::AvatarConfirm => "/api/accounts/profile/avatar/confirm/",
             Endpoint::PasswordChange => "/api/auth/password/change/",
+            Endpoint::Sessions => "/api/auth/sessions/",
+            Endpoint::Session => "/api/auth/sessions/{id}/",
             Endpoint::PasswordReset => "/api/auth/password/reset/",
             Endpoint::PasswordResetConfirm => "/api/auth/password/reset/confirm/",
             Endpoint::PasswordResetLink => "/password-reset/confirm/{uid}/{token}/",
@@ -168,6 +178,8 @@ impl Endpoint {
         const READ_WRITE: &[Method] = &[Method::GET, Method::PUT, Method::PATCH];
         match self {
             Endpoint::UserDetails | Endpoint::Profile => READ_WRITE,
+            Endpoint::Sessions => &[Method::GET, Method::DELETE],
+            Endpoint::Session => &[Method::DELETE],
             Endpoint::PasswordResetLink | Endpoint::Jwks | Endpoint::Schema | Endpoint::AccountDeletePage => GET,
             Endpoint::AccountDeletion => DELETE,
             _ => POST,
@@ -184,6 +196,8 @@ impl Endpoint {
                 | Endpoint::AvatarUpload
                 | Endpoint::AvatarConfirm
                 | Endpoint::PasswordChange
+                | Endpoint::Sessions
+                | Endpoint::Session
         )
     }
 

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod avatar;
 pub mod body;
 pub mod client_ip;
+pub mod devices;
 pub mod endpoints;
 mod errors;
 pub mod handlers;

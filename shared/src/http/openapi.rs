@@ -76,16 +76,8 @@ fn body<T: ToSchema>() -> Body {
     Body { name: T::name, add: add_schema::<T> }
 }
 
-/// The "body" of a 204: none.
-const NO_CONTENT: Body = Body { name: no_name, add: no_schema };
-
-fn no_name() -> Cow<'static, str> {
-    Cow::Borrowed("")
-}
-
-fn no_schema(components: ComponentsBuilder) -> ComponentsBuilder {
-    components
-}
+/// The "body" of a 204 answer: none.
+const NO_CONTENT: Body = Body { name: || Cow::Borrowed(""), add: |components| components };
 
 /// `T`'s schema and the ones it refers to.
 fn add_schema<T: ToSchema>(components: ComponentsBuilder) -> ComponentsBuilder {
@@ -176,6 +168,19 @@ pub fn describe(endpoint: Endpoint, method: &Method) -> Option<Description> {
             Some(requests::password_change::FIELDS),
             (200, body::<wire::Message>()),
             &[400, 429],
+        ),
+        E::Sessions if get => d(
+            "The caller's sessions (signed-in devices), most recently used first",
+            None,
+            (200, body::<wire::Sessions>()),
+            &[],
+        ),
+        E::Sessions if delete => d("End every session of the caller's but this one (log out other devices)", None, (204, NO_CONTENT), &[]),
+        E::Session if delete => d(
+            "End one of the caller's sessions: its tokens are refused at once (another user's or an unknown id: 404)",
+            None,
+            (204, NO_CONTENT),
+            &[404],
         ),
         E::PasswordReset if post => d(
             "E-mail a password reset link (the same answer whether or not the address is known)",
@@ -322,7 +327,7 @@ fn operation(
     let mut responses = ResponsesBuilder::new();
     for status in statuses(description) {
         let response: RefOr<Response> = if status == 204 {
-            ResponseBuilder::new().description("No Content").build().into()
+            ResponseBuilder::new().description(success_description(status)).build().into()
         } else if status == description.ok.0 {
             ResponseBuilder::new()
                 .description(success_description(status))
@@ -343,10 +348,10 @@ fn path_parameters(path: &str) -> Vec<&str> {
 }
 
 fn success_description(status: u16) -> &'static str {
-    if status == 201 {
-        "Created"
-    } else {
-        "OK"
+    match status {
+        201 => "Created",
+        204 => "No Content",
+        _ => "OK",
     }
 }
 

@@ -28,6 +28,8 @@ fn handlers(endpoint: Endpoint) -> MethodRouter<AppState> {
         Endpoint::AvatarUpload => post(crate::http::avatar::avatar_upload),
         Endpoint::AvatarConfirm => post(crate::http::avatar::avatar_confirm),
         Endpoint::PasswordChange => post(crate::http::passwords::password_change),
+        Endpoint::Sessions => get(crate::http::devices::list).delete(crate::http::devices::end_others),
+        Endpoint::Session => delete(crate::http::devices::end),
         Endpoint::PasswordReset => post(crate::http::passwords::password_reset),
         Endpoint::PasswordResetConfirm => post(crate::http::passwords::password_reset_confirm),
         Endpoint::PasswordResetLink => get(crate::http::passwords::password_reset_link),

@@ -71,6 +71,10 @@ pub trait UserStore: Send + Sync {
     /// (`UsernameTaken`, nothing written); `UserNotFound` for a missing user.
     async fn update_user(&self, id: u64, update: UserUpdate) -> StoreResult<User>;
 
+    /// Enables or disables the account (a disabled one cannot log in, refresh or authenticate);
+    /// `UserNotFound` for a missing user.
+    async fn set_active(&self, id: u64, active: bool) -> StoreResult<()>;
+
     /// Replaces the password hash if it is still the expected one; returns the user's password
     /// version afterwards. `Stale` when the hash changed meanwhile (nothing written),
     /// `UserNotFound` for a missing user.
@@ -96,7 +100,8 @@ pub trait SessionStore: Send + Sync {
 
     /// Spends `old_jti` and makes `new_jti` the session's current refresh token, exactly once:
     /// of several rotations of the same token only one returns `Rotated`. Only while the user
-    /// is active and the session's and the user's password versions are the rotation's.
+    /// is active and the session's and the user's password versions are the rotation's. The
+    /// same write sets the session's `previous_jti` to `old_jti` and `last_used_at` to `now`.
     async fn rotate_refresh(&self, rotation: Rotation) -> StoreResult<RotateOutcome>;
 
     /// Blacklists the refresh token and, when it is its session's current token, ends the session.
@@ -120,6 +125,15 @@ pub trait SessionStore: Send + Sync {
 
     /// Ends every session of the user except `keep` (password change) or all of them.
     async fn end_sessions(&self, user_id: u64, keep: Option<&str>) -> StoreResult<u64>;
+
+    /// The user's sessions that are not expired at `now` (in no order; the caller checks the
+    /// password versions). DynamoDB finds them through an eventually consistent index, so a
+    /// session started a moment ago may be missing; the sessions read are current.
+    async fn user_sessions(&self, user_id: u64, now: i64) -> StoreResult<Vec<Session>>;
+
+    /// Ends the session if it is the user's and not expired, in one conditional write (never
+    /// another user's); whether it did.
+    async fn end_user_session(&self, user_id: u64, session_id: &str, now: i64) -> StoreResult<bool>;
 }
 
 #[async_trait]
@@ -173,6 +187,9 @@ pub trait ThrottleStore: Send + Sync {
 
     /// Gives back the places of a reservation (a password check that succeeded).
     async fn release(&self, reservation: &Reservation) -> StoreResult<()>;
+
+    /// Deletes these counter windows (`Rule::keys`): an operator unlocking an account.
+    async fn clear_counters(&self, keys: &[String]) -> StoreResult<()>;
 
     /// The user a login names, read together with the usage of the rules' counters (one round
     /// trip fewer than reading them apart: a login must look at both before it decides).

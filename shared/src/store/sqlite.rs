@@ -20,8 +20,9 @@ use crate::domain::model::{
 use crate::domain::throttle::{self, Rule, Usage};
 use crate::domain::user::username_skeleton;
 
-/// 2: password versions (users, sessions) and username skeletons.
-const SCHEMA_VERSION: i64 = 2;
+/// 2: password versions (users, sessions) and username skeletons. 3: the sessions' device,
+/// address, last use and previous refresh token.
+const SCHEMA_VERSION: i64 = 3;
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS users (
     id            INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -47,7 +48,11 @@ CREATE TABLE IF NOT EXISTS sessions (
     refresh_jti   TEXT NOT NULL,
     created_at    INTEGER NOT NULL,
     expires_at    INTEGER NOT NULL,
-    password_version INTEGER NOT NULL DEFAULT 0
+    password_version INTEGER NOT NULL DEFAULT 0,
+    device        TEXT NOT NULL DEFAULT '',
+    ip            TEXT NOT NULL DEFAULT '',
+    last_used_at  INTEGER,                 -- NULL: never refreshed since schema 3 (created_at)
+    previous_jti  TEXT
 );
 CREATE INDEX IF NOT EXISTS sessions_by_user ON sessions(user_id);
 CREATE INDEX IF NOT EXISTS sessions_by_expiry ON sessions(expires_at);
@@ -68,7 +73,8 @@ CREATE INDEX IF NOT EXISTS throttle_by_expiry ON throttle(expires_at);
 ";
 
 const USER_COLUMNS: &str = "id, username, email, password, first_name, last_name, nickname, signature, avatar, is_active, date_joined, last_login, password_version";
-const SESSION_COLUMNS: &str = "id, user_id, refresh_jti, created_at, expires_at, password_version";
+const SESSION_COLUMNS: &str =
+    "id, user_id, refresh_jti, created_at, expires_at, password_version, device, ip, last_used_at, previous_jti";
 
 /// How many connections (and so blocking threads) one process uses at most.
 const POOL_SIZE: usize = 4;
@@ -186,6 +192,15 @@ fn migrate(conn: &mut Connection) -> StoreResult<()> {
         tx.execute_batch("CREATE UNIQUE INDEX IF NOT EXISTS users_by_skeleton ON users(username_skeleton);")
             .map_err(db_error)?;
     }
+    if version == 1 || version == 2 {
+        tx.execute_batch(
+            "ALTER TABLE sessions ADD COLUMN device TEXT NOT NULL DEFAULT '';
+             ALTER TABLE sessions ADD COLUMN ip TEXT NOT NULL DEFAULT '';
+             ALTER TABLE sessions ADD COLUMN last_used_at INTEGER;
+             ALTER TABLE sessions ADD COLUMN previous_jti TEXT;",
+        )
+        .map_err(db_error)?;
+    }
     tx.execute_batch(SCHEMA).map_err(db_error)?;
     tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(db_error)?;
     tx.commit().map_err(db_error)
@@ -234,6 +249,10 @@ fn session_from_row(row: &Row<'_>) -> rusqlite::Result<Session> {
         created_at: row.get(3)?,
         expires_at: row.get(4)?,
         password_version: row.get::<_, i64>(5)? as u64,
+        device: row.get(6)?,
+        ip: row.get(7)?,
+        last_used_at: row.get::<_, Option<i64>>(8)?.unwrap_or(row.get(3)?),
+        previous_jti: row.get(9)?,
     })
 }
 
@@ -266,8 +285,19 @@ fn ensure_username_free(conn: &Connection, username: &str) -> StoreResult<()> {
 
 fn insert_session(conn: &Connection, s: &Session) -> StoreResult<()> {
     conn.execute(
-        &format!("INSERT INTO sessions ({SESSION_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"),
-        params![s.id, s.user_id as i64, s.refresh_jti, s.created_at, s.expires_at, s.password_version as i64],
+        &format!("INSERT INTO sessions ({SESSION_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"),
+        params![
+            s.id,
+            s.user_id as i64,
+            s.refresh_jti,
+            s.created_at,
+            s.expires_at,
+            s.password_version as i64,
+            s.device,
+            s.ip,
+            s.last_used_at,
+            s.previous_jti
+        ],
     )
     .map_err(db_error)?;
     Ok(())
@@ -425,6 +455,19 @@ impl UserStore for SqliteStore {
         .await
     }
 
+    async fn set_active(&self, id: u64, active: bool) -> StoreResult<()> {
+        self.write(move |tx| {
+            match tx
+                .execute("UPDATE users SET is_active = ?2 WHERE id = ?1", params![id as i64, active])
+                .map_err(db_error)?
+            {
+                0 => Err(StoreError::UserNotFound),
+                _ => Ok(()),
+            }
+        })
+        .await
+    }
+
     async fn replace_password_hash(&self, r: PasswordReplacement) -> StoreResult<u64> {
         self.write(move |tx| {
             let id = r.user_id as i64;
@@ -531,7 +574,7 @@ impl SessionStore for SqliteStore {
             }
             let rotated = tx
                 .execute(
-                    "UPDATE sessions SET refresh_jti = ?4, expires_at = ?5
+                    "UPDATE sessions SET refresh_jti = ?4, expires_at = ?5, previous_jti = ?3, last_used_at = ?6
                      WHERE id = ?1 AND user_id = ?2 AND refresh_jti = ?3 AND expires_at > ?6",
                     params![r.session_id, r.user_id as i64, r.old_jti, r.new_jti, r.new_exp, r.now],
                 )
@@ -614,6 +657,33 @@ impl SessionStore for SqliteStore {
                 .execute("DELETE FROM sessions WHERE user_id = ?1 AND id != ?2", params![user_id as i64, keep])
                 .map_err(db_error)?;
             Ok(n as u64)
+        })
+        .await
+    }
+
+    async fn user_sessions(&self, user_id: u64, now: i64) -> StoreResult<Vec<Session>> {
+        self.run(move |conn| {
+            let mut statement = conn
+                .prepare_cached(&format!(
+                    "SELECT {SESSION_COLUMNS} FROM sessions WHERE user_id = ?1 AND expires_at > ?2"
+                ))
+                .map_err(db_error)?;
+            let sessions = statement.query_map(params![user_id as i64, now], session_from_row).map_err(db_error)?;
+            sessions.collect::<rusqlite::Result<Vec<Session>>>().map_err(db_error)
+        })
+        .await
+    }
+
+    async fn end_user_session(&self, user_id: u64, session_id: &str, now: i64) -> StoreResult<bool> {
+        let session_id = session_id.to_string();
+        self.write(move |tx| {
+            let n = tx
+                .execute(
+                    "DELETE FROM sessions WHERE id = ?1 AND user_id = ?2 AND expires_at > ?3",
+                    params![session_id, user_id as i64, now],
+                )
+                .map_err(db_error)?;
+            Ok(n > 0)
         })
         .await
     }
@@ -706,6 +776,17 @@ impl ThrottleStore for SqliteStore {
             for key in keys {
                 tx.execute("UPDATE throttle SET count = count - 1 WHERE key = ?1 AND count > 0", [key])
                     .map_err(db_error)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn clear_counters(&self, keys: &[String]) -> StoreResult<()> {
+        let keys = keys.to_vec();
+        self.write(move |tx| {
+            for key in keys {
+                tx.execute("DELETE FROM throttle WHERE key = ?1", [key]).map_err(db_error)?;
             }
             Ok(())
         })

@@ -121,6 +121,7 @@ async fn happy_paths_make_the_pinned_number_of_dynamodb_calls() {
 
     let r = app.post("/api/auth/login/", json!({"username": "TRIPS", "password": STRONG})).await;
     record("POST login", r.status, StatusCode::OK, Bound::AtMost(5));
+    let other_device = testkit::claims(r.body["access"].as_str().unwrap())["sid"].as_str().unwrap().to_string();
 
     let r = app.call("GET", "/api/accounts/profile/", None, Some(&access)).await;
     record("GET profile", r.status, StatusCode::OK, Bound::Exactly(1));
@@ -141,7 +142,24 @@ async fn happy_paths_make_the_pinned_number_of_dynamodb_calls() {
     let refresh = r.body["refresh"].as_str().unwrap().to_string();
     let r = app.post("/api/auth/token/refresh/", json!({"refresh": refresh})).await;
     record("POST token/refresh", r.status, StatusCode::OK, Bound::Exactly(1));
-    let refresh = r.body["refresh"].as_str().unwrap().to_string();
+    let (spent, refresh) = (refresh, r.body["refresh"].as_str().unwrap().to_string());
+    // The spent token again while its successor is unused (a lost answer): the refused
+    // rotation, the blacklist entry that explains it, the session with its user.
+    let r = app.post("/api/auth/refresh/", json!({"refresh": spent})).await;
+    assert_eq!(r.body["refresh"], refresh.as_str());
+    record("POST refresh (a lost answer, again)", r.status, StatusCode::OK, Bound::Exactly(3));
+
+    // Sessions: authentication, then the user's index and the sessions it names; ending one is
+    // one conditional delete; ending the others a delete each (here one).
+    let r = app.call("GET", "/api/auth/sessions/", None, Some(&access)).await;
+    assert_eq!(r.body.as_array().map(Vec::len), Some(2), "{}", r.body);
+    record("GET sessions", r.status, StatusCode::OK, Bound::Exactly(3));
+    let r = app.call("DELETE", &format!("/api/auth/sessions/{other_device}/"), None, Some(&access)).await;
+    record("DELETE sessions/<id>", r.status, StatusCode::NO_CONTENT, Bound::Exactly(2));
+    app.post("/api/auth/login/", json!({"username": "trips", "password": STRONG})).await;
+    log.take();
+    let r = app.call("DELETE", "/api/auth/sessions/", None, Some(&access)).await;
+    record("DELETE sessions (1 other)", r.status, StatusCode::NO_CONTENT, Bound::Exactly(3));
 
     let r = app.post("/api/auth/logout/", json!({"refresh": refresh})).await;
     record("POST logout", r.status, StatusCode::OK, Bound::Exactly(2));

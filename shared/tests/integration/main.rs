@@ -35,6 +35,7 @@ mod http_faults;
 mod http_journey;
 mod http_passwords;
 mod http_refresh_reuse;
+mod http_sessions;
 mod http_throttle;
 mod legacy_tokens;
 mod logs;

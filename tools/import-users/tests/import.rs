@@ -102,6 +102,7 @@ async fn check_imported(store: &SharedStore) {
         created_at: 0,
         expires_at: i64::MAX / 2,
         password_version: 0,
+        ..Default::default()
     };
     let new = accounts::domain::model::NewUser {
         username: "newcomer".into(),

@@ -105,7 +105,9 @@ impl SessionStore for DynamoStore {
                     Update::builder()
                         .table_name(&self.tables.sessions)
                         .set_key(Some(session_key(&r.session_id)))
-                        .update_expression("SET #refresh_jti = :new, #expires_at = :new_exp")
+                        .update_expression(
+                            "SET #refresh_jti = :new, #expires_at = :new_exp, #previous_jti = :old, #last_used_at = :now",
+                        )
                         .condition_expression(format!(
                             "#refresh_jti = :old AND #expires_at > :now AND #user_id = :uid AND {}",
                             password_version_is(r.password_version)
@@ -113,6 +115,8 @@ impl SessionStore for DynamoStore {
                         .expression_attribute_names("#refresh_jti", "refresh_jti")
                         .expression_attribute_names("#expires_at", "expires_at")
                         .expression_attribute_names("#user_id", "user_id")
+                        .expression_attribute_names("#previous_jti", "previous_jti")
+                        .expression_attribute_names("#last_used_at", "last_used_at")
                         .expression_attribute_names("#pwv", PASSWORD_VERSION)
                         .expression_attribute_values(":pwv", n(r.password_version))
                         .expression_attribute_values(":new", s(&r.new_jti))
@@ -280,6 +284,57 @@ impl SessionStore for DynamoStore {
     }
 
     async fn end_sessions(&self, user_id: u64, keep: Option<&str>) -> StoreResult<u64> {
+        let session_ids = self.user_session_ids(user_id).await?;
+        let mut ended = 0;
+        for session_id in session_ids {
+            if Some(session_id.as_str()) != keep && self.end_session(&session_id).await? {
+                ended += 1;
+            }
+        }
+        Ok(ended)
+    }
+
+    async fn user_sessions(&self, user_id: u64, now: i64) -> StoreResult<Vec<Session>> {
+        // The index (keys only) names them; the table has them, read consistently: a Query
+        // and one BatchGetItem per 100 sessions.
+        let session_ids = self.user_session_ids(user_id).await?;
+        let mut sessions = Vec::with_capacity(session_ids.len());
+        for chunk in session_ids.chunks(100) {
+            let keys = chunk.iter().map(|id| session_key(id)).collect::<Vec<_>>();
+            let request = HashMap::from([(
+                self.tables.sessions.clone(),
+                built(KeysAndAttributes::builder().set_keys(Some(keys)).consistent_read(true).build())?,
+            )]);
+            for items in self.batch_get(request).await?.into_values() {
+                for item in items {
+                    sessions.push(session_from_item(&item)?);
+                }
+            }
+        }
+        sessions.retain(|s| s.user_id == user_id && s.is_live(now));
+        Ok(sessions)
+    }
+
+    async fn end_user_session(&self, user_id: u64, session_id: &str, now: i64) -> StoreResult<bool> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.tables.sessions)
+            .set_key(Some(session_key(session_id)))
+            .condition_expression("#user_id = :uid AND #expires_at > :now")
+            .expression_attribute_names("#user_id", "user_id")
+            .expression_attribute_names("#expires_at", "expires_at")
+            .expression_attribute_values(":uid", n(user_id))
+            .expression_attribute_values(":now", n(now))
+            .send()
+            .await;
+        condition_held(result)
+    }
+}
+
+impl DynamoStore {
+    /// The ids of the user's sessions, from the `by_user` index (eventually consistent).
+    async fn user_session_ids(&self, user_id: u64) -> StoreResult<Vec<String>> {
         let mut session_ids = Vec::new();
         let mut start: Option<Item> = None;
         loop {
@@ -303,13 +358,7 @@ impl SessionStore for DynamoStore {
                 _ => break,
             }
         }
-        let mut ended = 0;
-        for session_id in session_ids {
-            if Some(session_id.as_str()) != keep && self.end_session(&session_id).await? {
-                ended += 1;
-            }
-        }
-        Ok(ended)
+        Ok(session_ids)
     }
 }
 
