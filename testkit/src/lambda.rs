@@ -17,7 +17,8 @@ use tokio::sync::mpsc;
 /// What the emulator saw of a function process, stamped when the request arrived.
 #[derive(Debug, Clone)]
 pub enum Seen {
-    /// The process asked for an event (and got the one on offer): its init is over.
+    /// The process was handed the event on offer (stamped then; a process that asked before the
+    /// event was offered waited for it): for a new process, its init is over.
     Next(Instant),
     /// Its answer, under the request id it was given (`init-error` when it failed to start).
     Answer { at: Instant, request_id: String, body: Value },
@@ -26,6 +27,8 @@ pub enum Seen {
 #[derive(Clone)]
 struct Shared {
     event: Arc<Mutex<Option<Value>>>,
+    /// Wakes a waiting `/next` as soon as an event is offered (warm invocations are timed).
+    offered: Arc<tokio::sync::Notify>,
     request_id: String,
     seen: mpsc::UnboundedSender<Seen>,
 }
@@ -41,7 +44,8 @@ pub struct RuntimeApi {
 /// One invocation as the emulator saw it.
 #[derive(Debug, Clone)]
 pub struct Invocation {
-    /// When the process first asked for an event (None: it failed before that).
+    /// When the process was handed the event (None: it failed before asking for one). A new
+    /// process asks once its init is done; a warm one is handed the event when it is offered.
     pub next_at: Option<Instant>,
     pub answer_at: Instant,
     pub request_id: String,
@@ -52,7 +56,12 @@ impl RuntimeApi {
     /// Starts the API on a free port; events are handed out under `request_id`.
     pub async fn start(request_id: &str) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
-        let shared = Shared { event: Arc::new(Mutex::new(None)), request_id: request_id.to_string(), seen: tx };
+        let shared = Shared {
+            event: Arc::new(Mutex::new(None)),
+            offered: Arc::new(tokio::sync::Notify::new()),
+            request_id: request_id.to_string(),
+            seen: tx,
+        };
         let app = Router::new()
             .route("/2018-06-01/runtime/invocation/next", get(next_event))
             .route("/2018-06-01/runtime/invocation/{id}/response", post(answer))
@@ -76,6 +85,7 @@ impl RuntimeApi {
     pub fn offer(&mut self, event: Value) {
         while self.seen.try_recv().is_ok() {}
         *self.shared.event.lock().unwrap() = Some(event);
+        self.shared.offered.notify_one();
     }
 
     /// Waits for the answer to the event on offer.
@@ -129,11 +139,10 @@ impl Drop for RuntimeApi {
 }
 
 async fn next_event(State(rt): State<Shared>) -> (HeaderMap, Json<Value>) {
-    let arrived = Instant::now();
     loop {
         let event = rt.event.lock().unwrap().take();
         if let Some(event) = event {
-            let _ = rt.seen.send(Seen::Next(arrived));
+            let _ = rt.seen.send(Seen::Next(Instant::now()));
             let mut headers = HeaderMap::new();
             headers.insert("lambda-runtime-aws-request-id", rt.request_id.parse().unwrap());
             headers.insert("lambda-runtime-deadline-ms", "99999999999999".parse().unwrap());
@@ -143,8 +152,9 @@ async fn next_event(State(rt): State<Shared>) -> (HeaderMap, Json<Value>) {
             );
             return (headers, Json(event));
         }
-        // The process's poll after its answer: it waits here until it is killed.
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        // The process's poll after its answer: it waits here for the next event, or until it is
+        // killed (the timeout only bounds a missed wake-up).
+        let _ = tokio::time::timeout(Duration::from_millis(50), rt.offered.notified()).await;
     }
 }
 
