@@ -33,8 +33,9 @@ TARGET_MAU = 0.002
 # sessions of the app; 15-minute access tokens. Requests per month by priced request.
 DAYS = 30
 USAGE = {
-    # One rotation per app start (the access token has expired) and one per 15 min of use.
-    "POST refresh": (4 + 60 / 15) * DAYS,
+    # One rotation per app session (its start finds the access token expired; the new one
+    # lasts the 15-minute session), and one more a day for a session that runs past 15 minutes.
+    "POST refresh": (4 + 1) * DAYS,
     # The app reads the profile at each start and on 2 more screens a session.
     "GET profile": 4 * 3 * DAYS,
     "GET user": 4 * DAYS,
@@ -46,8 +47,9 @@ USAGE = {
     # Registration once per user; spread over a year of use.
     "POST registration": 1 / 12,
 }
-USAGE_TEXT = ("1 h of use a day for 30 days, in 4 app sessions a day, with 15-minute access tokens: a refresh at each "
-              "session start and every 15 min of use (8 a day), the profile read 3 times and the user once a session, "
+USAGE_TEXT = ("1 h of use a day for 30 days, in 4 app sessions of 15 minutes a day, with 15-minute access tokens: a "
+              "refresh at each session start and one more a day for a longer session (5 a day), the profile read 3 "
+              "times and the user once a session, "
               "one token verify a session (another service), a login a week, a logout a month, registration once a year")
 
 
