@@ -278,8 +278,9 @@ def headline():
     for name, label, target in TESTS:
         new, old = t[name]["new"], t[name]["old"]
         extra = f", p99 {ms(new['p99_us'])}" if name == "refresh_rotate" else ""
+        ratio = new["rps"] / old["rps"] if old["rps"] else float("inf")
         rows.append(f"| {label} req/s | {rate(new['rps'])} ({new['cpu_ms_per_req'] * 1000:.0f} µs CPU/req{extra}) "
-                    f"| old: {rate(old['rps'])} | {new['rps'] / old['rps']:.1f}× | {verdict(new['rps'] / old['rps'], target)} |")
+                    f"| old: {rate(old['rps'])} | {ratio:.1f}× | {verdict(ratio, target)} |")
     for label, ratio in limit_rows:
         h = hello[[n for n, lab in LIMIT_TESTS if lab == label][0]]
         rows.append(f"| {label} vs a bare axum server | | bare axum: {rate(h['rps'])} req/s | {ratio:.2f}× "

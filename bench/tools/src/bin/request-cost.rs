@@ -17,7 +17,8 @@
 //!   only, read from DescribeTable).
 //! * Duration: the endpoint's release binary runs as a Lambda function (Runtime API emulator of
 //!   `testkit::lambda`) on the same tables, and answers one cold and WARM_RUNS warm events; a
-//!   warm invocation's duration is from the event's hand-out to the answer, as Lambda bills it.
+//!   warm invocation's duration is from the event's hand-out to the answer, as Lambda bills it
+//!   (the emulator stamps the hand-out; a waiting process polls for the next event every 5 ms).
 //!   DynamoDB is moto on localhost (a round trip of about a millisecond, like DynamoDB's
 //!   single-digit milliseconds in the region). The process's CPU time over the warm runs is
 //!   reported too: Lambda gives a function CPU in proportion to its memory (one vCPU at
@@ -448,8 +449,10 @@ async fn measure_durations(
     fixture: &Fixture,
     endpoint: Endpoint,
     warm: usize,
-    api: &mut RuntimeApi,
 ) -> anyhow::Result<Durations> {
+    // An emulator of its own: a killed process's pending `/next` must not take another's event.
+    let mut api = RuntimeApi::start("bench-cost").await;
+    let api = &mut api;
     let event = |(_, method, body, bearer): (&str, &str, Value, Option<String>)| {
         api_gateway_event(method, endpoint.path(), (!body.is_null()).then_some(body), bearer.as_deref())
     };
@@ -526,13 +529,12 @@ async fn main() -> anyhow::Result<()> {
     let bin_dir = PathBuf::from(bin_dir);
     let warm: usize = warm.parse().context("WARM_RUNS is a number")?;
     let fixture = Fixture::new().await?;
-    let mut api = RuntimeApi::start("bench-cost").await;
     let mut rows = Vec::new();
     for endpoint in PRICED {
         let measured = measure_units(&fixture, endpoint).await?;
         let binary = bin_dir.join(endpoint.function());
         let durations = if binary.exists() {
-            Some(measure_durations(&binary, &fixture, endpoint, warm, &mut api).await?)
+            Some(measure_durations(&binary, &fixture, endpoint, warm).await?)
         } else {
             eprintln!("request cost {:14} no duration: {} is not built", endpoint.function(), binary.display());
             None
