@@ -8,6 +8,9 @@ import re
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).parent))
+import cost  # noqa: E402
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -70,6 +73,12 @@ argon = limits.hashing(raw)
 old_hashers = load("old_hashers.json")
 cold = {mode: load(f"cold_start_{mode}.json") for mode in ("embedded", "dynamodb")}
 round_trips = (raw / "round_trips.md").read_text() if (raw / "round_trips.md").exists() else None
+# perf-reads: the bare axum server's runs (the limit of the read benchmarks) and the request costs.
+LIMIT_TESTS = [("profile_get", "profile GET"), ("token_verify", "token verify")]
+LIMIT_TARGET = 0.5  # us / bare axum
+REFRESH_P99_TARGET_MS = 20
+hello = {name: wrk_result(name, "hello") for name, _ in LIMIT_TESTS if (raw / f"{name}_hello.txt").exists()}
+request_cost = load("request_cost.json")
 
 lines = []
 add = lines.append
@@ -97,6 +106,34 @@ add("CPU ms/req is the server's user + system CPU time (all processes) over the 
     "it is what other load on the machine disturbs least.")
 add("")
 
+# ---- perf-reads: reads and refresh against the limit
+limit_rows = []
+if hello:
+    add("### Reads against the limit: a bare axum server")
+    add("")
+    add("`bench/hello-axum` answers the same paths with a small JSON body (no state, no middleware; same axum, tokio "
+        "and release profile), measured right after ours with the same wrk settings. CPU µs/req: the server's CPU time "
+        "over its requests.")
+    add("")
+    add("| endpoint | **us** req/s | CPU µs/req | p99 | **bare axum** req/s | CPU µs/req | p99 | **us / bare axum** | target |")
+    add("|---|---|---|---|---|---|---|---|---|")
+    for name, label in LIMIT_TESTS:
+        if name not in hello:
+            continue
+        new, h = throughput[name]["new"], hello[name]
+        ratio = new["rps"] / h["rps"] if h["rps"] else float("nan")
+        limit_rows.append((label, ratio))
+        add(f"| {label} | **{rate(new['rps'])}** | {new['cpu_ms_per_req'] * 1000:.1f} | {ms(new['p99_us'])} "
+            f"| **{rate(h['rps'])}** | {h['cpu_ms_per_req'] * 1000:.1f} | {ms(h['p99_us'])} | **{ratio:.2f}×** "
+            f"| {verdict(ratio, LIMIT_TARGET)} |")
+    r = throughput["refresh_rotate"]["new"]
+    p99_ok = "✅" if r["p99_us"] / 1000 < REFRESH_P99_TARGET_MS else "❌"
+    add("")
+    add(f"Refresh (a real rotation each): {rate(r['rps'])} req/s, {r['cpu_ms_per_req'] * 1000:.0f} CPU µs/req, "
+        f"p99 {ms(r['p99_us'])} {p99_ok} (target < {REFRESH_P99_TARGET_MS} ms).")
+    add("")
+# ---- end perf-reads
+
 add("### Memory (resident set)")
 add("")
 mem_ratio = memory["old_peak_rss_kib"] / memory["new_peak_rss_kib"]
@@ -114,6 +151,14 @@ add("")
 add("### Password hashing (one hash, this machine)")
 add("")
 lines.extend(limits.hashing_section(argon, old_hashers, machine["cores"]))
+
+# ---- perf-reads: the cost per request and per user
+per_mau = None
+if request_cost:
+    cost_text, per_mau = cost.section(request_cost, Path(__file__).parent.parent / "template.yaml")
+    lines.extend(cost_text.splitlines())
+    add("")
+# ---- end perf-reads
 
 readme_lines = list(lines)  # the README shows the tables up to here, and a line for the rest
 cold_rows = []
@@ -178,7 +223,8 @@ readme_body = "\n".join(readme_lines) + "\n"
                                    "Written by `bench/run`; raw outputs in `.tmp/bench/raw/`.\n\n" + body)
 (results / "latest.json").write_text(json.dumps({
     "machine": machine, "loadavg": loadavg, "throughput": throughput, "memory": memory,
-    "argon2": argon, "old_hashers": old_hashers, "cold_start": cold}, indent=2, default=str) + "\n")
+    "argon2": argon, "old_hashers": old_hashers, "cold_start": cold,
+    "hello_axum": hello, "request_cost": request_cost, "cost_per_mau": per_mau}, indent=2, default=str) + "\n")
 
 # The chart: throughput and memory ratios, and cold start relative to hello.
 fig, (left, right) = plt.subplots(1, 2, figsize=(14, 6), gridspec_kw={"width_ratios": [3, 2]})
@@ -219,3 +265,43 @@ if begin in text and end in text:
 else:
     print(f"{readme}: no {begin} ... {end} markers, left unchanged", file=sys.stderr)
 print(body)
+
+# ---- perf-reads: the headline table of the repository's README.md (between its markers)
+def headline():
+    """Each figure of issue 17 next to the old service or its limit, from this run."""
+    t = throughput
+    rows = ["| figure | us | old service / limit | ratio | target |", "|---|---|---|---|---|"]
+    for name, label, target in TESTS:
+        new, old = t[name]["new"], t[name]["old"]
+        extra = f", p99 {ms(new['p99_us'])}" if name == "refresh_rotate" else ""
+        ratio = new["rps"] / old["rps"] if old["rps"] else float("inf")
+        rows.append(f"| {label} req/s | {rate(new['rps'])} ({new['cpu_ms_per_req'] * 1000:.0f} µs CPU/req{extra}) "
+                    f"| old: {rate(old['rps'])} | {ratio:.1f}× | {verdict(ratio, target)} |")
+    for label, ratio in limit_rows:
+        h = hello[[n for n, lab in LIMIT_TESTS if lab == label][0]]
+        rows.append(f"| {label} vs a bare axum server | | bare axum: {rate(h['rps'])} req/s | {ratio:.2f}× "
+                    f"| {verdict(ratio, LIMIT_TARGET)} |")
+    rows.append(f"| peak RSS, whole run | {memory['new_peak_rss_kib'] / 1024:.0f} MiB | old: {memory['old_peak_rss_kib'] / 1024:.0f} MiB "
+                f"| old / us {mem_ratio:.1f}× | {verdict(mem_ratio, MEMORY_TARGET)} |")
+    functions_only = [v for n, v in cold_rows if n != "hello-lambda"]
+    if functions_only:
+        rows.append(f"| cold start init, DynamoDB mode | {min(functions_only):.1f}–{max(functions_only):.1f}× hello | | | "
+                    f"≤ {COLD_START_TARGET}× |")
+    if per_mau is not None:
+        rows.append(f"| cost per monthly active user | ${per_mau:.5f} | Cognito ${cost.COGNITO_ESSENTIALS_MAU}, "
+                    f"Supabase ${cost.SUPABASE_MAU} | {cost.SUPABASE_MAU / per_mau:.1f}× below Supabase "
+                    f"| {'✅' if per_mau <= cost.TARGET_MAU else '❌'} (≤ ${cost.TARGET_MAU}) |")
+    return (f"Latest `bench/run` ({machine['date']}, {machine['cpu']}, {machine['cores']} cores; load average "
+            f"{machine['loadavg_before']} before, {loadavg.get('loadavg_after_wrk', '?')} after the wrk runs). Every "
+            "figure, the method and the chart: [docs/benchmarks.md](docs/benchmarks.md).\n\n" + "\n".join(rows) + "\n")
+
+
+top_readme = Path(__file__).parent.parent / "README.md"
+text = top_readme.read_text()
+if begin in text and end in text:
+    head, rest = text.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    top_readme.write_text(head + begin + "\n" + headline() + end + tail)
+else:
+    print(f"{top_readme}: no {begin} ... {end} markers, left unchanged", file=sys.stderr)
+# ---- end perf-reads

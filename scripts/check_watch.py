@@ -36,7 +36,10 @@ def call(base, method, path, body=None, token=None, timeout=180):
     request = urllib.request.Request(base + path, data=data, method=method, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.status, json.loads(response.read() or b"null")
+            text = response.read()
+            if response.headers.get_content_type() == "text/html":
+                return response.status, text.decode()
+            return response.status, json.loads(text or b"null")
     except urllib.error.HTTPError as e:
         text = e.read()
         try:
@@ -112,6 +115,10 @@ def check(storage):
         assert expect("root", call(base, "GET", "/"), 404) == {"detail": "Not found."}
         assert expect("GET on a POST route", call(base, "GET", "/api/auth/login/"), 405) == {"detail": 'Method "GET" not allowed.'}
         assert expect("DELETE on the profile", call(base, "DELETE", "/api/accounts/profile", token=access), 405) == {"detail": 'Method "DELETE" not allowed.'}
+        # Two functions on one path (user-details and account-deletion), and the web page.
+        assert "<form" in expect("deletion page", call(base, "GET", "/account/delete"), 200)
+        expect("account deletion", call(base, "DELETE", "/api/auth/user/", {"password": password}, access), 204)
+        expect("login of the deleted account", call(base, "POST", "/api/auth/login/", {"username": "watcher", "password": password}), 400)
         print(f"cargo lambda watch ({storage}): the API's own paths answer on {base} (log: {os.path.relpath(log_path, ROOT)})")
     except Exception:
         with open(log_path) as log:

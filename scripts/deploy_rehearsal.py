@@ -42,6 +42,9 @@ PARAMETERS = {
     "Stage": STAGE,
     "LoginReservedConcurrency": "5",
     "LogRetentionInDays": "14",
+    # A cutover's legacy tokens: the conditional grants and variables deployed.
+    "LegacyJwtSecretId": "accounts/rehearsal/legacy-secret-key",
+    "LegacyTokensUntil": "2027-01-15T12:00:00Z",
 }
 # The functions whose reserved concurrency LoginReservedConcurrency sets.
 RESERVED = {"LoginFunction": 5}
@@ -117,11 +120,30 @@ def strip_unsupported(template):
 # ----- resolving the template's values as CloudFormation would ----------------------------------
 
 
+NO_VALUE = object()  # `Ref AWS::NoValue`: dropped from the list (or object) it is in
+
+
 class Resolver:
-    def __init__(self, physical, parameters, arns):
+    def __init__(self, physical, parameters, arns, conditions=None):
         self.physical = physical  # logical id -> physical id
         self.parameters = parameters
         self.arns = arns  # logical id -> Arn
+        self.conditions = conditions or {}
+
+    def holds(self, v):
+        """A condition of the template's Conditions with these parameters."""
+        (k, a), = v.items()
+        if k == "Fn::Not":
+            return not self.holds(a[0])
+        if k == "Fn::And":
+            return all(self.holds(c) for c in a)
+        if k == "Fn::Or":
+            return any(self.holds(c) for c in a)
+        if k == "Fn::Equals":
+            return str(self(a[0])) == str(self(a[1]))
+        if k == "Condition":
+            return self.holds(self.conditions[a])
+        raise KeyError(f"condition function {k}")
 
     def ref(self, name):
         pseudo = {"AWS::Partition": "aws", "AWS::Region": REGION, "AWS::AccountId": ACCOUNT, "AWS::URLSuffix": "amazonaws.com"}
@@ -138,13 +160,17 @@ class Resolver:
 
     def __call__(self, v):
         if isinstance(v, list):
-            return [self(x) for x in v]
+            return [y for y in (self(x) for x in v) if y is not NO_VALUE]
         if not isinstance(v, dict):
             return v
         if len(v) == 1:
             (k, a), = v.items()
+            if k == "Ref" and a == "AWS::NoValue":
+                return NO_VALUE
             if k == "Ref":
                 return self.ref(a)
+            if k == "Fn::If":
+                return self(a[1] if self.holds(self.conditions[a[0]]) else a[2])
             if k == "Fn::GetAtt":
                 rid, attr = a if isinstance(a, list) else a.split(".", 1)
                 return self.get_att(rid, attr)
@@ -161,7 +187,7 @@ class Resolver:
                 return re.sub(r"\$\{([A-Za-z0-9:.]+)\}", repl, text)
             if k == "Fn::Join":
                 return a[0].join(str(x) for x in self(a[1]))
-        return {k: self(x) for k, x in v.items()}
+        return {k: y for k, y in ((k, self(x)) for k, x in v.items()) if y is not NO_VALUE}
 
 
 def listify(v):
@@ -382,7 +408,7 @@ def rehearse(path, endpoint, started):
     for rid in of_type("AWS::IAM::Role"):
         arns[rid] = iam.get_role(RoleName=physical[rid])["Role"]["Arn"]
     defaults = {k: str(v["Default"]) for k, v in template["Parameters"].items() if "Default" in v}
-    resolve = Resolver(physical, {**defaults, **params}, arns)
+    resolve = Resolver(physical, {**defaults, **params}, arns, template.get("Conditions", {}))
     for rid in of_type("AWS::IAM::Role"):
         props = resources[rid]["Properties"]
         role = iam.get_role(RoleName=physical[rid])["Role"]

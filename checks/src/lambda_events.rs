@@ -24,6 +24,8 @@ const UPLOAD_PLACEHOLDER: &str = "REPLACE_WITH_UPLOAD_ID";
 
 const RESET_UID_PLACEHOLDER: &str = "REPLACE_WITH_RESET_UID";
 const RESET_TOKEN_PLACEHOLDER: &str = "REPLACE_WITH_RESET_TOKEN";
+/// The id of a session of the signed-in user (the `sid` of its access token).
+const SESSION_PLACEHOLDER: &str = "REPLACE_WITH_SESSION_ID";
 
 /// Whether `path` is an instance of the route `template` (`{name}` stands for one segment).
 fn route_matches(template: &str, path: &str) -> bool {
@@ -62,6 +64,8 @@ fn events() -> Vec<(Endpoint, String)> {
 fn expected_status(endpoint: Endpoint) -> StatusCode {
     match endpoint {
         Endpoint::Registration => StatusCode::CREATED,
+        Endpoint::AccountDeletion => StatusCode::NO_CONTENT,
+        Endpoint::Session => StatusCode::NO_CONTENT,
         _ => StatusCode::OK,
     }
 }
@@ -95,7 +99,12 @@ async fn invoke(app: &TestApp, endpoint: Endpoint, event: &str) -> (StatusCode, 
     let response = router.oneshot(request).await.unwrap();
     let status = response.status();
     let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap() };
+    // A web page's HTML as a string.
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+    };
     (status, body)
 }
 
@@ -171,6 +180,7 @@ async fn every_event_gets_its_expected_answer() {
                     .replace(UPLOAD_PLACEHOLDER, &upload_id)
                     .replace(RESET_UID_PLACEHOLDER, &accounts::domain::reset_token::to_base36(user_id))
                     .replace(RESET_TOKEN_PLACEHOLDER, &reset_token)
+                    .replace(SESSION_PLACEHOLDER, testkit::claims(&access)["sid"].as_str().unwrap())
             }
         };
         assert!(!event.contains("REPLACE_WITH_"), "{name}: an unknown placeholder is left");
@@ -211,7 +221,24 @@ async fn every_event_gets_its_expected_answer() {
             Endpoint::Schema => {
                 assert!(answer["openapi"].as_str().is_some_and(|v| v.starts_with("3.1")), "{name}: {answer}")
             }
-            Endpoint::TokenVerify | Endpoint::Logout => {}
+            Endpoint::AccountDeletion => {
+                assert_eq!(answer, Value::Null, "{name}: no body");
+                let r = app
+                    .post(
+                        "/api/auth/login/",
+                        serde_json::json!({"username": "event-user", "password": testkit::STRONG}),
+                    )
+                    .await;
+                assert_eq!(r.status, StatusCode::BAD_REQUEST, "{name}: the user is gone: {}", r.body);
+            }
+            Endpoint::AccountDeletePage => {
+                assert!(answer.as_str().is_some_and(|html| html.contains("<form")), "{name}: {answer}")
+            }
+            Endpoint::Sessions => {
+                assert_eq!(answer.as_array().map(Vec::len), Some(1), "{name}: {answer}");
+                assert_eq!(answer[0]["current"], true, "{name}: {answer}");
+            }
+            Endpoint::TokenVerify | Endpoint::Logout | Endpoint::Session => {}
         }
         if endpoint == Endpoint::Logout {
             // The same event again: its refresh token is spent now.

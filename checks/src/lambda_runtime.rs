@@ -72,7 +72,12 @@ async fn run_logged(binary: &FsPath, env: &[(&str, &str)], event: Value, level: 
 }
 
 fn status_and_body(answer: &Value) -> (u64, Value) {
-    let body = answer["body"].as_str().map(|b| serde_json::from_str(b).unwrap()).unwrap_or(Value::Null);
+    // A web page's HTML as a string; no body (204) as null.
+    let body = answer["body"]
+        .as_str()
+        .filter(|b| !b.is_empty())
+        .map(|b| serde_json::from_str(b).unwrap_or_else(|_| Value::String(b.to_string())))
+        .unwrap_or(Value::Null);
     (answer["statusCode"].as_u64().unwrap(), body)
 }
 
@@ -120,6 +125,8 @@ where
             400,
         ),
         ("user-details", event("GET", "/api/auth/user/", None, Some(&access)), 200),
+        ("sessions", event("GET", "/api/auth/sessions", None, Some(&access)), 200),
+        ("session", event("DELETE", "/api/auth/sessions/0123456789abcdef0123456789abcdef/", None, Some(&access)), 404),
         ("token-verify", event("POST", "/api/auth/token/verify/", Some(json!({"token": access})), None), 200),
         ("token-refresh", event("POST", "/api/auth/token/refresh/", Some(json!({})), None), 401),
         ("refresh", event("POST", "/api/auth/refresh/", Some(json!({"refresh": refresh})), None), 200),
@@ -146,6 +153,14 @@ where
         ),
         ("password-reset-link", event("GET", "/password-reset/confirm/1/abc-123/", None, None), 200),
         ("jwks", event("GET", "/.well-known/jwks.json", None, None), 200),
+        // Static HTML: no store, no keys (in the cloud its function has no AWS permission).
+        ("account-delete-page", event("GET", "/account/delete/", None, None), 200),
+        // A wrong password: counted on the login throttle, nothing deleted.
+        (
+            "account-deletion",
+            event("DELETE", "/api/auth/user/", Some(json!({"password": "wrong"})), Some(&access)),
+            400,
+        ),
         ("schema", event("GET", "/api/schema/", None, None), 200),
         // The catch-all ($default): unknown paths and other methods, answered as the contract says.
         ("not-found", event("GET", "/api/nothing/", None, None), 404),
@@ -174,6 +189,12 @@ where
                 Some(&access),
             ),
             200,
+        ),
+        // The very last: the account with its sessions and avatar objects.
+        (
+            "account-deletion",
+            event("DELETE", "/api/auth/user", Some(json!({"password": "Harbor-Lantern-58"})), Some(&access)),
+            204,
         ),
     ];
     // Every function of the route table is exercised here.
@@ -358,6 +379,7 @@ async fn signing_keys_rotate_under_the_lambda_runtime() {
             created_at: claims["iat"].as_i64().unwrap(),
             expires_at: claims["iat"].as_i64().unwrap() + 900,
             password_version: 0,
+            ..Default::default()
         };
         tokens.current_pair(&session).access
     };
@@ -374,6 +396,64 @@ async fn signing_keys_rotate_under_the_lambda_runtime() {
     for key in [KEY_1, KEY_2] {
         assert!(!logs.contains(key), "a key in the log: {logs}");
     }
+}
+
+/// A cutover under the Lambda runtime: the old service's key is read from the secret
+/// `LEGACY_JWT_SECRET_ID` names at cold start (as the template configures it), its tokens work
+/// (an access token reads the user, a refresh token is exchanged for a new session) and the key
+/// is never logged; a function whose legacy secret is missing does not start.
+#[tokio::test]
+async fn legacy_tokens_under_the_lambda_runtime() {
+    use accounts::config::vars;
+    let cloud = &Cloud::start().await;
+    let legacy_secret = format!("{}-legacy", cloud.secret);
+    cloud.secrets.create_secret().name(&legacy_secret).secret_string(testkit::LEGACY_SECRET).send().await.unwrap();
+    let legacy_env = |secret: &str| {
+        let mut env = cloud.env_of("user-details");
+        env.push((vars::LEGACY_JWT_SECRET_ID.to_string(), secret.to_string()));
+        env.push((vars::LEGACY_TOKENS_UNTIL.to_string(), "2999-01-01T00:00:00Z".to_string()));
+        env
+    };
+    let mut logs = String::new();
+    let mut call = async |function: &str, secret: &str, event: Value| -> (u64, Value) {
+        let env = legacy_env(secret);
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let (_, answer, log) = run_logged(&lambda_binary(function), &env, event, "info").await;
+        logs.push_str(&log);
+        status_and_body(&answer)
+    };
+    let strong = "xk29!pLm#q";
+    let registration = json!({"username": "oldtimer", "password1": strong, "password2": strong});
+    let (status, body) =
+        call("registration", &legacy_secret, event("POST", "/api/auth/registration/", Some(registration), None)).await;
+    assert_eq!(status, 201, "{body}");
+    let id = body["user"]["pk"].as_u64().unwrap();
+    let (access, _) = testkit::legacy_token("access", id, 300);
+    let (status, body) =
+        call("user-details", &legacy_secret, event("GET", "/api/auth/user/", None, Some(&access))).await;
+    assert_eq!((status, body["username"].as_str()), (200, Some("oldtimer")), "{body}");
+    let (refresh, _) = testkit::legacy_token("refresh", id, 3600);
+    let (status, body) =
+        call("refresh", &legacy_secret, event("POST", "/api/auth/refresh/", Some(json!({"refresh": refresh})), None))
+            .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(!logs.contains(testkit::LEGACY_SECRET), "the legacy key in a log: {logs}");
+    assert!(logs.contains("legacy_tokens_until"), "each start logs until when: {logs}");
+
+    let mut command = Command::new(lambda_binary("user-details"));
+    for var in vars::ALL {
+        command.env_remove(var);
+    }
+    // Nothing listens there: a function that got past its start would fail differently.
+    let output = command
+        .envs(legacy_env("accounts/no-such-legacy-secret"))
+        .env("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9")
+        .env("AWS_LAMBDA_FUNCTION_NAME", "user-details")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("LEGACY_JWT_SECRET_ID") && stderr.contains("ResourceNotFoundException"), "{stderr}");
 }
 
 /// A function whose secret is missing or not a key set does not start, and says why without

@@ -67,6 +67,22 @@ pub struct Config {
     /// The environment (`STAGE`: sandbox, dev, prod; `local` by default): the `Stage` dimension
     /// of the business metrics.
     pub stage: String,
+    /// The old service's tokens during the cutover (`domain::legacy`); `None`: refused as ever.
+    pub legacy_tokens: Option<LegacyTokensConfig>,
+}
+
+/// `LEGACY_JWT_SECRET` (locally) or the Secrets Manager secret `LEGACY_JWT_SECRET_ID` names (in
+/// AWS, read at start like the key set), and `LEGACY_TOKENS_UNTIL`: one needs the other.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LegacyTokensConfig {
+    /// The old service's Django `SECRET_KEY`; empty until read from `secret_id`.
+    pub secret: Secret,
+    /// Name or ARN of the secret whose `SecretString` is that key.
+    pub secret_id: Option<String>,
+    /// Endpoint URL of a Secrets Manager emulator (moto); unset in AWS.
+    pub endpoint: Option<String>,
+    /// Unix seconds: from then on legacy tokens are refused.
+    pub until: i64,
 }
 
 /// Key material: compared and dereferenced like bytes, never printed.
@@ -228,6 +244,9 @@ pub mod vars {
     pub const JWT_PRIVATE_KEY: &str = "JWT_PRIVATE_KEY";
     pub const JWT_KEY_ID: &str = "JWT_KEY_ID";
     pub const JWT_PREVIOUS_KEYS: &str = "JWT_PREVIOUS_KEYS";
+    pub const LEGACY_JWT_SECRET: &str = "LEGACY_JWT_SECRET";
+    pub const LEGACY_JWT_SECRET_ID: &str = "LEGACY_JWT_SECRET_ID";
+    pub const LEGACY_TOKENS_UNTIL: &str = "LEGACY_TOKENS_UNTIL";
     pub const ACCESS_TOKEN_LIFETIME: &str = "ACCESS_TOKEN_LIFETIME";
     pub const REFRESH_TOKEN_LIFETIME: &str = "REFRESH_TOKEN_LIFETIME";
     pub const REFRESH_REUSE_GRACE: &str = "REFRESH_REUSE_GRACE";
@@ -274,6 +293,9 @@ pub mod vars {
         JWT_PRIVATE_KEY,
         JWT_KEY_ID,
         JWT_PREVIOUS_KEYS,
+        LEGACY_JWT_SECRET,
+        LEGACY_JWT_SECRET_ID,
+        LEGACY_TOKENS_UNTIL,
         ACCESS_TOKEN_LIFETIME,
         REFRESH_TOKEN_LIFETIME,
         REFRESH_REUSE_GRACE,
@@ -368,7 +390,7 @@ impl Config {
         };
         let mail = mail_config(&get, &storage)?;
         let signing = signing(&get, key_set.is_some())?;
-        Ok(Config {
+        let config = Config {
             storage,
             jwt_secret: Secret(jwt_secret),
             jwt_key_id: None,
@@ -385,7 +407,60 @@ impl Config {
             mail,
             password_reset: password_reset_config(&get)?,
             stage: get(vars::STAGE).unwrap_or_else(|| "local".into()),
-        })
+            legacy_tokens: legacy_tokens(&get)?,
+        };
+        config.check_legacy_secret()?;
+        Ok(config)
+    }
+
+    /// A legacy secret equal to a signing key would let one key speak for both kinds of token.
+    fn check_legacy_secret(&self) -> Result<(), ConfigError> {
+        let Some(legacy) = self.legacy_tokens.as_ref().filter(|l| !l.secret.is_empty()) else { return Ok(()) };
+        let ours = std::iter::once(&self.jwt_secret).chain(self.previous_secrets.iter().map(|(_, s)| s));
+        if ours.into_iter().any(|s| **s == *legacy.secret) {
+            return Err(ConfigError::Invalid {
+                name: vars::LEGACY_JWT_SECRET,
+                why: "it is a signing key of this service (the old service's key must stay apart)".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Takes the legacy secret read from `LEGACY_JWT_SECRET_ID` (its `SecretString`, the old
+    /// service's Django `SECRET_KEY`, without surrounding white space).
+    pub fn apply_legacy_secret(&mut self, text: &str) -> Result<(), ConfigError> {
+        let Some(legacy) = self.legacy_tokens.as_mut() else { return Ok(()) };
+        let secret = text.trim();
+        if secret.is_empty() {
+            return Err(ConfigError::Invalid { name: vars::LEGACY_JWT_SECRET_ID, why: "the secret is empty".into() });
+        }
+        legacy.secret = Secret(secret.as_bytes().to_vec());
+        self.check_legacy_secret()
+    }
+
+    /// Reads the legacy secret of `LEGACY_JWT_SECRET_ID`, once (nothing to do without one).
+    async fn load_legacy_secret(&mut self) -> Result<(), ConfigError> {
+        let Some((secret_id, endpoint)) = self
+            .legacy_tokens
+            .as_ref()
+            .filter(|l| l.secret.is_empty())
+            .and_then(|l| Some((l.secret_id.clone()?, l.endpoint.clone())))
+        else {
+            return Ok(());
+        };
+        #[cfg(feature = "secrets-manager")]
+        let text = crate::secrets::secret_string(&secret_id, endpoint.as_deref())
+            .await
+            .map_err(|why| ConfigError::Invalid { name: vars::LEGACY_JWT_SECRET_ID, why })?;
+        #[cfg(not(feature = "secrets-manager"))]
+        let text: String = {
+            let _ = (secret_id, endpoint);
+            return Err(ConfigError::Invalid {
+                name: vars::LEGACY_JWT_SECRET_ID,
+                why: "this binary was built without the `secrets-manager` feature".into(),
+            });
+        };
+        self.apply_legacy_secret(&text)
     }
 
     pub fn is_local(&self) -> bool {
@@ -395,21 +470,29 @@ impl Config {
     /// Reads the key set of `JWT_SECRET_ID` from Secrets Manager, once (nothing to do without
     /// one, or when it was read). A function calls this at its cold start and keeps the keys for
     /// its lifetime; a changed secret reaches it at its next start (docs/design.md, signing keys).
+    /// The legacy secret of `LEGACY_JWT_SECRET_ID` is read the same way, after it.
     pub async fn load_key_set(&mut self) -> Result<(), ConfigError> {
+        self.load_signing_keys().await?;
+        self.load_legacy_secret().await
+    }
+
+    async fn load_signing_keys(&mut self) -> Result<(), ConfigError> {
         let Some(source) = self.key_set.as_ref().filter(|s| !s.loaded) else { return Ok(()) };
         #[cfg(feature = "secrets-manager")]
-        let text = crate::secrets::secret_string(&source.secret_id, source.endpoint.as_deref())
-            .await
-            .map_err(|why| ConfigError::Invalid { name: vars::JWT_SECRET_ID, why })?;
+        {
+            let text = crate::secrets::secret_string(&source.secret_id, source.endpoint.as_deref())
+                .await
+                .map_err(|why| ConfigError::Invalid { name: vars::JWT_SECRET_ID, why })?;
+            self.apply_key_set(&text)
+        }
         #[cfg(not(feature = "secrets-manager"))]
-        let text: String = {
+        {
             let _ = source;
-            return Err(ConfigError::Invalid {
+            Err(ConfigError::Invalid {
                 name: vars::JWT_SECRET_ID,
                 why: "this binary was built without the `secrets-manager` feature".into(),
-            });
-        };
-        self.apply_key_set(&text)
+            })
+        }
     }
 
     /// Takes the keys from a key set (the JSON of [`KeySetSource`]). Errors name the problem,
@@ -457,12 +540,14 @@ impl Config {
         if let Some(source) = &mut self.key_set {
             source.loaded = true;
         }
-        Ok(())
+        self.check_legacy_secret()
     }
 
     /// Refuses to build anything on keys that were never loaded.
     pub fn keys_ready(&self) -> bool {
-        !self.jwt_secret.is_empty() && self.key_set.as_ref().is_none_or(|s| s.loaded)
+        !self.jwt_secret.is_empty()
+            && self.key_set.as_ref().is_none_or(|s| s.loaded)
+            && self.legacy_tokens.as_ref().is_none_or(|l| !l.secret.is_empty())
     }
 }
 
@@ -537,6 +622,35 @@ fn public_jwk(kid: &str, pem: &str) -> Result<jsonwebtoken::jwk::Jwk, String> {
     jwk.common.public_key_use = Some(PublicKeyUse::Signature);
     jwk.common.key_algorithm = Some(KeyAlgorithm::EdDSA);
     Ok(jwk)
+}
+
+/// `LEGACY_JWT_SECRET` or `LEGACY_JWT_SECRET_ID`, with `LEGACY_TOKENS_UNTIL` (RFC 3339).
+fn legacy_tokens(get: &impl Fn(&str) -> Option<String>) -> Result<Option<LegacyTokensConfig>, ConfigError> {
+    let (secret, secret_id) = (get(vars::LEGACY_JWT_SECRET), get(vars::LEGACY_JWT_SECRET_ID));
+    let until = get(vars::LEGACY_TOKENS_UNTIL);
+    let secret = match (secret, secret_id, until) {
+        (None, None, None) => return Ok(None),
+        (Some(_), Some(_), _) => {
+            return Err(ConfigError::Invalid {
+                name: vars::LEGACY_JWT_SECRET,
+                why: format!("the secret comes from {} (unset it)", vars::LEGACY_JWT_SECRET_ID),
+            })
+        }
+        (None, None, Some(_)) => return Err(ConfigError::Missing(vars::LEGACY_JWT_SECRET)),
+        (_, _, None) => return Err(ConfigError::Missing(vars::LEGACY_TOKENS_UNTIL)),
+        (secret, secret_id, Some(until)) => (secret, secret_id, until),
+    };
+    let (secret, secret_id, until) = secret;
+    let until = chrono::DateTime::parse_from_rfc3339(until.trim()).map_err(|e| ConfigError::Invalid {
+        name: vars::LEGACY_TOKENS_UNTIL,
+        why: format!("{until:?} is not an RFC 3339 instant (2027-01-08T12:00:00Z): {e}"),
+    })?;
+    Ok(Some(LegacyTokensConfig {
+        secret: Secret(secret.map(|s| s.trim().as_bytes().to_vec()).unwrap_or_default()),
+        secret_id: secret_id.map(|s| s.trim().to_string()),
+        endpoint: get(vars::SECRETS_MANAGER_ENDPOINT),
+        until: until.timestamp(),
+    }))
 }
 
 fn media_config(get: &impl Fn(&str) -> Option<String>) -> Result<MediaConfig, ConfigError> {
@@ -758,6 +872,37 @@ mod tests {
 
     const KEY_A: &str = "aaaaaaaa-key-a-aaaaaaaa-aaaaaaaa-aaaa";
     const KEY_B: &str = "bbbbbbbb-key-b-bbbbbbbb-bbbbbbbb-bbbb";
+
+    #[test]
+    fn legacy_tokens_need_a_secret_and_a_deadline_and_stay_apart_from_the_signing_keys() {
+        const OLD: &str = "django-insecure-old-service-key";
+        let until = ("LEGACY_TOKENS_UNTIL", "2027-01-15T12:00:00Z");
+        let local = ("JWT_SECRET", KEY_A);
+        assert_eq!(config(&[local]).unwrap().legacy_tokens, None, "nothing changes without them");
+        let c = config(&[local, ("LEGACY_JWT_SECRET", OLD), until]).unwrap();
+        let legacy = c.legacy_tokens.as_ref().unwrap();
+        assert_eq!((&*legacy.secret, legacy.until), (OLD.as_bytes(), 1_800_014_400));
+        assert!(!format!("{c:?}").contains(OLD), "Debug prints no key");
+        assert_eq!(
+            config(&[local, ("LEGACY_JWT_SECRET", OLD)]).unwrap_err(),
+            ConfigError::Missing("LEGACY_TOKENS_UNTIL")
+        );
+        assert_eq!(config(&[local, until]).unwrap_err(), ConfigError::Missing("LEGACY_JWT_SECRET"));
+        let bad = config(&[local, ("LEGACY_JWT_SECRET", OLD), ("LEGACY_TOKENS_UNTIL", "next week")]).unwrap_err();
+        assert!(matches!(bad, ConfigError::Invalid { name: "LEGACY_TOKENS_UNTIL", .. }), "{bad:?}");
+        let same = config(&[local, ("LEGACY_JWT_SECRET", KEY_A), until]).unwrap_err();
+        assert!(matches!(same, ConfigError::Invalid { name: "LEGACY_JWT_SECRET", .. }), "{same:?}");
+        // In AWS: read from its secret after the key set, which it may not repeat either.
+        let cloud = [("STORAGE", "dynamodb"), ("JWT_SECRET_ID", "k"), ("LEGACY_JWT_SECRET_ID", "old"), until];
+        let mut c = config(&cloud).unwrap();
+        c.apply_key_set(&serde_json::json!({"current": "1", "keys": {"1": KEY_A, "0": KEY_B}}).to_string()).unwrap();
+        assert!(!c.keys_ready(), "not before the legacy secret is read");
+        let retired = c.clone().apply_legacy_secret(KEY_B).unwrap_err();
+        assert!(matches!(retired, ConfigError::Invalid { name: "LEGACY_JWT_SECRET", .. }), "{retired:?}");
+        c.apply_legacy_secret(&format!("{OLD}\n")).unwrap();
+        assert!(c.keys_ready());
+        assert_eq!(&*c.legacy_tokens.unwrap().secret, OLD.as_bytes());
+    }
 
     #[test]
     fn key_set_from_the_secret_store() {

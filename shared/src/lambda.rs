@@ -56,6 +56,12 @@ pub fn log_filter(rust_log: Option<&str>) -> tracing_subscriber::filter::Targets
 /// Serves one endpoint as a Lambda function.
 pub async fn serve(endpoint: Endpoint) -> Result<(), Error> {
     init_tracing();
+    if endpoint.needs().static_page {
+        // HTML from the binary: no configuration, store or keys to read, no AWS call to make.
+        tracing::info!(function = endpoint.function(), "starting");
+        let router = crate::http::page_router(&[endpoint]).fallback(|| async { crate::error::Error::NotFound });
+        return lambda_http::run(router).await;
+    }
     let config = Config::from_env()?;
     if let Some(missing) = missing_feature(endpoint, &config) {
         return Err(format!("{} cannot serve {}: {missing}", endpoint.function(), endpoint.path()).into());
@@ -85,7 +91,9 @@ async fn run(function: &str, mut config: Config, router: impl FnOnce(AppState) -
     telemetry::init_emf(&state.config.stage, function)?;
     // The kid and the revision, never a key: which keys this instance signs with.
     let revision = state.config.key_set.as_ref().and_then(|k| k.revision.as_deref());
-    tracing::info!(function, kid = state.tokens.key_id(), keys_revision = revision, "starting");
+    // During a cutover, until when the old service's tokens are accepted (never its key).
+    let legacy_tokens_until = state.config.legacy_tokens.as_ref().map(|l| l.until);
+    tracing::info!(function, kid = state.tokens.key_id(), keys_revision = revision, legacy_tokens_until, "starting");
     lambda_http::run(router(state).layer(axum::middleware::from_fn(flush_metrics))).await
 }
 

@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
+#[cfg_attr(not(any(feature = "sqlite", feature = "dynamodb")), allow(unused_imports))]
 use crate::config::{Config, StorageConfig};
+use crate::domain::legacy::LegacyTokens;
 use crate::domain::reset_token::ResetTokens;
 use crate::domain::tokens::TokenService;
 use crate::mail::SharedMailer;
@@ -31,7 +33,10 @@ impl AppState {
     }
 
     pub fn with_media(store: SharedStore, media: SharedMedia, config: Config) -> Self {
-        assert!(config.keys_ready(), "the key set of JWT_SECRET_ID was not loaded (Config::load_key_set)");
+        assert!(
+            config.keys_ready(),
+            "the key set of JWT_SECRET_ID (or the legacy secret) was not loaded (Config::load_key_set)"
+        );
         let previous = || config.previous_secrets.iter().map(|(kid, secret)| (kid.as_str(), &**secret));
         let tokens = TokenService::with_signing(
             &config.signing,
@@ -40,7 +45,8 @@ impl AppState {
             config.refresh_lifetime,
         )
         .expect("Config::from_lookup checked the signing keys")
-        .with_hs256_keys(&config.jwt_secret, config.jwt_key_id.as_deref(), previous());
+        .with_hs256_keys(&config.jwt_secret, config.jwt_key_id.as_deref(), previous())
+        .with_legacy(config.legacy_tokens.as_ref().map(|l| LegacyTokens::new(&l.secret, l.until)));
         let mailer = open_mailer(&config.mail);
         let reset_tokens = ResetTokens::new(&config.jwt_secret, config.password_reset.timeout.as_secs())
             .with_previous(previous().map(|(_, secret)| secret));
@@ -54,7 +60,9 @@ impl AppState {
         }
     }
 
-    /// Opens the configured store (the SDK client is built here, once).
+    /// Opens the configured store (the SDK client is built here, once). (Built with no store at
+    /// all, as a static page's function is, it can only refuse.)
+    #[cfg_attr(not(any(feature = "sqlite", feature = "dynamodb")), allow(unreachable_code, unused_variables))]
     pub async fn from_config(mut config: Config) -> Result<Self, StoreError> {
         // The signing keys first (Secrets Manager, when JWT_SECRET_ID names a secret).
         config.load_key_set().await.map_err(|e| StoreError::Backend(e.to_string()))?;
@@ -80,8 +88,9 @@ impl AppState {
     }
 }
 
-/// Opens the configured media store: the bucket when `MEDIA_BUCKET` is set, else the folder.
-async fn open_media(config: &Config) -> crate::media::MediaResult<SharedMedia> {
+/// Opens the configured media store: the bucket when `MEDIA_BUCKET` is set, else the folder
+/// (the import tool copies avatars into it too).
+pub async fn open_media(config: &Config) -> crate::media::MediaResult<SharedMedia> {
     match &config.media.bucket {
         #[cfg(feature = "s3")]
         Some(bucket) => {

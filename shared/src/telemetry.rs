@@ -31,6 +31,9 @@ pub mod names {
     pub const PASSWORD_RESET_MAIL_FAILED: &str = "PasswordResetMailFailed";
     /// A new account.
     pub const USER_REGISTERED: &str = "UserRegistered";
+    /// A request with a token of the old service (`domain::legacy`): a Bearer access token
+    /// accepted or a refresh token exchanged for a session. Down to zero: the cutover is over.
+    pub const LEGACY_TOKEN_USED: &str = "LegacyTokenUsed";
 
     pub const ALL: &[&str] = &[
         LOGIN_SUCCEEDED,
@@ -40,6 +43,7 @@ pub mod names {
         PASSWORD_RESET_MAIL_SENT,
         PASSWORD_RESET_MAIL_FAILED,
         USER_REGISTERED,
+        LEGACY_TOKEN_USED,
     ];
 }
 

@@ -17,7 +17,8 @@ use tokio::sync::mpsc;
 /// What the emulator saw of a function process, stamped when the request arrived.
 #[derive(Debug, Clone)]
 pub enum Seen {
-    /// The process asked for an event (and got the one on offer): its init is over.
+    /// The process was handed the event on offer (stamped then; a process that asked before the
+    /// event was offered waited for it): for a new process, its init is over.
     Next(Instant),
     /// Its answer, under the request id it was given (`init-error` when it failed to start).
     Answer { at: Instant, request_id: String, body: Value },
@@ -41,7 +42,8 @@ pub struct RuntimeApi {
 /// One invocation as the emulator saw it.
 #[derive(Debug, Clone)]
 pub struct Invocation {
-    /// When the process first asked for an event (None: it failed before that).
+    /// When the process was handed the event (None: it failed before asking for one). A new
+    /// process asks once its init is done; a warm one is handed the event when it is offered.
     pub next_at: Option<Instant>,
     pub answer_at: Instant,
     pub request_id: String,
@@ -129,11 +131,10 @@ impl Drop for RuntimeApi {
 }
 
 async fn next_event(State(rt): State<Shared>) -> (HeaderMap, Json<Value>) {
-    let arrived = Instant::now();
     loop {
         let event = rt.event.lock().unwrap().take();
         if let Some(event) = event {
-            let _ = rt.seen.send(Seen::Next(arrived));
+            let _ = rt.seen.send(Seen::Next(Instant::now()));
             let mut headers = HeaderMap::new();
             headers.insert("lambda-runtime-aws-request-id", rt.request_id.parse().unwrap());
             headers.insert("lambda-runtime-deadline-ms", "99999999999999".parse().unwrap());

@@ -104,14 +104,26 @@ impl TestApp {
         Self { router: accounts::http::app(state.clone()), state, _dir: dir }
     }
 
+    /// The same API with another media store (a test double around the configured one).
+    pub fn with_media(mut self, media: accounts::media::SharedMedia) -> Self {
+        self.state.media = media;
+        self.router = accounts::http::app(self.state.clone());
+        self
+    }
+
     pub async fn send(&self, request: Request<Body>) -> Reply {
         let response = self.router.clone().oneshot(request).await.unwrap();
         let status = response.status();
         let headers = response.headers().clone();
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        // A web page (`accounts::http::pages`) is HTML: its text as a string.
+        let content_type = headers.get("content-type").and_then(|v| v.to_str().ok());
+        if content_type == Some("text/html; charset=utf-8") {
+            return Reply { status, headers, body: Value::String(String::from_utf8_lossy(&bytes).into_owned()) };
+        }
         if !bytes.is_empty() {
             assert_eq!(
-                headers.get("content-type").and_then(|v| v.to_str().ok()),
+                content_type,
                 Some("application/json"),
                 "every answer is JSON: {status} {}",
                 String::from_utf8_lossy(&bytes)
@@ -168,4 +180,43 @@ pub fn forge(claims: &Value) -> String {
         &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
     )
     .unwrap()
+}
+
+/// The old service's Django `SECRET_KEY` in the tests (`LEGACY_JWT_SECRET`).
+pub const LEGACY_SECRET: &str = "django-insecure-legacy-test-key-0123456789-abcdefghijklmnop";
+
+/// simplejwt 5.5's claims, in its order: `user_id` is the id as a string.
+#[derive(serde::Serialize)]
+struct SimplejwtClaims<'a> {
+    token_type: &'a str,
+    exp: i64,
+    iat: i64,
+    jti: String,
+    user_id: String,
+}
+
+/// A token as the old service signs it (simplejwt: HS256, header without `kid`, no `sid`) with
+/// `secret`, issued now and expiring `lifetime` seconds later (negative: expired); and its `jti`.
+pub fn legacy_token_with(secret: &str, token_type: &str, user_id: u64, lifetime: i64) -> (String, String) {
+    let now = accounts::domain::now();
+    let jti = uuid::Uuid::new_v4().simple().to_string();
+    let claims = SimplejwtClaims {
+        token_type,
+        exp: now + lifetime,
+        iat: now.min(now + lifetime - 1),
+        jti: jti.clone(),
+        user_id: user_id.to_string(),
+    };
+    let token = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap();
+    (token, jti)
+}
+
+/// [`legacy_token_with`] the test's legacy secret.
+pub fn legacy_token(token_type: &str, user_id: u64, lifetime: i64) -> (String, String) {
+    legacy_token_with(LEGACY_SECRET, token_type, user_id, lifetime)
 }

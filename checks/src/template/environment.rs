@@ -43,8 +43,20 @@ fn environment_problems(t: &Value) -> Vec<String> {
     if ref_target(&env[vars::JWT_SECRET_ID]) != Some("JwtSecretId") {
         problems.push(format!("Globals: {} is not !Ref JwtSecretId", vars::JWT_SECRET_ID));
     }
+    // The old service's key (a cutover's legacy tokens) is held the same way.
+    if !env[vars::LEGACY_JWT_SECRET_ID].is_null()
+        && ref_target(&env[vars::LEGACY_JWT_SECRET_ID]) != Some("LegacyJwtSecretId")
+    {
+        problems.push(format!("Globals: {} is not !Ref LegacyJwtSecretId", vars::LEGACY_JWT_SECRET_ID));
+    }
     for (place, variables) in &places {
-        for var in [vars::JWT_SECRET, vars::JWT_PRIVATE_KEY, vars::JWT_PREVIOUS_KEYS, vars::JWT_KEY_ID] {
+        for var in [
+            vars::JWT_SECRET,
+            vars::JWT_PRIVATE_KEY,
+            vars::JWT_PREVIOUS_KEYS,
+            vars::JWT_KEY_ID,
+            vars::LEGACY_JWT_SECRET,
+        ] {
             if !variables[var].is_null() {
                 problems.push(format!(
                     "{place}: {var} puts a key in the environment (the key set of {} has it)",
@@ -64,7 +76,8 @@ fn environment_problems(t: &Value) -> Vec<String> {
             if (lower.contains("secret") || lower.contains("key")) && !names_one {
                 problems.push(format!("parameter {name} looks like it carries a key, not the name of a secret"));
             }
-            if lower.contains("secret") && !p["Default"].is_null() {
+            // An optional secret may default to none (''), never to a name.
+            if lower.contains("secret") && !p["Default"].is_null() && p["Default"].as_str() != Some("") {
                 problems.push(format!("parameter {name} has a default"));
             }
         }
@@ -232,6 +245,13 @@ fn unknown_environment_variables_and_plain_secrets_are_noticed() {
         serde_yaml::from_str("{Variables: {JWT_PRIVATE_KEY: '-----BEGIN PRIVATE KEY-----'}}").unwrap();
     let problems = environment_problems(&t);
     assert!(problems.iter().any(|p| p.contains("JWT_SECRET_ID is not !Ref JwtSecretId")), "{problems:?}");
+    // The legacy key in a variable, or its secret named by a default.
+    let mut t = template();
+    t["Globals"]["Function"]["Environment"]["Variables"][vars::LEGACY_JWT_SECRET] = Value::from("django-insecure-x");
+    t["Parameters"]["LegacyJwtSecretId"]["Default"] = Value::from("accounts/prod/django-secret-key");
+    let legacy = environment_problems(&t);
+    assert!(legacy.iter().any(|p| p.contains("Globals: LEGACY_JWT_SECRET puts a key")), "{legacy:?}");
+    assert!(legacy.iter().any(|p| p.contains("parameter LegacyJwtSecretId has a default")), "{legacy:?}");
     assert!(problems.iter().any(|p| p.contains("Globals: JWT_SECRET puts a key")), "{problems:?}");
     assert!(problems.iter().any(|p| p.contains("LoginFunction: JWT_PRIVATE_KEY puts a key")), "{problems:?}");
 }

@@ -29,8 +29,13 @@ const CONFIG_VARS: &[&str] = vars::ALL;
 const RUNTIME_VARS: &[&str] = &["RUST_LOG", "LOG_FORMAT"];
 
 /// Functions that hash passwords (argon2id, m = 19 MiB): CPU-bound, so they get more memory.
-const HASHING: &[Endpoint] =
-    &[Endpoint::Registration, Endpoint::Login, Endpoint::PasswordChange, Endpoint::PasswordResetConfirm];
+const HASHING: &[Endpoint] = &[
+    Endpoint::Registration,
+    Endpoint::Login,
+    Endpoint::PasswordChange,
+    Endpoint::PasswordResetConfirm,
+    Endpoint::AccountDeletion,
+];
 const HASHING_MIN_MEMORY: i64 = 1024;
 
 /// The SES actions a statement grants; each must be a named action on exactly the identity of
@@ -53,12 +58,15 @@ fn ses_grants(id: &str, statement: &Value, problems: &mut Vec<String>) -> BTreeS
     granted
 }
 
-/// The one secret a function may read: the key set named by the `JwtSecretId` parameter (a
-/// secret's ARN is its name, `-` and six random characters).
+/// The secrets a function may read: the key set named by the `JwtSecretId` parameter (a
+/// secret's ARN is its name, `-` and six random characters), and during a cutover the old
+/// service's key named by `LegacyJwtSecretId`.
 const SIGNING_KEYS_SECRET: &str =
     "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${JwtSecretId}-??????";
+const LEGACY_KEY_SECRET: &str =
+    "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${LegacyJwtSecretId}-??????";
 
-/// A Secrets Manager statement: `secretsmanager:GetSecretValue` on the signing keys' secret, nothing else.
+/// A Secrets Manager statement: `secretsmanager:GetSecretValue` on those secrets, nothing else.
 fn secretsmanager_problems(id: &str, statement: &Value, problems: &mut Vec<String>) {
     for action in one_or_many(&statement["Action"]) {
         if action.as_str() != Some("secretsmanager:GetSecretValue") {
@@ -66,7 +74,9 @@ fn secretsmanager_problems(id: &str, statement: &Value, problems: &mut Vec<Strin
         }
     }
     let resources = one_or_many(&statement["Resource"]);
-    if resources.is_empty() || resources.iter().any(|r| sub(r) != Some(SIGNING_KEYS_SECRET)) {
+    if resources.is_empty()
+        || resources.iter().any(|r| !matches!(sub(r), Some(SIGNING_KEYS_SECRET | LEGACY_KEY_SECRET)))
+    {
         problems.push(format!("{id}: a secret read on {resources:?}, not only on the JwtSecretId secret"));
     }
 }
@@ -171,12 +181,25 @@ fn sub(v: &Value) -> Option<&str> {
     }
 }
 
-/// One value or a list of them.
+/// One value or a list of them; a conditional value (`!If [cond, a, b]`) stands for both of its
+/// branches (`!Ref AWS::NoValue` for none), so a check sees what either choice deploys.
 fn one_or_many(v: &Value) -> Vec<&Value> {
-    match v {
+    let items: Vec<&Value> = match v {
         Value::Sequence(seq) => seq.iter().collect(),
         Value::Null => Vec::new(),
         other => vec![other],
+    };
+    items.into_iter().flat_map(branches).collect()
+}
+
+/// The values a (possibly conditional) value may take.
+fn branches(v: &Value) -> Vec<&Value> {
+    match intrinsic(v) {
+        Some((name, Value::Sequence(args))) if name == "Fn::If" && args.len() == 3 => {
+            args[1..].iter().flat_map(branches).collect()
+        }
+        Some((name, arg)) if name == "Ref" && arg.as_str() == Some("AWS::NoValue") => Vec::new(),
+        _ => vec![v],
     }
 }
 

@@ -70,13 +70,14 @@ class Faults : Interceptor {
 }
 
 /** One app install: its own store, listener and client. */
-class App(base: String, skewMillis: Long = 0) : SessionListener {
+class App(base: String, skewMillis: Long = 0, device: String? = null) : SessionListener {
     val ended = AtomicInteger(0)
     val store = MemoryTokenStore()
     val faults = Faults()
     val client = AccountClient(
         base, store, this,
         base = OkHttpClient.Builder().addInterceptor(faults).build(),
+        deviceName = device,
         clock = { System.currentTimeMillis() + skewMillis }
     )
 
@@ -270,6 +271,42 @@ fun main(args: Array<String>) {
             .post(RequestBody.create(MediaType.parse("application/json"), JSONObject().put("refresh", tokens.refresh).toString())).build()
         expect("its refresh token is dead on the server", bare.newCall(refresh).execute().use { it.code() } == 401)
         expect("onSessionEnded() still not called", app.ended.get() == 0)
+    }
+
+    phase("sessions and devices: log out other devices") {
+        val phone = App(base, device = "Pixel 8 (scenario)")
+        val tablet = App(base, device = "Galaxy Tab (scenario)")
+        phone.client.login(username, password)
+        tablet.client.login(username, password)
+        val listed = phone.client.sessions()
+        val mine = listed.filter { it.current }
+        expect("the list names this device as current", mine.size == 1 && mine[0].device == "Pixel 8 (scenario)", listed)
+        expect("the other device is listed too", listed.any { !it.current && it.device == "Galaxy Tab (scenario)" }, listed)
+        expect("most recently used first", listed.map { it.lastUsedAt } == listed.map { it.lastUsedAt }.sortedDescending(), listed)
+        phone.client.logOutOtherDevices()
+        val refused = try { tablet.client.profile() } catch (e: ApiException) { e.status }
+        expect("the other device's next call: 401, its session ended once", refused == 401 && tablet.ended.get() == 1, refused)
+        expect("this device stays signed in", phone.client.profile().username == username && phone.ended.get() == 0)
+        expect("only this session is left", phone.client.sessions().map { it.current } == listOf(true))
+    }
+
+    phase("account deletion") {
+        val doomed = "gone${System.nanoTime() % 1_000_000_000}"
+        val app = App(base, device = "Pixel 8 (scenario)")
+        app.client.register(doomed, password)
+        val wrong = try { app.client.deleteAccount("not-the-password") } catch (e: ApiException) { e }
+        expect("a wrong password: 400 with a password error, still signed in",
+            wrong is ApiException && wrong.status == 400 && JSONObject(wrong.body).has("password") && app.store.load() != null, wrong)
+        val tokens = app.store.load()!!
+        app.client.deleteAccount(password)
+        expect("deleted: tokens cleared, onSessionEnded() not called", app.store.load() == null && app.ended.get() == 0)
+        val bare = OkHttpClient()
+        val profile = Request.Builder().url(app.client.url("api/accounts/profile/")).header("Authorization", "Bearer ${tokens.access}").build()
+        expect("the old access token is refused (401)", bare.newCall(profile).execute().use { it.code() } == 401)
+        val login = try { App(base).client.login(doomed, password) } catch (e: ApiException) { e.status }
+        expect("logging in again: 400", login == 400, login)
+        val again = App(base).client.register(doomed, password)
+        expect("the username can be registered again, with a new id", again.username == doomed)
     }
 
     println("$passed passed, $failed failed")

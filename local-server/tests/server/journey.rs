@@ -6,6 +6,13 @@ use crate::support::Server;
 
 const STRONG: &str = "xk29!pLm#q";
 
+/// A token's claims, unverified.
+fn claims(token: &str) -> Value {
+    use base64::Engine;
+    let payload = token.split('.').nth(1).expect("a JWT");
+    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
+}
+
 async fn call(
     client: &reqwest::Client,
     method: &str,
@@ -71,10 +78,18 @@ async fn the_whole_journey_over_http() {
     assert_eq!(status, 200);
     let (status, _) = call(&c, "GET", url("/api/accounts/profile/"), None, Some(&new_access)).await;
     assert_eq!(status, 200);
-    // The spent token replayed: refused, and (reuse detection) its session is over.
+    // The spent token replayed while its successor is unused (the app lost the answer): the
+    // session's current pair.
+    let (status, replayed) = call(&c, "POST", url("/api/auth/refresh/"), Some(json!({"refresh": refresh})), None).await;
+    assert_eq!((status, &replayed["refresh"]), (200, &rotated["refresh"]), "{replayed}");
+    // Once the successor is used, the spent token is reuse: refused, and its session is over.
+    let (status, next) =
+        call(&c, "POST", url("/api/auth/refresh/"), Some(json!({"refresh": rotated["refresh"]})), None).await;
+    assert_eq!(status, 200, "{next}");
     let (status, body) = call(&c, "POST", url("/api/auth/refresh/"), Some(json!({"refresh": refresh})), None).await;
     assert_eq!((status, body["detail"].as_str()), (401, Some("Token is blacklisted")));
-    let (status, _) = call(&c, "GET", url("/api/accounts/profile/"), None, Some(&new_access)).await;
+    let (status, _) =
+        call(&c, "GET", url("/api/accounts/profile/"), None, Some(next["access"].as_str().unwrap())).await;
     assert_eq!(status, 401);
 
     // A new login, then logout.
@@ -85,6 +100,36 @@ async fn the_whole_journey_over_http() {
     let new_access = login["access"].as_str().unwrap().to_string();
     let new_refresh = login["refresh"].as_str().unwrap().to_string();
     assert_eq!(call(&c, "POST", url("/api/auth/token/verify/"), Some(json!({"token": new_access})), None).await.0, 200);
+
+    // Sessions and devices: a second device, named by the app, seen from the first and ended.
+    let phone: Value = c
+        .post(url("/api/auth/login/"))
+        .header("x-device-name", "Pixel 8\tPro")
+        .header("user-agent", "okhttp/3.14")
+        .json(&json!({"username": "15313988692", "password": STRONG}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let phone_access = phone["access"].as_str().unwrap().to_string();
+    let (status, sessions) = call(&c, "GET", url("/api/auth/sessions"), None, Some(&new_access)).await;
+    assert_eq!(status, 200, "{sessions}");
+    let sessions = sessions.as_array().unwrap().clone();
+    assert_eq!(sessions.len(), 3, "the registration's, this login's and the phone's: {sessions:?}");
+    let phone_sid = claims(&phone_access)["sid"].as_str().unwrap().to_string();
+    let listed = sessions.iter().find(|s| s["id"] == phone_sid.as_str()).expect("the phone's session is listed");
+    assert_eq!(
+        (listed["device"].as_str(), listed["ip"].as_str(), &listed["current"]),
+        (Some("Pixel 8Pro"), Some("127.0.0.1"), &json!(false))
+    );
+    assert!(sessions.iter().any(|s| s["current"] == true && s["id"] == claims(&new_access)["sid"]));
+    let ended =
+        c.delete(url(&format!("/api/auth/sessions/{phone_sid}/"))).bearer_auth(&new_access).send().await.unwrap();
+    assert_eq!((ended.status().as_u16(), ended.content_length()), (204, Some(0)));
+    let (status, _) = call(&c, "GET", url("/api/accounts/profile/"), None, Some(&phone_access)).await;
+    assert_eq!(status, 401, "the ended session's access token is refused at once");
 
     let (status, body) = call(&c, "POST", url("/api/auth/logout/"), Some(json!({"refresh": new_refresh})), None).await;
     assert_eq!((status, body), (200, json!({"detail": "Successfully logged out."})));

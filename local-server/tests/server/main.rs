@@ -3,6 +3,7 @@
 
 mod support;
 
+mod account_page;
 mod attacks;
 mod avatars;
 mod journey;

@@ -117,7 +117,7 @@ pub async fn change_password(
         return Err(Error::Internal("password change fields missing after validation".into()));
     };
     check_new_password(&me.user, &new1, &new2)?;
-    match replace_password(store, &me.user, new2, Some(&me.session.id)).await? {
+    match replace_password(store, &me.user, new2, me.session.as_ref().map(|s| s.id.as_str())).await? {
         Ok(()) => Ok(()),
         // Changed by a parallel request since this one was checked: its old password is no longer
         // the stored one.

@@ -1,5 +1,6 @@
 //! `POST /api/auth/login/`: credentials checked behind the throttling counters, then a new session.
 
+use crate::domain::devices::SessionOrigin;
 use crate::domain::fields::{Data, FieldErrors};
 use crate::domain::model::username_key;
 use crate::domain::model::{PasswordReplacement, User};
@@ -27,13 +28,15 @@ fn bad_credentials() -> Error {
 
 /// `POST /api/auth/login/`: checks the credentials and starts a session. Every attempt takes a
 /// place per account and per client IP before the password is checked (at a limit even the
-/// right password is refused, without hashing); a successful one gives its places back.
+/// right password is refused, without hashing); a successful one gives its places back. The
+/// session records `device` (the client's name for it) and the address.
 pub async fn login(
     store: &dyn Store,
     tokens: &TokenService,
     data: &Data,
     limits: &Limits,
     client_ip: Option<IpAddr>,
+    device: &str,
 ) -> Result<(User, TokenPair)> {
     let mut errors = FieldErrors::new();
     let username = requests::login::USERNAME.read(data, &mut errors);
@@ -84,8 +87,9 @@ pub async fn login(
 
     // The session is opened under the password version just checked; if the password changed
     // meanwhile, the store refuses it (a login racing a change never outlives it).
-    let (released, started) =
-        tokio::join!(release, sessions::start_session(store, tokens, user.id, user.password_version, now));
+    let origin = SessionOrigin::new(device, client_ip);
+    let started = sessions::start_session_from(store, tokens, user.id, user.password_version, origin, now);
+    let (released, started) = tokio::join!(release, started);
     released?;
     let pair = match started {
         Ok(pair) => pair,

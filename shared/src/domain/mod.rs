@@ -1,8 +1,11 @@
 //! The account domain: model, validation, passwords, tokens and the operations the endpoints run.
 
+pub mod account;
 pub mod avatars;
 pub mod credentials;
+pub mod devices;
 pub mod fields;
+pub mod legacy;
 pub mod login;
 pub mod model;
 pub mod password;

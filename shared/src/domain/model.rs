@@ -53,7 +53,7 @@ impl UserUpdate {
 }
 
 /// One signed-in device: login or registration starts it, refresh rotates inside it, logout ends it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Session {
     pub id: String,
     pub user_id: u64,
@@ -64,6 +64,16 @@ pub struct Session {
     pub expires_at: i64,
     /// The user's password version when the session was opened (or kept by a password change).
     pub password_version: u64,
+    /// The device as the client named it at login or registration (`X-Device-Name`, else its
+    /// `User-Agent`; at most 200 characters, no control characters); empty when unknown.
+    pub device: String,
+    /// The client's address at login or registration; empty when unknown.
+    pub ip: String,
+    /// The last refresh (the session's start before one): Unix seconds.
+    pub last_used_at: i64,
+    /// The `jti` that `refresh_jti` replaced (written by the rotation): presented again while
+    /// `refresh_jti` has not been used, it gets the current pair (a lost refresh answer).
+    pub previous_jti: Option<String>,
 }
 
 impl Session {

@@ -1,7 +1,8 @@
 //! `POST /api/auth/registration/`: a new user and its first session, in one atomic write.
 
+use crate::domain::devices::SessionOrigin;
 use crate::domain::fields::{is_valid_email, Data, FieldErrors, INVALID_EMAIL};
-use crate::domain::model::{NewUser, Session, User};
+use crate::domain::model::{NewUser, User};
 use crate::domain::password;
 use crate::domain::requests;
 use crate::domain::throttle::{self, Limits};
@@ -23,13 +24,15 @@ fn add_password_problems(errors: &mut FieldErrors, field: &str, password: &str) 
     }
 }
 
-/// `POST /api/auth/registration/`: creates the user and its first session.
+/// `POST /api/auth/registration/`: creates the user and its first session (started from
+/// `device` at `client_ip`).
 pub async fn register(
     store: &dyn Store,
     tokens: &TokenService,
     data: &Data,
     limits: &Limits,
     client_ip: Option<IpAddr>,
+    device: &str,
 ) -> Result<(User, TokenPair)> {
     // Every attempt counts, valid or not (a refused one takes no place).
     let ip = throttle::ip_subject(client_ip);
@@ -72,14 +75,7 @@ pub async fn register(
     let session_id = sessions::new_session_id();
     // The id is allocated by the store, so the tokens are signed after the write.
     let mut refresh_claims = tokens.refresh_claims(0, &session_id, 0, now);
-    let session = Session {
-        id: session_id,
-        user_id: 0,
-        refresh_jti: refresh_claims.jti.clone(),
-        created_at: now,
-        expires_at: refresh_claims.exp,
-        password_version: 0,
-    };
+    let session = sessions::new_session(&refresh_claims, SessionOrigin::new(device, client_ip), now);
     let user = match store.create_user(NewUser { username, email, password_hash, date_joined: now }, session).await {
         Ok(user) => user,
         // Someone took the name or address between the check above and the write.

@@ -116,3 +116,10 @@ pub mod password_reset_confirm {
     pub const TOKEN: Field = Field::required("token");
     pub const FIELDS: &[Field] = &[NEW_PASSWORD1, NEW_PASSWORD2, UID, TOKEN];
 }
+
+/// `DELETE /api/auth/user/`: the caller's current password.
+pub mod account_deletion {
+    use super::*;
+    pub const PASSWORD: Field = password("password");
+    pub const FIELDS: &[Field] = &[PASSWORD];
+}

@@ -1,7 +1,9 @@
 //! Sessions and their tokens: starting one, refresh with rotation and reuse detection, verify,
 //! logout, and the authentication of a Bearer access token.
 
+use crate::domain::devices::SessionOrigin;
 use crate::domain::fields::{Data, FieldErrors};
+use crate::domain::legacy::{self, Decoded};
 use crate::domain::model::{LogoutOutcome, RotateOutcome, Rotation, Session, SpentToken, User};
 use crate::domain::requests;
 use crate::domain::tokens::{Claims, TokenPair, TokenProblem, TokenService, TokenType};
@@ -14,17 +16,17 @@ use crate::telemetry::{self, names};
 #[derive(Debug, Clone)]
 pub struct Authenticated {
     pub user: User,
-    pub session: Session,
-    pub claims: Claims,
+    /// `None` for a legacy access token (the old service's, `domain::legacy`): it has no session.
+    pub session: Option<Session>,
+    pub claims: Option<Claims>,
 }
 
 pub(crate) fn new_session_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
 
-/// A new session of an existing user and its first token pair: what a login does once the
-/// password matched (the benchmark's token minter calls it too). `UserNotFound` when the user is
-/// gone, `Stale` when the user's password version is no longer `password_version`.
+/// A new session of an existing user and its first token pair, of no known device (the
+/// benchmark's token minter calls it). See [`start_session_from`].
 pub async fn start_session(
     store: &dyn Store,
     tokens: &TokenService,
@@ -32,18 +34,40 @@ pub async fn start_session(
     password_version: u64,
     now: i64,
 ) -> std::result::Result<TokenPair, StoreError> {
+    start_session_from(store, tokens, user_id, password_version, SessionOrigin::default(), now).await
+}
+
+/// A new session of an existing user, started from `origin`, and its first token pair: what a
+/// login does once the password matched. `UserNotFound` when the user is gone, `Stale` when the
+/// user's password version is no longer `password_version`.
+pub async fn start_session_from(
+    store: &dyn Store,
+    tokens: &TokenService,
+    user_id: u64,
+    password_version: u64,
+    origin: SessionOrigin,
+    now: i64,
+) -> std::result::Result<TokenPair, StoreError> {
     let session_id = new_session_id();
     let pair = tokens.issue_pair(user_id, &session_id, password_version, now);
-    let session = Session {
-        id: session_id,
-        user_id,
-        refresh_jti: pair.refresh_claims.jti.clone(),
-        created_at: now,
-        expires_at: pair.refresh_claims.exp,
-        password_version,
-    };
-    store.start_session(session, now).await?;
+    store.start_session(new_session(&pair.refresh_claims, origin, now), now).await?;
     Ok(pair)
+}
+
+/// The record of a session whose first refresh token has these claims.
+pub(crate) fn new_session(refresh: &Claims, origin: SessionOrigin, now: i64) -> Session {
+    Session {
+        id: refresh.sid.clone(),
+        user_id: refresh.user_id(),
+        refresh_jti: refresh.jti.clone(),
+        created_at: now,
+        expires_at: refresh.exp,
+        password_version: refresh.pwv,
+        device: origin.device,
+        ip: origin.ip,
+        last_used_at: now,
+        previous_jti: None,
+    }
 }
 
 /// How the refresh routes read a missing `refresh` field.
@@ -75,7 +99,10 @@ pub async fn refresh(
     errors.into_result()?;
     let token = token.unwrap_or_default();
     let now = now();
-    let claims = tokens.decode(&token, Some(TokenType::Refresh), now).map_err(Error::TokenRejected)?;
+    let claims = match legacy::decode(tokens, &token, Some(TokenType::Refresh), now).map_err(Error::TokenRejected)? {
+        Decoded::Ordinary(claims) => claims,
+        Decoded::Legacy(claims) => return legacy::refresh(store, tokens, claims, now, grace).await,
+    };
     // The token's password version first; a session kept by a password change learns its new
     // one from the store and rotates again (once).
     let mut password_version = claims.pwv;
@@ -108,24 +135,43 @@ pub async fn refresh(
     Err(Error::TokenRejected(TokenProblem::Invalid))
 }
 
-/// A spent refresh token presented again: the session's current pair within the grace window,
-/// otherwise the end of the session.
-async fn reused_refresh(
+/// A spent refresh token presented again: the session's current pair when the token is the
+/// one the current token replaced (that token has not been used yet: the answer of the
+/// rotation was lost) or when it was spent within the grace window; otherwise the end of the
+/// session.
+pub(crate) async fn reused_refresh(
     store: &dyn Store,
     tokens: &TokenService,
     claims: &Claims,
     now: i64,
     grace: std::time::Duration,
 ) -> Result<TokenPair> {
+    let grace = grace.as_secs() as i64;
+    let usable = match store.session_with_user(claims.user_id(), &claims.sid, now).await? {
+        (Some(user), Some(session))
+            if user.is_active && session.is_valid_for(&user, now) && session.refresh_jti != claims.jti =>
+        {
+            Some(session)
+        }
+        _ => None,
+    };
+    if let Some(session) = &usable {
+        // The rotation that spent this token wrote `last_used_at`: past the grace window, the
+        // access token of the pair is a fresh one (the rotation's has likely expired).
+        if session.previous_jti.as_deref() == Some(claims.jti.as_str()) {
+            return Ok(if now - session.last_used_at < grace {
+                tokens.current_pair(session)
+            } else {
+                tokens.current_pair_with_fresh_access(session, now)
+            });
+        }
+    }
     let spent = store.blacklisted(&claims.jti, now).await?;
-    let within_grace = spent
-        .as_ref()
-        .is_some_and(|entry| entry.session_id == claims.sid && now - entry.blacklisted_at < grace.as_secs() as i64);
+    let within_grace =
+        spent.as_ref().is_some_and(|entry| entry.session_id == claims.sid && now - entry.blacklisted_at < grace);
     if within_grace {
-        if let (Some(user), Some(session)) = store.session_with_user(claims.user_id(), &claims.sid, now).await? {
-            if user.is_active && session.is_valid_for(&user, now) && session.refresh_jti != claims.jti {
-                return Ok(tokens.current_pair(&session));
-            }
+        if let Some(session) = &usable {
+            return Ok(tokens.current_pair(session));
         }
     } else if store.end_session(&claims.sid).await? {
         telemetry::count(names::REFRESH_REUSE_DETECTED);
@@ -140,7 +186,10 @@ pub async fn verify(store: &dyn Store, tokens: &TokenService, data: &Data) -> Re
     let token = requests::token_verify::TOKEN.read(data, &mut errors);
     errors.into_result()?;
     let now = now();
-    let claims = tokens.decode(&token.unwrap_or_default(), None, now).map_err(Error::TokenRejected)?;
+    let claims = match legacy::decode(tokens, &token.unwrap_or_default(), None, now).map_err(Error::TokenRejected)? {
+        Decoded::Ordinary(claims) => claims,
+        Decoded::Legacy(claims) => return legacy::verify(store, claims, now).await,
+    };
     if claims.token_type == TokenType::Refresh && store.blacklisted(&claims.jti, now).await?.is_some() {
         return Err(Error::VerifyBlacklisted);
     }
@@ -161,7 +210,11 @@ pub async fn logout(store: &dyn Store, tokens: &TokenService, data: &Data) -> Re
         Some(_) => return Err(Error::LogoutTokenRejected(TokenProblem::Invalid)),
     };
     let now = now();
-    let claims = tokens.decode(&token, Some(TokenType::Refresh), now).map_err(Error::LogoutTokenRejected)?;
+    let claims =
+        match legacy::decode(tokens, &token, Some(TokenType::Refresh), now).map_err(Error::LogoutTokenRejected)? {
+            Decoded::Ordinary(claims) => claims,
+            Decoded::Legacy(claims) => return legacy::logout(store, claims, now).await,
+        };
     let spent =
         SpentToken { jti: claims.jti.clone(), exp: claims.exp, user_id: claims.user_id(), session_id: claims.sid };
     let (session_id, user_id) = (spent.session_id.clone(), spent.user_id);
@@ -180,7 +233,11 @@ pub async fn logout(store: &dyn Store, tokens: &TokenService, data: &Data) -> Re
 /// The authentication layer: the user and session behind a Bearer access token.
 pub async fn authenticate(store: &dyn Store, tokens: &TokenService, token: &str) -> Result<Authenticated> {
     let now = now();
-    let claims = tokens.decode(token, Some(TokenType::Access), now).map_err(Error::AccessTokenRejected)?;
+    let claims =
+        match legacy::decode(tokens, token, Some(TokenType::Access), now).map_err(Error::AccessTokenRejected)? {
+            Decoded::Ordinary(claims) => claims,
+            Decoded::Legacy(claims) => return legacy::authenticate(store, claims, now).await,
+        };
     let (user, session) = store.session_with_user(claims.user_id(), &claims.sid, now).await?;
     let Some(session) = session else { return Err(Error::AccessTokenRejected(TokenProblem::Invalid)) };
     let Some(user) = user else { return Err(Error::UserNotFound) };
@@ -191,5 +248,5 @@ pub async fn authenticate(store: &dyn Store, tokens: &TokenService, token: &str)
     if !user.is_active {
         return Err(Error::UserInactive);
     }
-    Ok(Authenticated { user, session, claims })
+    Ok(Authenticated { user, session: Some(session), claims: Some(claims) })
 }

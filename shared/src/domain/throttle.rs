@@ -171,9 +171,19 @@ impl Limits {
     /// (logins, and the old password of a password change).
     pub fn password_check(&self, username_key: &str, client_ip: Option<IpAddr>) -> Vec<Rule> {
         rules(&[
-            ("login-fail:account", username_key, self.login_failures_per_account),
+            (ACCOUNT_FAILURES, username_key, self.login_failures_per_account),
             ("login-fail:ip", &ip_subject(client_ip), self.login_failures_per_ip),
         ])
+    }
+}
+
+/// The counter of failed logins of an account (and wrong old passwords at password change).
+const ACCOUNT_FAILURES: &str = "login-fail:account";
+
+impl Limits {
+    /// The rule of one account's failed logins alone (what an operator unlocks).
+    pub fn account_failures(&self, username_key: &str) -> Vec<Rule> {
+        rules(&[(ACCOUNT_FAILURES, username_key, self.login_failures_per_account)])
     }
 }
 

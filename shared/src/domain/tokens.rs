@@ -129,18 +129,20 @@ pub struct TokenService {
     public_keys: JwkSet,
     pub access_lifetime: Duration,
     pub refresh_lifetime: Duration,
+    /// The old service's tokens, accepted until a deadline (`domain::legacy`); none by default.
+    legacy: Option<crate::domain::legacy::LegacyTokens>,
 }
 
 /// What is read from a token before the checks: every claim may be missing or odd.
 #[derive(Deserialize)]
-struct RawClaims {
+pub(crate) struct RawClaims {
     token_type: Option<serde_json::Value>,
     exp: Option<serde_json::Value>,
     iat: Option<serde_json::Value>,
     jti: Option<serde_json::Value>,
     #[serde(default, deserialize_with = "lenient_id")]
     user_id: Option<String>,
-    sid: Option<serde_json::Value>,
+    pub(crate) sid: Option<serde_json::Value>,
     nbf: Option<serde_json::Value>,
     pwv: Option<serde_json::Value>,
 }
@@ -161,7 +163,7 @@ pub fn new_jti() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
 
-fn validation(algorithm: Algorithm) -> Validation {
+pub(crate) fn validation(algorithm: Algorithm) -> Validation {
     let mut validation = Validation::new(algorithm);
     // Expiry is checked in `decode` against the caller's clock, with simplejwt's rule (exp <= now).
     validation.validate_exp = false;
@@ -182,6 +184,7 @@ impl TokenService {
             public_keys: JwkSet { keys: Vec::new() },
             access_lifetime,
             refresh_lifetime,
+            legacy: None,
         }
     }
 
@@ -230,6 +233,7 @@ impl TokenService {
             public_keys: JwkSet { keys: public_keys },
             access_lifetime,
             refresh_lifetime,
+            legacy: None,
         })
     }
 
@@ -316,6 +320,16 @@ impl TokenService {
         })
     }
 
+    /// The session's current refresh token, as [`Self::current_pair`], with an access token
+    /// issued `now` (for a lost rotation answer recovered after the access token's lifetime).
+    pub fn current_pair_with_fresh_access(&self, session: &crate::domain::model::Session, now: i64) -> TokenPair {
+        let mut pair = self.current_pair(session);
+        pair.access_claims =
+            Claims { iat: now, exp: now + self.access_lifetime.as_secs() as i64, jti: new_jti(), ..pair.access_claims };
+        pair.access = self.sign(&pair.access_claims);
+        pair
+    }
+
     /// A new pair for the session.
     pub fn issue_pair(&self, user_id: u64, session_id: &str, password_version: u64, now: i64) -> TokenPair {
         self.sign_pair(self.refresh_claims(user_id, session_id, password_version, now))
@@ -331,40 +345,74 @@ impl TokenService {
         let key = self.verify_keys.get(&header.kid).ok_or(TokenProblem::Invalid)?;
         let raw =
             jsonwebtoken::decode::<RawClaims>(token, key, &self.validation).map_err(|_| TokenProblem::Invalid)?.claims;
-        let exp = raw.exp.as_ref().and_then(serde_json::Value::as_i64).ok_or(TokenProblem::Invalid)?;
-        if exp <= now {
-            return Err(TokenProblem::Expired);
-        }
-        let jti = match raw.jti {
-            None => return Err(TokenProblem::NoId),
-            Some(serde_json::Value::String(s)) if !s.is_empty() => s,
-            Some(_) => return Err(TokenProblem::Invalid),
-        };
-        let token_type = match raw.token_type {
-            None => return Err(TokenProblem::NoType),
-            Some(serde_json::Value::String(s)) if s == "access" => TokenType::Access,
-            Some(serde_json::Value::String(s)) if s == "refresh" => TokenType::Refresh,
-            Some(_) => return Err(TokenProblem::WrongType),
-        };
-        if expected.is_some_and(|t| t != token_type) {
-            return Err(TokenProblem::WrongType);
-        }
-        let iat = raw.iat.as_ref().and_then(serde_json::Value::as_i64).unwrap_or(0);
-        // Not yet valid: issued in the future (beyond a minute of clock skew), or `nbf` ahead.
-        if iat > now + CLOCK_SKEW
-            || raw.nbf.as_ref().and_then(serde_json::Value::as_i64).is_some_and(|nbf| nbf > now + CLOCK_SKEW)
-        {
-            return Err(TokenProblem::Invalid);
-        }
-        let user_id = raw.user_id.ok_or(TokenProblem::Invalid)?;
+        let checked = check_claims(&raw, expected, now)?;
         // Every token this service issues names its session; one without can't be tied to any.
         let sid = match raw.sid {
             Some(serde_json::Value::String(s)) if !s.is_empty() => s,
             _ => return Err(TokenProblem::Invalid),
         };
         let pwv = raw.pwv.as_ref().and_then(serde_json::Value::as_u64).unwrap_or(0);
+        let CheckedClaims { token_type, exp, iat, jti, user_id } = checked;
         Ok(Claims { token_type, exp, iat, jti, user_id, sid, pwv })
     }
+
+    /// The old service's tokens, when `LEGACY_JWT_SECRET` is configured (`domain::legacy`).
+    pub fn with_legacy(mut self, legacy: Option<crate::domain::legacy::LegacyTokens>) -> Self {
+        self.legacy = legacy;
+        self
+    }
+
+    /// The verifier of the old service's tokens, while they are accepted.
+    pub(crate) fn legacy(&self) -> Option<&crate::domain::legacy::LegacyTokens> {
+        self.legacy.as_ref()
+    }
+}
+
+/// simplejwt's claims of a token whose signature verified, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct CheckedClaims {
+    pub token_type: TokenType,
+    pub exp: i64,
+    pub iat: i64,
+    pub jti: String,
+    /// Digits only (a string or an integer in the token).
+    pub user_id: String,
+}
+
+/// Expiry, `jti`, `token_type` (against `expected`), `iat`/`nbf` and `user_id`, in simplejwt's
+/// order and with its messages: what this service's and the old service's tokens share.
+pub(crate) fn check_claims(
+    raw: &RawClaims,
+    expected: Option<TokenType>,
+    now: i64,
+) -> Result<CheckedClaims, TokenProblem> {
+    let exp = raw.exp.as_ref().and_then(serde_json::Value::as_i64).ok_or(TokenProblem::Invalid)?;
+    if exp <= now {
+        return Err(TokenProblem::Expired);
+    }
+    let jti = match &raw.jti {
+        None => return Err(TokenProblem::NoId),
+        Some(serde_json::Value::String(s)) if !s.is_empty() => s.clone(),
+        Some(_) => return Err(TokenProblem::Invalid),
+    };
+    let token_type = match &raw.token_type {
+        None => return Err(TokenProblem::NoType),
+        Some(serde_json::Value::String(s)) if s == "access" => TokenType::Access,
+        Some(serde_json::Value::String(s)) if s == "refresh" => TokenType::Refresh,
+        Some(_) => return Err(TokenProblem::WrongType),
+    };
+    if expected.is_some_and(|t| t != token_type) {
+        return Err(TokenProblem::WrongType);
+    }
+    let iat = raw.iat.as_ref().and_then(serde_json::Value::as_i64).unwrap_or(0);
+    // Not yet valid: issued in the future (beyond a minute of clock skew), or `nbf` ahead.
+    if iat > now + CLOCK_SKEW
+        || raw.nbf.as_ref().and_then(serde_json::Value::as_i64).is_some_and(|nbf| nbf > now + CLOCK_SKEW)
+    {
+        return Err(TokenProblem::Invalid);
+    }
+    let user_id = raw.user_id.clone().ok_or(TokenProblem::Invalid)?;
+    Ok(CheckedClaims { token_type, exp, iat, jti, user_id })
 }
 
 #[cfg(test)]

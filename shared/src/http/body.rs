@@ -34,25 +34,29 @@ impl<S: Send + Sync> FromRequest<S> for Payload {
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Error> {
         let content_type = req.headers().get(CONTENT_TYPE).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+        let essence = content_type.as_deref().map(|t| t.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
+        // Only a multipart body is parsed again as a request: keep its head (a copy of every
+        // header and extension, not worth making for the JSON bodies of most requests).
         let (parts, body) = req.into_parts();
-        let bytes =
-            Bytes::from_request(Request::from_parts(parts.clone(), body), state).await.map_err(|rejection| {
-                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    Error::PayloadTooLarge
-                } else {
-                    Error::ParseError(rejection.body_text())
-                }
-            })?;
+        let multipart_head = (essence.as_deref() == Some("multipart/form-data")).then(|| parts.clone());
+        let bytes = Bytes::from_request(Request::from_parts(parts, body), state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                Error::PayloadTooLarge
+            } else {
+                Error::ParseError(rejection.body_text())
+            }
+        })?;
         // DRF: no content type, or no body, means no data (not an error).
-        let Some(content_type) = content_type else { return Ok(Payload::default()) };
+        let (Some(content_type), Some(essence)) = (content_type, essence) else { return Ok(Payload::default()) };
         if bytes.is_empty() {
             return Ok(Payload::default());
         }
-        let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-        match essence.as_str() {
-            "application/json" => parse_json(&bytes),
-            "application/x-www-form-urlencoded" => parse_form(&bytes),
-            "multipart/form-data" => parse_multipart(Request::from_parts(parts, Body::from(bytes)), state).await,
+        match (essence.as_str(), multipart_head) {
+            ("application/json", _) => parse_json(&bytes),
+            ("application/x-www-form-urlencoded", _) => parse_form(&bytes),
+            ("multipart/form-data", Some(head)) => {
+                parse_multipart(Request::from_parts(head, Body::from(bytes)), state).await
+            }
             _ => Err(Error::UnsupportedMediaType(content_type)),
         }
     }

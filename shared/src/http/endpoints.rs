@@ -4,7 +4,8 @@
 
 use axum::http::Method;
 
-/// One endpoint = one Lambda function.
+/// One endpoint = one Lambda function. Two endpoints may share a path with different methods
+/// (`UserDetails` and `AccountDeletion`): the routers merge them, API Gateway routes each method.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Endpoint {
     Registration,
@@ -14,10 +15,16 @@ pub enum Endpoint {
     TokenVerify,
     Logout,
     UserDetails,
+    /// `DELETE /api/auth/user/`: the caller's account (its own function beside `UserDetails`).
+    AccountDeletion,
     Profile,
     AvatarUpload,
     AvatarConfirm,
     PasswordChange,
+    /// The caller's sessions: the list (GET), "log out other devices" (DELETE).
+    Sessions,
+    /// One of the caller's sessions (`{id}`): DELETE ends it.
+    Session,
     PasswordReset,
     PasswordResetConfirm,
     /// The link in the reset e-mail (`{uid}` and `{token}` are path parameters).
@@ -26,6 +33,8 @@ pub enum Endpoint {
     Jwks,
     /// The OpenAPI document of the API.
     Schema,
+    /// The web page that deletes an account (HTML; it calls the API from the browser).
+    AccountDeletePage,
 }
 
 /// What an endpoint uses besides the store and the signing keys, so what its function must be
@@ -41,15 +50,22 @@ pub struct Needs {
     pub mail: bool,
     /// The OpenAPI document (feature `openapi`).
     pub openapi: bool,
+    /// A static web page: HTML from the binary alone, so its function opens no store, reads no
+    /// signing keys and has no AWS permission at all (no `accounts` feature). Not an operation
+    /// of the API: it is left out of the OpenAPI document.
+    pub static_page: bool,
 }
 
 impl Needs {
-    const NOTHING: Needs = Needs { media: false, images: false, mail: false, openapi: false };
+    const NOTHING: Needs = Needs { media: false, images: false, mail: false, openapi: false, static_page: false };
 
     /// The `accounts` features of a Lambda function with these needs (its store is DynamoDB,
     /// its signing keys come from Secrets Manager; the embedded store, `sqlite`, is its crate's
     /// `embedded` feature, for local runs).
     pub fn lambda_features(self) -> Vec<&'static str> {
+        if self.static_page {
+            return Vec::new();
+        }
         let mut features = vec!["dynamodb", "secrets-manager"];
         if self.media {
             features.push("s3");
@@ -76,15 +92,19 @@ impl Endpoint {
         Endpoint::TokenVerify,
         Endpoint::Logout,
         Endpoint::UserDetails,
+        Endpoint::AccountDeletion,
         Endpoint::Profile,
         Endpoint::AvatarUpload,
         Endpoint::AvatarConfirm,
         Endpoint::PasswordChange,
+        Endpoint::Sessions,
+        Endpoint::Session,
         Endpoint::PasswordReset,
         Endpoint::PasswordResetConfirm,
         Endpoint::PasswordResetLink,
         Endpoint::Jwks,
         Endpoint::Schema,
+        Endpoint::AccountDeletePage,
     ];
 
     /// The function's crate and binary name under `functions/`.
@@ -97,15 +117,19 @@ impl Endpoint {
             Endpoint::TokenVerify => "token-verify",
             Endpoint::Logout => "logout",
             Endpoint::UserDetails => "user-details",
+            Endpoint::AccountDeletion => "account-deletion",
             Endpoint::Profile => "profile",
             Endpoint::AvatarUpload => "avatar-upload",
             Endpoint::AvatarConfirm => "avatar-confirm",
             Endpoint::PasswordChange => "password-change",
+            Endpoint::Sessions => "sessions",
+            Endpoint::Session => "session",
             Endpoint::PasswordReset => "password-reset",
             Endpoint::PasswordResetConfirm => "password-reset-confirm",
             Endpoint::PasswordResetLink => "password-reset-link",
             Endpoint::Jwks => "jwks",
             Endpoint::Schema => "schema",
+            Endpoint::AccountDeletePage => "account-delete-page",
         }
     }
 
@@ -118,16 +142,19 @@ impl Endpoint {
             Endpoint::TokenRefresh => "/api/auth/token/refresh/",
             Endpoint::TokenVerify => "/api/auth/token/verify/",
             Endpoint::Logout => "/api/auth/logout/",
-            Endpoint::UserDetails => "/api/auth/user/",
+            Endpoint::UserDetails | Endpoint::AccountDeletion => "/api/auth/user/",
             Endpoint::Profile => "/api/accounts/profile/",
             Endpoint::AvatarUpload => "/api/accounts/profile/avatar/upload/",
             Endpoint::AvatarConfirm => "/api/accounts/profile/avatar/confirm/",
             Endpoint::PasswordChange => "/api/auth/password/change/",
+            Endpoint::Sessions => "/api/auth/sessions/",
+            Endpoint::Session => "/api/auth/sessions/{id}/",
             Endpoint::PasswordReset => "/api/auth/password/reset/",
             Endpoint::PasswordResetConfirm => "/api/auth/password/reset/confirm/",
             Endpoint::PasswordResetLink => "/password-reset/confirm/{uid}/{token}/",
             Endpoint::Jwks => "/.well-known/jwks.json",
             Endpoint::Schema => "/api/schema/",
+            Endpoint::AccountDeletePage => "/account/delete/",
         }
     }
 
@@ -147,10 +174,14 @@ impl Endpoint {
     pub fn methods(self) -> &'static [Method] {
         const POST: &[Method] = &[Method::POST];
         const GET: &[Method] = &[Method::GET];
+        const DELETE: &[Method] = &[Method::DELETE];
         const READ_WRITE: &[Method] = &[Method::GET, Method::PUT, Method::PATCH];
         match self {
             Endpoint::UserDetails | Endpoint::Profile => READ_WRITE,
-            Endpoint::PasswordResetLink | Endpoint::Jwks | Endpoint::Schema => GET,
+            Endpoint::Sessions => &[Method::GET, Method::DELETE],
+            Endpoint::Session => &[Method::DELETE],
+            Endpoint::PasswordResetLink | Endpoint::Jwks | Endpoint::Schema | Endpoint::AccountDeletePage => GET,
+            Endpoint::AccountDeletion => DELETE,
             _ => POST,
         }
     }
@@ -160,17 +191,21 @@ impl Endpoint {
         matches!(
             self,
             Endpoint::UserDetails
+                | Endpoint::AccountDeletion
                 | Endpoint::Profile
                 | Endpoint::AvatarUpload
                 | Endpoint::AvatarConfirm
                 | Endpoint::PasswordChange
+                | Endpoint::Sessions
+                | Endpoint::Session
         )
     }
 
     pub const fn needs(self) -> Needs {
         match self {
             Endpoint::Profile | Endpoint::AvatarConfirm => Needs { media: true, images: true, ..Needs::NOTHING },
-            Endpoint::AvatarUpload => Needs { media: true, ..Needs::NOTHING },
+            Endpoint::AvatarUpload | Endpoint::AccountDeletion => Needs { media: true, ..Needs::NOTHING },
+            Endpoint::AccountDeletePage => Needs { static_page: true, ..Needs::NOTHING },
             Endpoint::PasswordReset => Needs { mail: true, ..Needs::NOTHING },
             Endpoint::Schema => Needs { openapi: true, ..Needs::NOTHING },
             _ => Needs::NOTHING,

@@ -14,6 +14,7 @@ use crate::domain::{login, profile, registration};
 use crate::error::Error;
 use crate::http::body::Payload;
 use crate::http::client_ip::ClientIp;
+use crate::http::devices::DeviceName;
 use crate::http::wire::{self, Jwt, Message, UserDetails};
 use crate::state::AppState;
 
@@ -45,26 +46,29 @@ fn login_body(user: &User, pair: TokenPair) -> wire::Login {
 }
 
 /// ISO-8601 UTC with microseconds, as dj-rest-auth prints expirations.
-fn iso_timestamp(unix: i64) -> String {
+pub(crate) fn iso_timestamp(unix: i64) -> String {
     Utc.timestamp_opt(unix, 0).single().unwrap_or_default().format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
 }
 
 pub(crate) async fn registration(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
+    DeviceName(device): DeviceName,
     payload: Payload,
 ) -> Result<(StatusCode, Json<wire::Login>), Error> {
-    let (user, pair) =
-        registration::register(&*state.store, &state.tokens, &payload.data, &state.config.limits, ip).await?;
+    let limits = &state.config.limits;
+    let (user, pair) = registration::register(&*state.store, &state.tokens, &payload.data, limits, ip, &device).await?;
     Ok((StatusCode::CREATED, Json(login_body(&user, pair))))
 }
 
 pub(crate) async fn login(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
+    DeviceName(device): DeviceName,
     payload: Payload,
 ) -> JsonResult<wire::Login> {
-    let (user, pair) = login::login(&*state.store, &state.tokens, &payload.data, &state.config.limits, ip).await?;
+    let limits = &state.config.limits;
+    let (user, pair) = login::login(&*state.store, &state.tokens, &payload.data, limits, ip, &device).await?;
     Ok(Json(login_body(&user, pair)))
 }
 

@@ -34,9 +34,10 @@ pub async fn request_span(req: Request, next: Next) -> Response {
 pub async fn log_request(req: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = req.method().clone();
-    let route =
-        req.extensions().get::<MatchedPath>().map_or_else(|| "<unmatched>".to_string(), |p| p.as_str().to_string());
+    // A shared string (`Arc<str>`), not a copy: this runs for every request.
+    let matched = req.extensions().get::<MatchedPath>().cloned();
     let response = next.run(req).await;
+    let route = matched.as_ref().map_or("<unmatched>", MatchedPath::as_str);
     let status = response.status().as_u16();
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
     if status >= 500 {

@@ -76,6 +76,9 @@ fn body<T: ToSchema>() -> Body {
     Body { name: T::name, add: add_schema::<T> }
 }
 
+/// The "body" of a 204 answer: none.
+const NO_CONTENT: Body = Body { name: || Cow::Borrowed(""), add: |components| components };
+
 /// `T`'s schema and the ones it refers to.
 fn add_schema<T: ToSchema>(components: ComponentsBuilder) -> ComponentsBuilder {
     let mut used = Vec::new();
@@ -92,6 +95,7 @@ pub fn describe(endpoint: Endpoint, method: &Method) -> Option<Description> {
     let put = *method == Method::PUT;
     let patch = *method == Method::PATCH;
     let post = *method == Method::POST;
+    let delete = *method == Method::DELETE;
     match endpoint {
         E::Registration if post => {
             d("Create an account and log in (one new session)", Some(requests::registration::FIELDS), (201, body::<wire::Login>()), &[400, 429])
@@ -131,6 +135,13 @@ pub fn describe(endpoint: Endpoint, method: &Method) -> Option<Description> {
             &[400],
         )
         }
+        E::AccountDeletion if delete => d(
+            "Delete the caller's account with everything kept of it (sessions, avatar); the current password \
+             confirms it, and a wrong one counts as a failed login",
+            Some(requests::account_deletion::FIELDS),
+            (204, NO_CONTENT),
+            &[400, 429],
+        ),
         E::Profile if get => d("The caller's profile", None, (200, body::<wire::Profile>()), &[]),
         E::Profile if put || patch => d(
             "Change the caller's profile (PUT is PATCH); a multipart `avatar` file part sets the avatar",
@@ -157,6 +168,19 @@ pub fn describe(endpoint: Endpoint, method: &Method) -> Option<Description> {
             Some(requests::password_change::FIELDS),
             (200, body::<wire::Message>()),
             &[400, 429],
+        ),
+        E::Sessions if get => d(
+            "The caller's sessions (signed-in devices), most recently used first",
+            None,
+            (200, body::<wire::Sessions>()),
+            &[],
+        ),
+        E::Sessions if delete => d("End every session of the caller's but this one (log out other devices)", None, (204, NO_CONTENT), &[]),
+        E::Session if delete => d(
+            "End one of the caller's sessions: its tokens are refused at once (another user's or an unknown id: 404)",
+            None,
+            (204, NO_CONTENT),
+            &[404],
         ),
         E::PasswordReset if post => d(
             "E-mail a password reset link (the same answer whether or not the address is known)",
@@ -202,7 +226,8 @@ pub fn statuses(description: &Description) -> Vec<u16> {
 pub fn document() -> OpenApi {
     let mut paths = PathsBuilder::new();
     let mut bodies = Vec::new();
-    for endpoint in Endpoint::ALL {
+    // Web pages are HTML for people, not operations of the API.
+    for endpoint in Endpoint::ALL.iter().filter(|e| !e.needs().static_page) {
         let path = endpoint.path();
         let mut item: Option<PathItem> = None;
         for method in endpoint.methods() {
@@ -301,7 +326,9 @@ fn operation(
     };
     let mut responses = ResponsesBuilder::new();
     for status in statuses(description) {
-        let response: RefOr<Response> = if status == description.ok.0 {
+        let response: RefOr<Response> = if status == 204 {
+            ResponseBuilder::new().description(success_description(status)).build().into()
+        } else if status == description.ok.0 {
             ResponseBuilder::new()
                 .description(success_description(status))
                 .content(JSON, ContentBuilder::new().schema(Some(schema_ref(&(description.ok.1.name)()))).build())
@@ -321,10 +348,10 @@ fn path_parameters(path: &str) -> Vec<&str> {
 }
 
 fn success_description(status: u16) -> &'static str {
-    if status == 201 {
-        "Created"
-    } else {
-        "OK"
+    match status {
+        201 => "Created",
+        204 => "No Content",
+        _ => "OK",
     }
 }
 

@@ -3,13 +3,13 @@
 
 use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, MethodRouter};
+use axum::routing::{delete, get, post, MethodRouter};
 use axum::{middleware, Router};
 
 use crate::domain::sessions::Authenticated;
 use crate::error::Error;
 use crate::http::endpoints::Endpoint;
-use crate::http::{auth, handlers, logging};
+use crate::http::{auth, handlers, logging, pages};
 use crate::state::AppState;
 
 /// The handlers of each endpoint, by method.
@@ -23,10 +23,13 @@ fn handlers(endpoint: Endpoint) -> MethodRouter<AppState> {
         Endpoint::TokenVerify => post(h::token_verify),
         Endpoint::Logout => post(h::logout),
         Endpoint::UserDetails => get(h::user_details_get).put(h::user_details_put).patch(h::user_details_patch),
+        Endpoint::AccountDeletion => delete(crate::http::account::account_delete),
         Endpoint::Profile => get(h::profile_get).put(h::profile_update).patch(h::profile_update),
         Endpoint::AvatarUpload => post(crate::http::avatar::avatar_upload),
         Endpoint::AvatarConfirm => post(crate::http::avatar::avatar_confirm),
         Endpoint::PasswordChange => post(crate::http::passwords::password_change),
+        Endpoint::Sessions => get(crate::http::devices::list).delete(crate::http::devices::end_others),
+        Endpoint::Session => delete(crate::http::devices::end),
         Endpoint::PasswordReset => post(crate::http::passwords::password_reset),
         Endpoint::PasswordResetConfirm => post(crate::http::passwords::password_reset_confirm),
         Endpoint::PasswordResetLink => get(crate::http::passwords::password_reset_link),
@@ -37,12 +40,29 @@ fn handlers(endpoint: Endpoint) -> MethodRouter<AppState> {
         // (`lambda::missing_feature`); the others never route it.
         #[cfg(not(feature = "openapi"))]
         Endpoint::Schema => get(|| async { Error::NotFound }),
+        // Pages are routed by `page_router`, outside the API's layers (no store, no keys).
+        Endpoint::AccountDeletePage => MethodRouter::new(),
     }
 }
 
-fn method_router(endpoint: Endpoint) -> MethodRouter<AppState> {
-    let requires_auth = endpoint.requires_auth();
-    handlers(endpoint).fallback(move |req: Request| async move { method_not_allowed(requires_auth, req) })
+/// The endpoints by path, in route-table order: two endpoints may share a path with different
+/// methods (`UserDetails` and `AccountDeletion`), and a path is routed once.
+fn by_path(endpoints: &[Endpoint]) -> Vec<(&'static str, Vec<Endpoint>)> {
+    let mut paths: Vec<(&'static str, Vec<Endpoint>)> = Vec::new();
+    for endpoint in endpoints {
+        match paths.iter_mut().find(|(path, _)| *path == endpoint.path()) {
+            Some((_, on_path)) => on_path.push(*endpoint),
+            None => paths.push((endpoint.path(), vec![*endpoint])),
+        }
+    }
+    paths
+}
+
+/// The handlers of the endpoints of one path, and the 405 (or 401) of every other method.
+fn method_router(on_path: &[Endpoint]) -> MethodRouter<AppState> {
+    let requires_auth = on_path.iter().any(|e| e.requires_auth());
+    let handlers = on_path.iter().fold(MethodRouter::new(), |methods, e| methods.merge(handlers(*e)));
+    handlers.fallback(move |req: Request| async move { method_not_allowed(requires_auth, req) })
 }
 
 /// 405 JSON; on a protected endpoint an anonymous caller hears 401 first, as in the old service.
@@ -55,13 +75,35 @@ fn method_not_allowed(requires_auth: bool, req: Request) -> Response {
 
 /// The router of some endpoints: what one Lambda serves (one endpoint) or the local server (all).
 pub fn router(endpoints: &[Endpoint], state: AppState) -> Router {
+    let (pages, api): (Vec<Endpoint>, Vec<Endpoint>) = endpoints.iter().copied().partition(|e| e.needs().static_page);
+    if api.is_empty() {
+        // A page's own function: no state, no authentication layer.
+        return page_router(&pages).fallback(|| async { Error::NotFound });
+    }
     let mut router = Router::new();
-    for endpoint in endpoints {
-        for path in endpoint.paths() {
-            router = router.route(path, method_router(*endpoint));
+    for (_, on_path) in by_path(&api) {
+        for path in on_path[0].paths() {
+            router = router.route(path, method_router(&on_path));
         }
     }
-    with_layers(router, state)
+    with_layers(router, state).merge(page_router(&pages))
+}
+
+/// The routes of static pages (`http::pages`): no state, so no authentication layer; the request
+/// log and span as everywhere. Without a fallback, so it merges into the API's router.
+pub fn page_router(pages: &[Endpoint]) -> Router {
+    let mut router = Router::new();
+    for page in pages {
+        let Some(handlers) = pages::handlers(*page) else { continue };
+        let handlers = handlers.fallback(|req: Request| async move { method_not_allowed(false, req) });
+        for path in page.paths() {
+            router = router.route(path, handlers.clone());
+        }
+    }
+    if pages.is_empty() {
+        return router;
+    }
+    router.route_layer(middleware::from_fn(logging::log_request)).layer(middleware::from_fn(logging::request_span))
 }
 
 /// What every router has around its routes: authentication, the request log, the JSON 404, the
@@ -83,9 +125,9 @@ fn with_layers(router: Router<AppState>, state: AppState) -> Router {
 /// and 404 JSON for every other path.
 pub fn catch_all_router(state: AppState) -> Router {
     let mut router = Router::new();
-    for endpoint in Endpoint::ALL {
-        let requires_auth = endpoint.requires_auth();
-        for path in endpoint.paths() {
+    for (_, on_path) in by_path(Endpoint::ALL) {
+        let requires_auth = on_path.iter().any(|e| e.requires_auth());
+        for path in on_path[0].paths() {
             let refuse = move |req: Request| async move { method_not_allowed(requires_auth, req) };
             router = router.route(path, MethodRouter::new().fallback(refuse));
         }

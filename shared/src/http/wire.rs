@@ -124,6 +124,35 @@ fn as_map<S: Serializer>(pairs: &[(String, String)], serializer: S) -> Result<S:
     serializer.collect_map(pairs.iter().map(|(k, v)| (k, v)))
 }
 
+/// One of the caller's sessions (a signed-in device), as `GET /api/auth/sessions/` lists them.
+#[derive(Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub(crate) struct SessionInfo {
+    /// The session's id: the `sid` claim of its tokens.
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[-_0-9A-Za-z]+$"))]
+    pub id: String,
+    /// `X-Device-Name` at login or registration, else the `User-Agent` (at most 200
+    /// characters); empty when neither was sent.
+    #[cfg_attr(feature = "openapi", schema(max_length = 200))]
+    pub device: String,
+    /// The client's address at login or registration; empty when unknown.
+    pub ip: String,
+    #[cfg_attr(feature = "openapi", schema(format = DateTime))]
+    pub created_at: String,
+    /// The last refresh (the login, before one).
+    #[cfg_attr(feature = "openapi", schema(format = DateTime))]
+    pub last_used_at: String,
+    /// The session of the token this request was made with.
+    pub current: bool,
+}
+
+/// The caller's sessions, most recently used first.
+#[derive(Debug, Serialize)]
+#[serde(transparent)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(value_type = Vec<SessionInfo>))]
+pub(crate) struct Sessions(pub Vec<SessionInfo>);
+
 /// The reset link's target echoes its two path parameters.
 #[derive(Debug, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -71,6 +71,10 @@ pub trait UserStore: Send + Sync {
     /// (`UsernameTaken`, nothing written); `UserNotFound` for a missing user.
     async fn update_user(&self, id: u64, update: UserUpdate) -> StoreResult<User>;
 
+    /// Enables or disables the account (a disabled one cannot log in, refresh or authenticate);
+    /// `UserNotFound` for a missing user.
+    async fn set_active(&self, id: u64, active: bool) -> StoreResult<()>;
+
     /// Replaces the password hash if it is still the expected one; returns the user's password
     /// version afterwards. `Stale` when the hash changed meanwhile (nothing written),
     /// `UserNotFound` for a missing user.
@@ -96,23 +100,59 @@ pub trait SessionStore: Send + Sync {
 
     /// Spends `old_jti` and makes `new_jti` the session's current refresh token, exactly once:
     /// of several rotations of the same token only one returns `Rotated`. Only while the user
-    /// is active and the session's and the user's password versions are the rotation's.
+    /// is active and the session's and the user's password versions are the rotation's. The
+    /// same write sets the session's `previous_jti` to `old_jti` and `last_used_at` to `now`.
     async fn rotate_refresh(&self, rotation: Rotation) -> StoreResult<RotateOutcome>;
 
     /// Blacklists the refresh token and, when it is its session's current token, ends the session.
     async fn logout(&self, token: SpentToken, now: i64) -> StoreResult<LogoutOutcome>;
+
+    /// Starts `session` and blacklists `spent` in one atomic step (a legacy refresh token
+    /// exchanged for a session: `domain::legacy`), while the user exists, is active and is at the
+    /// session's password version; of several calls for one `spent` token only one starts it.
+    /// Outcomes: `Rotated` (started), `Blacklisted` (`spent` is on the blacklist already: nothing
+    /// written), `UserMissing`, `UserInactive`, `PasswordVersion(the user's)`; `SessionEnded` when the
+    /// session exists already although `spent` is not blacklisted.
+    async fn start_session_spending(
+        &self,
+        session: Session,
+        spent: BlacklistEntry,
+        now: i64,
+    ) -> StoreResult<RotateOutcome>;
 
     /// Ends one session (reuse of a spent refresh token was detected); whether it was live.
     async fn end_session(&self, session_id: &str) -> StoreResult<bool>;
 
     /// Ends every session of the user except `keep` (password change) or all of them.
     async fn end_sessions(&self, user_id: u64, keep: Option<&str>) -> StoreResult<u64>;
+
+    /// The user's sessions that are not expired at `now` (in no order; the caller checks the
+    /// password versions). DynamoDB finds them through an eventually consistent index, so a
+    /// session started a moment ago may be missing; the sessions read are current.
+    async fn user_sessions(&self, user_id: u64, now: i64) -> StoreResult<Vec<Session>>;
+
+    /// Ends the session if it is the user's and not expired, in one conditional write (never
+    /// another user's); whether it did.
+    async fn end_user_session(&self, user_id: u64, session_id: &str, now: i64) -> StoreResult<bool>;
 }
 
 #[async_trait]
 pub trait BlacklistStore: Send + Sync {
     /// The entry for a refresh `jti`, if it is blacklisted and not yet past its `exp`.
     async fn blacklisted(&self, jti: &str, now: i64) -> StoreResult<Option<BlacklistEntry>>;
+
+    /// Blacklists a token unless it is already (idempotent: an import run twice, a repeated
+    /// logout); whether it was written.
+    async fn blacklist(&self, entry: BlacklistEntry, now: i64) -> StoreResult<bool>;
+
+    /// The user and the blacklist entry of `jti`, read together (one round trip): what a token
+    /// without a session (the old service's, `domain::legacy`) is checked against.
+    async fn user_and_blacklist_entry(
+        &self,
+        user_id: u64,
+        jti: &str,
+        now: i64,
+    ) -> StoreResult<(Option<User>, Option<BlacklistEntry>)>;
 
     /// Deletes blacklist entries and sessions whose `exp` has passed; returns how many rows went.
     /// DynamoDB leaves this to its TTL and returns 0.
@@ -148,13 +188,29 @@ pub trait ThrottleStore: Send + Sync {
     /// Gives back the places of a reservation (a password check that succeeded).
     async fn release(&self, reservation: &Reservation) -> StoreResult<()>;
 
+    /// Deletes these counter windows (`Rule::keys`): an operator unlocking an account.
+    async fn clear_counters(&self, keys: &[String]) -> StoreResult<()>;
+
     /// The user a login names, read together with the usage of the rules' counters (one round
     /// trip fewer than reading them apart: a login must look at both before it decides).
     async fn login_lookup(&self, username: &str, rules: &[Rule], now: i64) -> StoreResult<(Option<User>, Vec<Usage>)>;
 }
 
+/// Deleting an account (`domain::account`): the records of one user, in one atomic write.
+#[async_trait]
+pub trait AccountStore: Send + Sync {
+    /// Deletes `user` as it was read: its record with its username, look-alike (skeleton) and
+    /// e-mail claims, in one atomic write, only while its username, e-mail and password hash
+    /// are still the ones read (`Stale` otherwise, `UserNotFound` when it is gone; nothing is
+    /// deleted then). From that write on every session of the user is refused (each use reads
+    /// the user) and the name and address are free. SQLite deletes the sessions and blacklist
+    /// entries in the same transaction; DynamoDB leaves the sessions to
+    /// [`SessionStore::end_sessions`] (see `dynamodb/deletion.rs`) and the blacklist to its TTL.
+    async fn delete_user(&self, user: &User) -> StoreResult<()>;
+}
+
 /// Everything the handlers need from storage.
-pub trait Store: UserStore + SessionStore + BlacklistStore + ThrottleStore {}
-impl<T: UserStore + SessionStore + BlacklistStore + ThrottleStore> Store for T {}
+pub trait Store: UserStore + SessionStore + BlacklistStore + ThrottleStore + AccountStore {}
+impl<T: UserStore + SessionStore + BlacklistStore + ThrottleStore + AccountStore> Store for T {}
 
 pub type SharedStore = Arc<dyn Store>;

@@ -13,7 +13,7 @@ use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use axum::http::StatusCode;
 use serde_json::json;
 use testkit::dynamo::{fresh_client, unique_tables};
-use testkit::{TestApp, STRONG};
+use testkit::{legacy_token, TestApp, LEGACY_SECRET, STRONG};
 
 /// Records the DynamoDB operation of every request the client transmits (retries included).
 #[derive(Debug, Clone, Default)]
@@ -51,7 +51,9 @@ async fn counted_app() -> (TestApp, CallLog) {
     let counted = aws_sdk_dynamodb::Client::from_conf(client.config().to_builder().interceptor(log.clone()).build());
     let store = DynamoStore::new(counted, unique_tables());
     store.create_tables().await.expect("tables on the emulator");
-    let app = TestApp::with_store(Arc::new(store), tempfile::tempdir().unwrap(), &[]);
+    // During a cutover (legacy tokens accepted): ordinary tokens cost the same.
+    let legacy = [("LEGACY_JWT_SECRET", LEGACY_SECRET), ("LEGACY_TOKENS_UNTIL", "2999-01-01T00:00:00Z")];
+    let app = TestApp::with_store(Arc::new(store), tempfile::tempdir().unwrap(), &legacy);
     log.take();
     (app, log)
 }
@@ -106,6 +108,7 @@ async fn happy_paths_make_the_pinned_number_of_dynamodb_calls() {
         .post("/api/auth/registration/", json!({"username": "trips", "password1": STRONG, "password2": STRONG}))
         .await;
     record("POST registration", r.status, StatusCode::CREATED, Bound::Exactly(5));
+    let user_id = r.body["user"]["pk"].as_u64().unwrap();
     let access = r.body["access"].as_str().unwrap().to_string();
     let refresh = r.body["refresh"].as_str().unwrap().to_string();
     let r = app
@@ -118,6 +121,7 @@ async fn happy_paths_make_the_pinned_number_of_dynamodb_calls() {
 
     let r = app.post("/api/auth/login/", json!({"username": "TRIPS", "password": STRONG})).await;
     record("POST login", r.status, StatusCode::OK, Bound::AtMost(5));
+    let other_device = testkit::claims(r.body["access"].as_str().unwrap())["sid"].as_str().unwrap().to_string();
 
     let r = app.call("GET", "/api/accounts/profile/", None, Some(&access)).await;
     record("GET profile", r.status, StatusCode::OK, Bound::Exactly(1));
@@ -138,10 +142,52 @@ async fn happy_paths_make_the_pinned_number_of_dynamodb_calls() {
     let refresh = r.body["refresh"].as_str().unwrap().to_string();
     let r = app.post("/api/auth/token/refresh/", json!({"refresh": refresh})).await;
     record("POST token/refresh", r.status, StatusCode::OK, Bound::Exactly(1));
-    let refresh = r.body["refresh"].as_str().unwrap().to_string();
+    let (spent, refresh) = (refresh, r.body["refresh"].as_str().unwrap().to_string());
+    // The spent token again while its successor is unused (a lost answer): the refused
+    // rotation, the blacklist entry that explains it, the session with its user.
+    let r = app.post("/api/auth/refresh/", json!({"refresh": spent})).await;
+    assert_eq!(r.body["refresh"], refresh.as_str());
+    record("POST refresh (a lost answer, again)", r.status, StatusCode::OK, Bound::Exactly(3));
+
+    // Sessions: authentication, then the user's index and the sessions it names; ending one is
+    // one conditional delete; ending the others a delete each (here one).
+    let r = app.call("GET", "/api/auth/sessions/", None, Some(&access)).await;
+    assert_eq!(r.body.as_array().map(Vec::len), Some(2), "{}", r.body);
+    record("GET sessions", r.status, StatusCode::OK, Bound::Exactly(3));
+    let r = app.call("DELETE", &format!("/api/auth/sessions/{other_device}/"), None, Some(&access)).await;
+    record("DELETE sessions/<id>", r.status, StatusCode::NO_CONTENT, Bound::Exactly(2));
+    app.post("/api/auth/login/", json!({"username": "trips", "password": STRONG})).await;
+    log.take();
+    let r = app.call("DELETE", "/api/auth/sessions/", None, Some(&access)).await;
+    record("DELETE sessions (1 other)", r.status, StatusCode::NO_CONTENT, Bound::Exactly(3));
 
     let r = app.post("/api/auth/logout/", json!({"refresh": refresh})).await;
     record("POST logout", r.status, StatusCode::OK, Bound::Exactly(2));
+
+    // The old service's tokens (issue 14): the user with the token's blacklist entry in one
+    // BatchGetItem; the exchange of a refresh token is one transaction (blacklist entry, new
+    // session, the user's state checked).
+    let (access, _) = legacy_token("access", user_id, 300);
+    let r = app.call("GET", "/api/accounts/profile/", None, Some(&access)).await;
+    record("GET profile (legacy access token)", r.status, StatusCode::OK, Bound::Exactly(1));
+    let r = app.post("/api/auth/token/verify/", json!({"token": access})).await;
+    record("POST token/verify (legacy access token)", r.status, StatusCode::OK, Bound::Exactly(1));
+    let (refresh, _) = legacy_token("refresh", user_id, 3600);
+    let r = app.post("/api/auth/refresh/", json!({"refresh": refresh})).await;
+    record("POST refresh (legacy refresh token: new session)", r.status, StatusCode::OK, Bound::Exactly(1));
+    let (refresh, _) = legacy_token("refresh", user_id, 3600);
+    let r = app.post("/api/auth/logout/", json!({"refresh": refresh})).await;
+    record("POST logout (legacy refresh token)", r.status, StatusCode::OK, Bound::Exactly(1));
+
+    // Account deletion of a user with two live sessions: authentication, the throttle's
+    // reservation (its counters read, then the conditional write) and its release, the
+    // transaction (user and claims), then the sessions: the query of the `by_user` index and
+    // one DeleteItem per session.
+    let r = app.post("/api/auth/login/", json!({"username": "trips2", "password": STRONG})).await;
+    let access = r.body["access"].as_str().unwrap().to_string();
+    log.take();
+    let r = app.call("DELETE", "/api/auth/user/", Some(json!({"password": STRONG})), Some(&access)).await;
+    record("DELETE user (account, 2 sessions)", r.status, StatusCode::NO_CONTENT, Bound::Exactly(8));
 
     let report = table(&rows);
     println!("{report}");

@@ -7,8 +7,9 @@ use std::sync::{Arc, Mutex};
 use serde_json::{json, Value};
 use testkit::{TestApp, STRONG};
 
+/// A log writer that keeps what is written (the legacy-token tests read it too).
 #[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
+pub(crate) struct Captured(pub(crate) Arc<Mutex<Vec<u8>>>);
 
 impl Write for Captured {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {

@@ -29,12 +29,15 @@ macro_rules! conformance {
 mod attacks;
 mod avatar_http;
 mod dynamodb_round_trips;
+mod http_account;
 mod http_contract;
 mod http_faults;
 mod http_journey;
 mod http_passwords;
 mod http_refresh_reuse;
+mod http_sessions;
 mod http_throttle;
+mod legacy_tokens;
 mod logs;
 mod mail;
 mod media;

@@ -27,9 +27,14 @@ fn operations(doc: &Value) -> Vec<(String, String, Value)> {
     all
 }
 
+/// The endpoints of the API: web pages (HTML for people) are not in the document.
+fn api_endpoints() -> impl Iterator<Item = &'static Endpoint> {
+    Endpoint::ALL.iter().filter(|e| !e.needs().static_page)
+}
+
 fn routes() -> BTreeSet<(String, String)> {
     let mut routes = BTreeSet::new();
-    for endpoint in Endpoint::ALL {
+    for endpoint in api_endpoints() {
         for path in endpoint.paths() {
             for method in endpoint.methods() {
                 routes.insert((path.to_string(), method.to_string()));
@@ -68,15 +73,20 @@ fn every_route_is_documented_and_nothing_else() {
     assert!(documented.contains(&("/api/auth/login".into(), "POST".into())));
     assert!(documented.contains(&("/password-reset/confirm/{uid}/{token}".into(), "GET".into())));
     // ...but one operation per route: a generated client gets one method, not a twin per spelling.
-    let per_route: usize = Endpoint::ALL.iter().map(|e| e.methods().len()).sum();
+    let per_route: usize = api_endpoints().map(|e| e.methods().len()).sum();
     assert_eq!(operations(&doc).len(), per_route);
+    // Two endpoints on one path (user details and account deletion) are one path item.
+    assert!(
+        doc["paths"]["/api/auth/user/"]["get"].is_object() && doc["paths"]["/api/auth/user/"]["delete"].is_object()
+    );
+    assert!(doc["paths"].get("/account/delete/").is_none(), "a web page is no operation of the API");
     assert!(doc["paths"].get("/api/auth/login").is_none());
 }
 
 /// Fails when an endpoint or a method is added to the route table without a description.
 #[test]
 fn every_endpoint_and_method_is_described() {
-    for endpoint in Endpoint::ALL {
+    for endpoint in api_endpoints() {
         for method in endpoint.methods() {
             let description = openapi::describe(*endpoint, method)
                 .unwrap_or_else(|| panic!("{endpoint:?} {method} is not described in shared/src/http/openapi.rs"));
@@ -102,8 +112,13 @@ fn every_endpoint_and_method_is_described() {
         assert!(op["summary"].as_str().is_some_and(|s| !s.is_empty()), "{method} {path}");
         let ok: Vec<u16> = statuses(&op).into_iter().filter(|s| (200..300).contains(s)).collect();
         assert_eq!(ok.len(), 1, "{method} {path}: one success answer");
-        let content = &op["responses"][ok[0].to_string()]["content"]["application/json"]["schema"];
-        assert!(content.is_object(), "{method} {path}: the success body has a schema");
+        let response = &op["responses"][ok[0].to_string()];
+        if ok[0] == 204 {
+            assert!(response.get("content").is_none(), "{method} {path}: a 204 has no body");
+        } else {
+            let content = &response["content"]["application/json"]["schema"];
+            assert!(content.is_object(), "{method} {path}: the success body has a schema");
+        }
     }
 }
 
@@ -145,6 +160,7 @@ fn the_contracts_statuses_are_documented() {
         ("/api/accounts/profile/", "PATCH", &[200, 400, 401]),
         ("/api/accounts/profile/", "PUT", &[200, 400, 401]),
         ("/password-reset/confirm/{uid}/{token}/", "GET", &[200, 404]),
+        ("/api/auth/user/", "DELETE", &[204, 400, 401, 429]),
     ];
     let doc = document();
     for (path, method, wanted) in expected {
@@ -161,7 +177,7 @@ fn protected_operations_need_the_bearer_scheme_and_others_take_it_optionally() {
     let doc = document();
     assert_eq!(doc["openapi"], "3.1.0");
     assert_eq!(doc["components"]["securitySchemes"][BEARER]["scheme"], "bearer");
-    for endpoint in Endpoint::ALL {
+    for endpoint in api_endpoints() {
         let path = endpoint.path();
         for method in endpoint.methods() {
             let security = &doc["paths"][path][method.as_str().to_ascii_lowercase()]["security"];
@@ -206,7 +222,7 @@ async fn the_router_answers_every_documented_operation_with_a_documented_status(
     for (path, method, op) in operations(&doc) {
         let aliases = doc["paths"][&path][openapi::ALIASES].as_array().cloned().unwrap_or_default();
         for spelling in std::iter::once(path.as_str()).chain(aliases.iter().filter_map(Value::as_str)) {
-            let uri = spelling.replace("{uid}", "1z").replace("{token}", "abc-123");
+            let uri = spelling.replace("{uid}", "1z").replace("{token}", "abc-123").replace("{id}", "0123456789abcdef");
             let documented = statuses(&op);
             let mut requests = vec![Request::builder().method(method.as_str()).uri(&uri).body(Body::empty()).unwrap()];
             if op.get("requestBody").is_some() {
@@ -342,6 +358,10 @@ fn assert_documented(doc: &Value, path: &str, method: &str, reply: &testkit::Rep
     let Some(schema) = response_schema(doc, op, reply.status) else {
         panic!("{method} {path} with {sent} answered {}, which is not documented: {}", reply.status, reply.body)
     };
+    if reply.status == StatusCode::NO_CONTENT {
+        assert_eq!((schema, &reply.body), (&Value::Null, &Value::Null), "{method} {path}: no body, none documented");
+        return;
+    }
     if let Err(problem) = conforms(doc, schema, &reply.body, "body") {
         panic!("{method} {path} with {sent} answered {} {}, not as documented: {problem}", reply.status, reply.body);
     }
@@ -494,6 +514,9 @@ async fn every_success_body_is_as_documented() {
     let mut refresh = logged_in.body["refresh"].as_str().unwrap().to_string();
     let mut checked = BTreeSet::new();
     let new_password = "zq81@wVn!t-new";
+    let registered_sid =
+        testkit::claims(registered.body["access"].as_str().unwrap())["sid"].as_str().unwrap().to_string();
+    let other_session = format!("/api/auth/sessions/{registered_sid}/");
     let calls: Vec<(&str, &str, Option<Value>)> = vec![
         ("POST", "/api/auth/refresh/", None),
         ("POST", "/api/auth/token/refresh/", None),
@@ -505,6 +528,9 @@ async fn every_success_body_is_as_documented() {
         ("PUT", "/api/accounts/profile/", Some(serde_json::json!({"nickname": "n"}))),
         ("PATCH", "/api/accounts/profile/", Some(serde_json::json!({"signature": "s", "avatar": null}))),
         ("POST", "/api/accounts/profile/avatar/upload/", Some(serde_json::json!({"size": 10}))),
+        ("GET", "/api/auth/sessions/", None),
+        ("DELETE", other_session.as_str(), None),
+        ("DELETE", "/api/auth/sessions/", None),
         (
             "POST",
             "/api/auth/password/change/",
@@ -526,11 +552,25 @@ async fn every_success_body_is_as_documented() {
         if let Some(next) = reply.body["refresh"].as_str() {
             refresh = next.to_string();
         }
-        let path =
-            if uri.starts_with("/password-reset/confirm/") { "/password-reset/confirm/{uid}/{token}/" } else { uri };
+        let path = if uri.starts_with("/password-reset/confirm/") {
+            "/password-reset/confirm/{uid}/{token}/"
+        } else if uri == other_session {
+            "/api/auth/sessions/{id}/"
+        } else {
+            uri
+        };
         assert_documented(&doc, path, method, &reply, body.as_ref().unwrap_or(&Value::Null));
         checked.insert((path.to_string(), method.to_string()));
     }
+    // Last, on a session of its own: the account goes.
+    let logged_in =
+        app.post("/api/auth/login/", serde_json::json!({"username": "shape", "password": new_password})).await;
+    let access = logged_in.body["access"].as_str().unwrap().to_string();
+    let body = serde_json::json!({"password": new_password});
+    let reply = app.call("DELETE", "/api/auth/user/", Some(body.clone()), Some(&access)).await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.body);
+    assert_documented(&doc, "/api/auth/user/", "DELETE", &reply, &body);
+    checked.insert(("/api/auth/user/".to_string(), "DELETE".to_string()));
     // The remaining two answer a profile and a message, checked above on other operations.
-    assert_eq!(checked.len() + 4, Endpoint::ALL.iter().map(|e| e.methods().len()).sum::<usize>());
+    assert_eq!(checked.len() + 4, api_endpoints().map(|e| e.methods().len()).sum::<usize>());
 }

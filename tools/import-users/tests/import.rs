@@ -102,6 +102,7 @@ async fn check_imported(store: &SharedStore) {
         created_at: 0,
         expires_at: i64::MAX / 2,
         password_version: 0,
+        ..Default::default()
     };
     let new = accounts::domain::model::NewUser {
         username: "newcomer".into(),
@@ -229,4 +230,142 @@ fn unreadable_input_fails_with_status_1() {
     let path = dir.path().join("not-a-list.json");
     std::fs::write(&path, "{\"model\": \"accounts.user\"}").unwrap();
     assert_eq!(import(&path, &env).0, 1);
+}
+
+// ----- the blacklist and the avatars (issue 14) ---------------------------------------------------
+
+/// The fixture's users with simplejwt's blacklist as `dumpdata accounts.User token_blacklist`
+/// writes it (the jti and `expires_at` on the outstanding token, the blacklisted token naming it
+/// by pk): one blacklisted and live, one blacklisted and expired, one outstanding only. User 3
+/// names an avatar file that is missing. Returns (export path, live jti, its exp).
+fn export_with_blacklist(dir: &Path) -> (PathBuf, String, i64) {
+    let mut records: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(fixture()).unwrap()).unwrap();
+    records[2]["fields"]["avatar"] = json!("avatar/gone.png");
+    let exp = chrono::Utc::now().timestamp() + 3 * 24 * 3600;
+    let at = |t: i64| chrono::DateTime::from_timestamp(t, 0).unwrap().format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let outstanding = |pk: u64, user: u64, jti: &str, expires: i64| {
+        json!({"model": "token_blacklist.outstandingtoken", "pk": pk,
+               "fields": {"user": user, "jti": jti, "token": "eyJ...", "created_at": at(expires - 7 * 24 * 3600), "expires_at": at(expires)}})
+    };
+    let live = "0f1e2d3c4b5a69788796a5b4c3d2e1f0".to_string();
+    records.extend([
+        outstanding(1, 1, &live, exp),
+        outstanding(2, 2, "expiredexpiredexpiredexpired0000", chrono::Utc::now().timestamp() - 60),
+        outstanding(3, 1, "stillgoodnotblacklisted000000000", exp),
+        json!({"model": "token_blacklist.blacklistedtoken", "pk": 1, "fields": {"token": 1, "blacklisted_at": at(exp - 3600)}}),
+        json!({"model": "token_blacklist.blacklistedtoken", "pk": 2, "fields": {"token": 2, "blacklisted_at": at(exp - 3600)}}),
+    ]);
+    let path = dir.join("export.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&records).unwrap()).unwrap();
+    (path, live, exp)
+}
+
+/// The old service's MEDIA_ROOT with user 1's avatar (and not user 3's).
+fn old_media_root(dir: &Path) -> (PathBuf, Vec<u8>) {
+    let root = dir.join("old-media");
+    std::fs::create_dir_all(root.join("avatar")).unwrap();
+    let bytes = b"\x89PNG\r\n\x1a\n not really a picture, copied as it is".to_vec();
+    std::fs::write(root.join("avatar/face.png"), &bytes).unwrap();
+    (root, bytes)
+}
+
+fn import_with(args: &[&str], export: &Path, env: &[(&str, String)]) -> (i32, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_import-users"));
+    command.args(args).arg(export).env_remove("STORAGE").env("JWT_SECRET", SECRET);
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let out = command.output().expect("import-users runs");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    eprintln!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    (out.status.code().unwrap_or(-1), stdout)
+}
+
+/// Dry run (nothing written), run, run again (idempotent), on `store` and `media`.
+async fn blacklist_and_avatars(env: &[(&str, String)], store: &SharedStore, media: &dyn accounts::media::MediaStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let (export, live, exp) = export_with_blacklist(dir.path());
+    let (root, bytes) = old_media_root(dir.path());
+    let root = root.to_str().unwrap();
+    let now = chrono::Utc::now().timestamp();
+
+    let (code, stdout) = import_with(&["--dry-run", "--media-from", root], &export, env);
+    assert_eq!(code, 0, "{stdout}");
+    for expected in [
+        "dry run: nothing was written",
+        "imported: 6\n",
+        "blacklisted tokens imported: 1\n",
+        "blacklisted tokens expired (not needed): 1\n",
+        "avatars copied: 1\n",
+        "avatars missing: 1\n",
+        "user 3: avatar/gone.png: ",
+    ] {
+        assert!(stdout.contains(expected), "{expected:?} in\n{stdout}");
+    }
+    assert_eq!(store.get_user(1).await.unwrap(), None, "a dry run writes no user");
+    assert_eq!(store.blacklisted(&live, now).await.unwrap(), None, "nor the blacklist");
+    assert_eq!(media.get("avatar/face.png").await.unwrap(), None, "nor an avatar");
+
+    let (code, stdout) = import_with(&["--media-from", root], &export, env);
+    assert_eq!(code, 0, "{stdout}");
+    for expected in [
+        "imported: 6\n",
+        "blacklisted tokens imported: 1\n",
+        "blacklisted tokens already there: 0\n",
+        "avatars copied: 1\n",
+        "avatars missing: 1\n",
+        "user 3: avatar/gone.png: ",
+    ] {
+        assert!(stdout.contains(expected), "{expected:?} in\n{stdout}");
+    }
+    let entry = store.blacklisted(&live, now).await.unwrap().expect("the blacklisted jti");
+    assert_eq!((entry.expires_at, entry.user_id), (exp, 1), "TTL = the token's exp");
+    assert_eq!(store.blacklisted("stillgoodnotblacklisted000000000", now).await.unwrap(), None);
+    let avatar = media.get("avatar/face.png").await.unwrap().expect("copied under the same key");
+    assert_eq!((avatar.bytes.to_vec(), avatar.content_type.as_str()), (bytes, "image/png"));
+    assert_eq!(store.get_user(1).await.unwrap().unwrap().avatar.as_deref(), Some("avatar/face.png"));
+
+    let (code, stdout) = import_with(&["--media-from", root], &export, env);
+    assert_eq!(code, 0, "{stdout}");
+    for expected in
+        ["skipped (already there): 6\n", "blacklisted tokens imported: 0\n", "blacklisted tokens already there: 1\n"]
+    {
+        assert!(stdout.contains(expected), "{expected:?} in\n{stdout}");
+    }
+}
+
+#[tokio::test]
+async fn imports_the_blacklist_and_avatars_into_the_embedded_store_and_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = [("DATA_DIR", dir.path().to_str().unwrap().to_string())];
+    let store: SharedStore = Arc::new(SqliteStore::open(dir.path()).unwrap());
+    let media = accounts::media::folder::FolderMedia::new(&dir.path().join("media"), SECRET.as_bytes());
+    blacklist_and_avatars(&env, &store, &media).await;
+}
+
+#[tokio::test]
+async fn imports_the_blacklist_and_avatars_into_dynamodb_and_s3() {
+    let endpoint = testkit::dynamo::endpoint();
+    testkit::dynamo::fake_aws_environment();
+    let tables = testkit::dynamo::unique_tables();
+    let dynamo = DynamoStore::new(dynamodb::client(Some(&endpoint)).await, tables.clone());
+    dynamo.create_tables().await.unwrap();
+    let bucket = format!("t{}", uuid::Uuid::new_v4().simple());
+    let s3 = accounts::media::s3::S3Media::new(
+        accounts::media::s3::client(Some(&testkit::s3::endpoint())).await,
+        bucket.clone(),
+    );
+    s3.create_bucket().await.unwrap();
+    let env = [
+        ("STORAGE", "dynamodb".to_string()),
+        ("DYNAMODB_ENDPOINT", endpoint.clone()),
+        ("USERS_TABLE", tables.users.clone()),
+        ("SESSIONS_TABLE", tables.sessions.clone()),
+        ("BLACKLIST_TABLE", tables.blacklist.clone()),
+        ("MEDIA_BUCKET", bucket),
+        ("S3_ENDPOINT", testkit::s3::endpoint()),
+    ];
+    let store: SharedStore = Arc::new(dynamo);
+    blacklist_and_avatars(&env, &store, &s3).await;
 }

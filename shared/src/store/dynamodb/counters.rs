@@ -31,11 +31,7 @@ impl DynamoStore {
             .set_expression_attribute_values(update.expression_attribute_values)
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failure(&e) => Ok(false),
-            Err(e) => Err(sdk_error(e)),
-        }
+        condition_held(result)
     }
 
     /// One more in the current window of `rule`, if its count is below `ceiling`.
@@ -171,6 +167,19 @@ impl ThrottleStore for DynamoStore {
         for key in &reservation.keys {
             // A refused condition: nothing left to give back (the row expired).
             self.update_alone(give_back(key)?).await?;
+        }
+        Ok(())
+    }
+
+    async fn clear_counters(&self, keys: &[String]) -> StoreResult<()> {
+        for key in keys {
+            self.client
+                .delete_item()
+                .table_name(&self.tables.throttle)
+                .key(THROTTLE_KEY, s(key))
+                .send()
+                .await
+                .map_err(sdk_error)?;
         }
         Ok(())
     }

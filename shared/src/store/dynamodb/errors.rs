@@ -29,6 +29,18 @@ pub(super) fn is_condition_failure<E: ProvideErrorMetadata>(err: &SdkError<E, Ht
     error_code(err) == Some("ConditionalCheckFailedException")
 }
 
+/// The result of a single conditional write: whether its condition held (and it was written).
+pub(super) fn condition_held<T, E>(result: Result<T, SdkError<E, HttpResponse>>) -> StoreResult<bool>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    match result {
+        Ok(_) => Ok(true),
+        Err(e) if is_condition_failure(&e) => Ok(false),
+        Err(e) => Err(sdk_error(e)),
+    }
+}
+
 /// Error codes that mean "try again later" rather than "this request is wrong".
 pub(super) const TRANSIENT_CODES: &[&str] = &[
     "ThrottlingException",

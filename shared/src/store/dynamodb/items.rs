@@ -115,6 +115,12 @@ pub(super) fn session_item(session: &Session) -> Item {
     item.insert("created_at".into(), n(session.created_at));
     item.insert("expires_at".into(), n(session.expires_at));
     item.insert(PASSWORD_VERSION.into(), n(session.password_version));
+    item.insert("device".into(), s(&session.device));
+    item.insert("ip".into(), s(&session.ip));
+    item.insert("last_used_at".into(), n(session.last_used_at));
+    if let Some(previous) = &session.previous_jti {
+        item.insert("previous_jti".into(), s(previous));
+    }
     item
 }
 
@@ -126,6 +132,15 @@ pub(super) fn session_from_item(item: &Item) -> StoreResult<Session> {
         created_at: number(item, "created_at")?,
         expires_at: number(item, "expires_at")?,
         password_version: number_or_zero(item, PASSWORD_VERSION)?,
+        // Sessions written before these attributes existed: unknown device and address, last
+        // used when started, no previous token.
+        device: optional_string(item, "device")?.unwrap_or_default(),
+        ip: optional_string(item, "ip")?.unwrap_or_default(),
+        last_used_at: match item.get("last_used_at") {
+            None => number(item, "created_at")?,
+            Some(_) => number(item, "last_used_at")?,
+        },
+        previous_jti: optional_string(item, "previous_jti")?,
     })
 }
 

@@ -35,6 +35,7 @@ use crate::domain::user::username_skeleton;
 // One file per store trait, as in `store/mod.rs`, beside the item codecs, the error mapping and
 // the table schema; every part is an `impl DynamoStore` block over the shared helpers below.
 mod counters;
+mod deletion;
 mod errors;
 mod items;
 mod schema;

@@ -105,7 +105,9 @@ impl SessionStore for DynamoStore {
                     Update::builder()
                         .table_name(&self.tables.sessions)
                         .set_key(Some(session_key(&r.session_id)))
-                        .update_expression("SET #refresh_jti = :new, #expires_at = :new_exp")
+                        .update_expression(
+                            "SET #refresh_jti = :new, #expires_at = :new_exp, #previous_jti = :old, #last_used_at = :now",
+                        )
                         .condition_expression(format!(
                             "#refresh_jti = :old AND #expires_at > :now AND #user_id = :uid AND {}",
                             password_version_is(r.password_version)
@@ -113,6 +115,8 @@ impl SessionStore for DynamoStore {
                         .expression_attribute_names("#refresh_jti", "refresh_jti")
                         .expression_attribute_names("#expires_at", "expires_at")
                         .expression_attribute_names("#user_id", "user_id")
+                        .expression_attribute_names("#previous_jti", "previous_jti")
+                        .expression_attribute_names("#last_used_at", "last_used_at")
                         .expression_attribute_names("#pwv", PASSWORD_VERSION)
                         .expression_attribute_values(":pwv", n(r.password_version))
                         .expression_attribute_values(":new", s(&r.new_jti))
@@ -209,22 +213,61 @@ impl SessionStore for DynamoStore {
             return Ok(LogoutOutcome::AlreadyBlacklisted);
         }
         // The token is not its session's current one (or the session is gone): blacklist it alone.
-        let put = self.blacklist_put(&entry, now)?;
-        let result = self
-            .client
-            .put_item()
-            .table_name(put.table_name)
-            .set_item(Some(put.item))
-            .set_condition_expression(put.condition_expression)
-            .set_expression_attribute_names(put.expression_attribute_names)
-            .set_expression_attribute_values(put.expression_attribute_values)
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(LogoutOutcome::LoggedOut),
-            Err(e) if is_condition_failure(&e) => Ok(LogoutOutcome::AlreadyBlacklisted),
-            Err(e) => Err(sdk_error(e)),
+        Ok(if self.blacklist(entry, now).await? { LogoutOutcome::LoggedOut } else { LogoutOutcome::AlreadyBlacklisted })
+    }
+
+    async fn start_session_spending(
+        &self,
+        session: Session,
+        spent: BlacklistEntry,
+        now: i64,
+    ) -> StoreResult<RotateOutcome> {
+        let (user_id, version) = (session.user_id, session.password_version);
+        let new_session = built(
+            Put::builder()
+                .table_name(&self.tables.sessions)
+                .set_item(Some(session_item(&session)))
+                .condition_expression("attribute_not_exists(#session_id)")
+                .expression_attribute_names("#session_id", "session_id")
+                .build(),
+        )?;
+        let items = vec![
+            TransactWriteItem::builder().put(self.blacklist_put(&spent, now)?).build(),
+            TransactWriteItem::builder().put(new_session).build(),
+            TransactWriteItem::builder()
+                .condition_check(built(
+                    ConditionCheck::builder()
+                        .table_name(&self.tables.users)
+                        .set_key(Some(user_key(user_id)))
+                        .condition_expression(format!("#is_active = :true AND {}", password_version_is(version)))
+                        .expression_attribute_names("#is_active", "is_active")
+                        .expression_attribute_names("#pwv", PASSWORD_VERSION)
+                        .expression_attribute_values(":true", AttributeValue::Bool(true))
+                        .expression_attribute_values(":pwv", n(version))
+                        .build(),
+                )?)
+                .build(),
+        ];
+        let codes = match self.transact(items).await? {
+            Ok(()) => return Ok(RotateOutcome::Rotated),
+            Err(codes) => codes,
+        };
+        // Refused: find out why, in the documented order (the transaction wrote nothing).
+        if self.blacklisted(&spent.jti, now).await?.is_some() {
+            return Ok(RotateOutcome::Blacklisted);
         }
+        match self.get_user(user_id).await? {
+            None => return Ok(RotateOutcome::UserMissing),
+            Some(user) if !user.is_active => return Ok(RotateOutcome::UserInactive),
+            Some(user) if user.password_version != version => {
+                return Ok(RotateOutcome::PasswordVersion(user.password_version))
+            }
+            Some(_) => {}
+        }
+        if codes.get(1).is_some_and(|c| c == CONDITION_FAILED) {
+            return Ok(RotateOutcome::SessionEnded);
+        }
+        Err(cancelled(&codes))
     }
 
     async fn end_session(&self, session_id: &str) -> StoreResult<bool> {
@@ -241,6 +284,57 @@ impl SessionStore for DynamoStore {
     }
 
     async fn end_sessions(&self, user_id: u64, keep: Option<&str>) -> StoreResult<u64> {
+        let session_ids = self.user_session_ids(user_id).await?;
+        let mut ended = 0;
+        for session_id in session_ids {
+            if Some(session_id.as_str()) != keep && self.end_session(&session_id).await? {
+                ended += 1;
+            }
+        }
+        Ok(ended)
+    }
+
+    async fn user_sessions(&self, user_id: u64, now: i64) -> StoreResult<Vec<Session>> {
+        // The index (keys only) names them; the table has them, read consistently: a Query
+        // and one BatchGetItem per 100 sessions.
+        let session_ids = self.user_session_ids(user_id).await?;
+        let mut sessions = Vec::with_capacity(session_ids.len());
+        for chunk in session_ids.chunks(100) {
+            let keys = chunk.iter().map(|id| session_key(id)).collect::<Vec<_>>();
+            let request = HashMap::from([(
+                self.tables.sessions.clone(),
+                built(KeysAndAttributes::builder().set_keys(Some(keys)).consistent_read(true).build())?,
+            )]);
+            for items in self.batch_get(request).await?.into_values() {
+                for item in items {
+                    sessions.push(session_from_item(&item)?);
+                }
+            }
+        }
+        sessions.retain(|s| s.user_id == user_id && s.is_live(now));
+        Ok(sessions)
+    }
+
+    async fn end_user_session(&self, user_id: u64, session_id: &str, now: i64) -> StoreResult<bool> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.tables.sessions)
+            .set_key(Some(session_key(session_id)))
+            .condition_expression("#user_id = :uid AND #expires_at > :now")
+            .expression_attribute_names("#user_id", "user_id")
+            .expression_attribute_names("#expires_at", "expires_at")
+            .expression_attribute_values(":uid", n(user_id))
+            .expression_attribute_values(":now", n(now))
+            .send()
+            .await;
+        condition_held(result)
+    }
+}
+
+impl DynamoStore {
+    /// The ids of the user's sessions, from the `by_user` index (eventually consistent).
+    async fn user_session_ids(&self, user_id: u64) -> StoreResult<Vec<String>> {
         let mut session_ids = Vec::new();
         let mut start: Option<Item> = None;
         loop {
@@ -264,13 +358,7 @@ impl SessionStore for DynamoStore {
                 _ => break,
             }
         }
-        let mut ended = 0;
-        for session_id in session_ids {
-            if Some(session_id.as_str()) != keep && self.end_session(&session_id).await? {
-                ended += 1;
-            }
-        }
-        Ok(ended)
+        Ok(session_ids)
     }
 }
 
@@ -287,6 +375,59 @@ impl BlacklistStore for DynamoStore {
             }
             None => Ok(None),
         }
+    }
+
+    async fn blacklist(&self, entry: BlacklistEntry, now: i64) -> StoreResult<bool> {
+        let put = self.blacklist_put(&entry, now)?;
+        let result = self
+            .client
+            .put_item()
+            .table_name(put.table_name)
+            .set_item(Some(put.item))
+            .set_condition_expression(put.condition_expression)
+            .set_expression_attribute_names(put.expression_attribute_names)
+            .set_expression_attribute_values(put.expression_attribute_values)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failure(&e) => Ok(false),
+            Err(e) => Err(sdk_error(e)),
+        }
+    }
+
+    async fn user_and_blacklist_entry(
+        &self,
+        user_id: u64,
+        jti: &str,
+        now: i64,
+    ) -> StoreResult<(Option<User>, Option<BlacklistEntry>)> {
+        let mut request = HashMap::from([(
+            self.tables.users.clone(),
+            built(KeysAndAttributes::builder().keys(user_key(user_id)).consistent_read(true).build())?,
+        )]);
+        if !jti.is_empty() {
+            request.insert(
+                self.tables.blacklist.clone(),
+                built(
+                    KeysAndAttributes::builder()
+                        .keys(HashMap::from([("jti".to_string(), s(jti))]))
+                        .consistent_read(true)
+                        .build(),
+                )?,
+            );
+        }
+        let (mut user, mut entry) = (None, None);
+        for (table, items) in self.batch_get(request).await? {
+            for item in items {
+                if table == self.tables.users {
+                    user = Some(user_from_item(&item)?);
+                } else if table == self.tables.blacklist {
+                    entry = Some(blacklist_from_item(&item)?);
+                }
+            }
+        }
+        Ok((user, entry.filter(|e: &BlacklistEntry| e.expires_at > now)))
     }
 
     async fn purge_expired(&self, _now: i64) -> StoreResult<u64> {

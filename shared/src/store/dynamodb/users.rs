@@ -325,6 +325,25 @@ impl UserStore for DynamoStore {
         Err(StoreError::Unavailable("the user kept changing during a username change".into()))
     }
 
+    async fn set_active(&self, id: u64, active: bool) -> StoreResult<()> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.tables.users)
+            .set_key(Some(user_key(id)))
+            .update_expression("SET #is_active = :active")
+            .condition_expression("attribute_exists(#pk)")
+            .expression_attribute_names("#is_active", "is_active")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_values(":active", AttributeValue::Bool(active))
+            .send()
+            .await;
+        match condition_held(result)? {
+            true => Ok(()),
+            false => Err(StoreError::UserNotFound),
+        }
+    }
+
     async fn replace_password_hash(&self, r: PasswordReplacement) -> StoreResult<u64> {
         // The version read with the hash: the write names it, so a version is never skipped
         // or given twice (the hash condition alone would already refuse a concurrent change).

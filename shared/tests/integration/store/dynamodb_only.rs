@@ -84,3 +84,40 @@ async fn odd_items_are_backend_errors_not_panics() {
         assert!(matches!(err, StoreError::Backend(_)), "{err:?}");
     }
 }
+
+/// A session item written before sessions recorded their device (no `device`, `ip`,
+/// `last_used_at`, `previous_jti`, `password_version`): it reads with defaults, is listed, and
+/// rotates (the rotation adds the new attributes).
+#[tokio::test]
+async fn sessions_written_by_older_versions_still_read() {
+    use accounts::domain::model::{NewUser, RotateOutcome, Session};
+    use accounts::store::SessionStore;
+    let (store, client) = fresh_dynamo().await;
+    let first =
+        Session { id: "new".into(), refresh_jti: "new-r1".into(), expires_at: 2_000_000_000, ..Session::default() };
+    let user = store
+        .create_user(
+            NewUser { username: "old".into(), email: String::new(), password_hash: "x".into(), date_joined: 0 },
+            first,
+        )
+        .await
+        .unwrap();
+    let old_item = HashMap::from([
+        ("session_id".to_string(), AttributeValue::S("old".into())),
+        ("user_id".to_string(), AttributeValue::N(user.id.to_string())),
+        ("refresh_jti".to_string(), AttributeValue::S("old-r1".into())),
+        ("created_at".to_string(), AttributeValue::N("1700000000".into())),
+        ("expires_at".to_string(), AttributeValue::N("2000000000".into())),
+    ]);
+    client.put_item().table_name(&store.tables().sessions).set_item(Some(old_item)).send().await.unwrap();
+    let (_, session) = store.session_with_user(user.id, "old", 1_700_000_001).await.unwrap();
+    let expected = super::fixtures::older_session("old", user.id, "old-r1");
+    assert_eq!(session.as_ref(), Some(&expected));
+    let listed = store.user_sessions(user.id, 1_700_000_001).await.unwrap();
+    assert!(listed.contains(&expected), "{listed:?}");
+    let rotation = super::fixtures::rotation(&expected, "old-r1", "old-r2", 1_700_000_100);
+    assert_eq!(store.rotate_refresh(rotation).await.unwrap(), RotateOutcome::Rotated);
+    let (_, session) = store.session_with_user(user.id, "old", 1_700_000_101).await.unwrap();
+    let session = session.unwrap();
+    assert_eq!((session.previous_jti.as_deref(), session.last_used_at), (Some("old-r1"), 1_700_000_100));
+}

@@ -26,6 +26,10 @@ pub(super) fn session(id: &str, user_id: u64, jti: &str) -> Session {
         created_at: NOW,
         expires_at: NOW + HOUR,
         password_version: 0,
+        device: format!("device of {id}"),
+        ip: "192.0.2.1".into(),
+        last_used_at: NOW,
+        previous_jti: None,
     }
 }
 
@@ -56,6 +60,23 @@ pub(super) async fn register(store: &SharedStore, username: &str, email: &str) -
         .await
         .unwrap_or_else(|e| panic!("create_user({username:?}): {e}"));
     (user.clone(), Session { user_id: user.id, ..first })
+}
+
+/// A session as a version before devices wrote it (created at 1_700_000_000, expiring at
+/// 2_000_000_000), read back with the defaults: no device or address, last used when created.
+pub(super) fn older_session(id: &str, user_id: u64, jti: &str) -> Session {
+    Session {
+        id: id.into(),
+        user_id,
+        refresh_jti: jti.into(),
+        created_at: 1_700_000_000,
+        expires_at: 2_000_000_000,
+        password_version: 0,
+        device: String::new(),
+        ip: String::new(),
+        last_used_at: 1_700_000_000,
+        previous_jti: None,
+    }
 }
 
 pub(super) fn rotation(s: &Session, old_jti: &str, new_jti: &str, now: i64) -> Rotation {

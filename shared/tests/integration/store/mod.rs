@@ -4,6 +4,7 @@
 
 mod fixtures;
 
+mod account;
 mod blacklist;
 mod sessions;
 mod throttle;

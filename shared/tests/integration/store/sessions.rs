@@ -578,4 +578,86 @@ conformance!([sqlite, dynamodb] {
             RotateOutcome::SessionEnded
         );
     }
+    async fn rotation_records_the_previous_token_and_the_last_use(store: SharedStore) {
+        let (_, first) = register(&store, "alice", "").await;
+        assert_eq!(live_session(&store, &first, NOW).await.unwrap().previous_jti, None);
+        let r = rotation(&first, "alice-r1", "alice-r2", NOW + 60);
+        assert_eq!(store.rotate_refresh(r).await.unwrap(), RotateOutcome::Rotated);
+        let s = live_session(&store, &first, NOW + 61).await.unwrap();
+        assert_eq!(
+            (s.previous_jti.as_deref(), s.last_used_at, s.created_at),
+            (Some("alice-r1"), NOW + 60, first.created_at)
+        );
+        assert_eq!((s.device.as_str(), s.ip.as_str()), (first.device.as_str(), first.ip.as_str()));
+        let r2 = Rotation { old_exp: NOW + 2 * HOUR, ..rotation(&first, "alice-r2", "alice-r3", NOW + 90) };
+        assert_eq!(store.rotate_refresh(r2).await.unwrap(), RotateOutcome::Rotated);
+        let s = live_session(&store, &first, NOW + 91).await.unwrap();
+        assert_eq!((s.previous_jti.as_deref(), s.last_used_at), (Some("alice-r2"), NOW + 90));
+        // A refused rotation (a replay) changes neither.
+        let replay = rotation(&first, "alice-r1", "alice-r9", NOW + 120);
+        assert_eq!(store.rotate_refresh(replay).await.unwrap(), RotateOutcome::Blacklisted);
+        let s = live_session(&store, &first, NOW + 121).await.unwrap();
+        assert_eq!((s.previous_jti.as_deref(), s.last_used_at), (Some("alice-r2"), NOW + 90));
+    }
+
+    async fn user_sessions_are_the_users_live_sessions(store: SharedStore) {
+        let (alice, first) = register(&store, "alice", "").await;
+        let (bob, _) = register(&store, "bob", "").await;
+        let phone = Session { device: "Pixel 8".into(), ip: "2001:db8::1".into(), ..session("phone", alice.id, "p1") };
+        let short = Session { expires_at: NOW + 10, ..session("short", alice.id, "s1") };
+        store.start_session(phone.clone(), NOW).await.unwrap();
+        store.start_session(short.clone(), NOW).await.unwrap();
+        let ids = |sessions: Vec<Session>| {
+            let mut ids: Vec<String> = sessions.into_iter().map(|s| s.id).collect();
+            ids.sort();
+            ids
+        };
+        assert_eq!(ids(store.user_sessions(alice.id, NOW).await.unwrap()), ["alice-s1", "phone", "short"]);
+        assert_eq!(ids(store.user_sessions(alice.id, NOW + 10).await.unwrap()), ["alice-s1", "phone"]);
+        assert_eq!(ids(store.user_sessions(bob.id, NOW).await.unwrap()), ["bob-s1"]);
+        assert!(store.user_sessions(424_242, NOW).await.unwrap().is_empty());
+        let read = store.user_sessions(alice.id, NOW).await.unwrap();
+        assert_eq!(read.iter().find(|s| s.id == "phone"), Some(&phone), "every attribute read back");
+        assert_eq!(read.iter().find(|s| s.id == first.id), Some(&first));
+    }
+
+    async fn end_user_session_ends_only_a_live_session_of_that_user(store: SharedStore) {
+        let (alice, first) = register(&store, "alice", "").await;
+        let (bob, bobs) = register(&store, "bob", "").await;
+        // Never another user's: Bob's session stays, whatever Alice sends.
+        assert!(!store.end_user_session(alice.id, &bobs.id, NOW).await.unwrap());
+        assert!(live_session(&store, &bobs, NOW).await.is_some());
+        assert!(!store.end_user_session(alice.id, "no-such-session", NOW).await.unwrap());
+        // An expired session is no longer there to end.
+        assert!(!store.end_user_session(alice.id, &first.id, first.expires_at).await.unwrap());
+        assert!(store.end_user_session(alice.id, &first.id, NOW).await.unwrap());
+        assert_eq!(live_session(&store, &first, NOW).await, None);
+        assert!(!store.end_user_session(alice.id, &first.id, NOW).await.unwrap(), "once");
+        // The rotation of an ended session's token fails and spends nothing.
+        let r = rotation(&first, "alice-r1", "alice-r2", NOW + 1);
+        assert_eq!(store.rotate_refresh(r).await.unwrap(), RotateOutcome::SessionEnded);
+        assert!(store.end_user_session(bob.id, &bobs.id, NOW).await.unwrap());
+    }
+
+    async fn ending_a_session_while_it_rotates_leaves_it_ended(store: SharedStore) {
+        let (alice, _) = register(&store, "alice", "").await;
+        for round in 0..10 {
+            let s = session(&format!("race-{round}"), alice.id, &format!("race-{round}-r1"));
+            store.start_session(s.clone(), NOW).await.unwrap();
+            let (ended, rotated) = tokio::join!(
+                tokio::spawn({
+                    let (store, id) = (store.clone(), s.id.clone());
+                    async move { store.end_user_session(alice.id, &id, NOW + 1).await }
+                }),
+                tokio::spawn({
+                    let (store, r) = (store.clone(), rotation(&s, &s.refresh_jti, &format!("race-{round}-r2"), NOW + 1));
+                    async move { store.rotate_refresh(r).await }
+                }),
+            );
+            assert!(ended.unwrap().unwrap(), "round {round}: the session was live until ended");
+            let rotated = rotated.unwrap().unwrap();
+            assert!(matches!(rotated, RotateOutcome::Rotated | RotateOutcome::SessionEnded), "round {round}: {rotated:?}");
+            assert_eq!(live_session(&store, &s, NOW + 2).await, None, "round {round}: ended, whichever came first");
+        }
+    }
 });

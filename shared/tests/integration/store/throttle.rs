@@ -121,4 +121,17 @@ conformance!([sqlite, dynamodb] {
         assert_eq!(renamed.username, "paypal-official");
         register(&store, "PayPal", "").await;
     }
+    async fn clear_counters_deletes_only_those_windows(store: SharedStore) {
+        let (account, other) = (rule("login-fail:account:alice", 2, 300), rule("login-fail:account:bob", 2, 300));
+        for _ in 0..2 {
+            assert!(admitted(&store, &[account.clone(), other.clone()], NOW).await.is_some());
+        }
+        assert!(admitted(&store, std::slice::from_ref(&account), NOW).await.is_none());
+        let (current, previous) = account.keys(NOW);
+        store.clear_counters(&[current, previous]).await.unwrap();
+        let (_, usages) = store.login_lookup("alice", &[account.clone(), other.clone()], NOW).await.unwrap();
+        assert_eq!(usages.iter().map(|u| u.current).collect::<Vec<_>>(), vec![0, 2], "bob's counter stays");
+        assert!(admitted(&store, &[account], NOW).await.is_some());
+        store.clear_counters(&["login-fail:account:nobody@0".into()]).await.unwrap();
+    }
 });

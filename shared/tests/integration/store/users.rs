@@ -592,4 +592,17 @@ conformance!([sqlite, dynamodb] {
         store.start_session(current.clone(), NOW + 3).await.unwrap();
         assert!(store.session_with_user(user.id, &current.id, NOW + 3).await.unwrap().1.is_some());
     }
+    async fn set_active_disables_and_enables(store: SharedStore) {
+        let (user, first) = register(&store, "alice", "").await;
+        store.set_active(user.id, false).await.unwrap();
+        assert!(!store.get_user(user.id).await.unwrap().unwrap().is_active);
+        let r = rotation(&first, "alice-r1", "alice-r2", NOW + 1);
+        assert_eq!(store.rotate_refresh(r).await.unwrap(), RotateOutcome::UserInactive);
+        store.set_active(user.id, true).await.unwrap();
+        let back = store.get_user(user.id).await.unwrap().unwrap();
+        assert_eq!(back, User { last_login: back.last_login, ..user }, "nothing else changed");
+        let err = store.set_active(424_242, false).await.unwrap_err();
+        assert!(matches!(err, StoreError::UserNotFound), "{err:?}");
+        assert_eq!(store.get_user(424_242).await.unwrap(), None, "nothing written");
+    }
 });

@@ -4,6 +4,7 @@ import okhttp3.HttpUrl
 import okhttp3.OkHttpClient
 import okhttp3.Request
 import okhttp3.Response
+import org.json.JSONArray
 import org.json.JSONObject
 import java.io.IOException
 import java.util.concurrent.TimeUnit
@@ -12,6 +13,17 @@ import java.util.concurrent.TimeUnit
 class ApiException(val status: Int, val body: String) : IOException("HTTP $status: $body")
 
 data class User(val pk: Long, val username: String, val email: String, val firstName: String, val lastName: String)
+
+/** One signed-in device of the user, as `GET /api/auth/sessions/` lists it (times ISO-8601). */
+data class DeviceSession(
+    val id: String,
+    val device: String,
+    val ip: String,
+    val createdAt: String,
+    val lastUsedAt: String,
+    /** This device's own session. */
+    val current: Boolean
+)
 
 data class Profile(
     val id: Long,
@@ -29,13 +41,15 @@ data class Profile(
  * server: it adds the Bearer token, refreshes shortly before expiry and after a 401 of the
  * authentication layer. Login, registration, refresh and logout go through a client without
  * `Authorization`. Pass your own [base] client (certificate pinning, logging, timeouts);
- * both are built from it.
+ * both are built from it. [deviceName] names this device in the user's list of sessions
+ * (`X-Device-Name` at login and registration, e.g. `"${Build.MANUFACTURER} ${Build.MODEL}"`).
  */
 class AccountClient(
     baseUrl: String,
     store: TokenStore,
     listener: SessionListener,
     base: OkHttpClient = OkHttpClient(),
+    private val deviceName: String? = null,
     proactiveMarginMillis: Long = 30_000,
     clock: () -> Long = { System.currentTimeMillis() }
 ) {
@@ -53,12 +67,12 @@ class AccountClient(
     fun register(username: String, password: String, email: String? = null): User {
         val body = JSONObject().put("username", username).put("password1", password).put("password2", password)
         if (email != null) body.put("email", email)
-        return signIn(post(plain, "api/auth/registration/", body))
+        return signIn(call(plain, signInRequest("api/auth/registration/", body)))
     }
 
     @Throws(IOException::class)
     fun login(username: String, password: String): User =
-        signIn(post(plain, "api/auth/login/", JSONObject().put("username", username).put("password", password)))
+        signIn(call(plain, signInRequest("api/auth/login/", JSONObject().put("username", username).put("password", password))))
 
     /**
      * Ends the session on the server and here. The tokens are cleared first, whatever the server
@@ -88,15 +102,43 @@ class AccountClient(
         return profileOf(call(api, Request.Builder().url(url("api/accounts/profile/")).patch(jsonBody(body)).build()))
     }
 
-    // TODO(sessions endpoint): the server has no sessions list yet. Once it does:
-    // fun sessions(): List<DeviceSession> = GET the list through `api`
-    // fun logOutOtherDevices() = the endpoint that ends every session but this one, through `api`;
-    // this device's tokens stay valid.
-    fun logOutOtherDevices(): Nothing = TODO("needs a sessions endpoint on the server (issue 16)")
+    // region readme-lifecycle
+    /** The user's signed-in devices, most recently used first; this one has `current = true`. */
+    @Throws(IOException::class)
+    fun sessions(): List<DeviceSession> {
+        val list = JSONArray(send(api, Request.Builder().url(url("api/auth/sessions/")).get().build()))
+        return (0 until list.length()).map { list.getJSONObject(it) }.map {
+            DeviceSession(
+                it.getString("id"), it.getString("device"), it.getString("ip"), it.getString("created_at"),
+                it.getString("last_used_at"), it.getBoolean("current")
+            )
+        }
+    }
 
-    // TODO(account deletion endpoint): once the server has one: call it through `api` (it will
-    // likely ask for the password again), then session.endLocally() without onSessionEnded().
-    fun deleteAccount(password: String): Nothing = TODO("needs an account deletion endpoint on the server (issue 16)")
+    /** "Log out other devices": ends every session of the user but this one (204). */
+    @Throws(IOException::class)
+    fun logOutOtherDevices() {
+        send(api, Request.Builder().url(url("api/auth/sessions/")).delete().build())
+    }
+
+    /** Ends one other device's session (its next call gets 401, its refresh is refused). */
+    @Throws(IOException::class)
+    fun endSession(id: String) {
+        send(api, Request.Builder().url(url("api/auth/sessions/$id/")).delete().build())
+    }
+
+    /**
+     * Deletes the account for good, with the password asked again (204). A wrong password is an
+     * [ApiException] 400 with a `password` list (429 after too many, as for logins). On success
+     * the tokens are cleared here; [SessionListener.onSessionEnded] is not called (the user asked).
+     */
+    @Throws(IOException::class)
+    fun deleteAccount(password: String) {
+        val body = jsonBody(JSONObject().put("password", password))
+        send(api, Request.Builder().url(url("api/auth/user/")).delete(body).build())
+        session.endLocally()
+    }
+    // endregion
 
     private fun signIn(body: JSONObject): User {
         session.start(Tokens(body.getString("access"), body.getString("refresh")))
@@ -112,17 +154,24 @@ class AccountClient(
         body.optString("signature"), if (body.isNull("avatar")) null else body.getString("avatar")
     )
 
+    private fun signInRequest(path: String, body: JSONObject): Request {
+        val request = Request.Builder().url(url(path)).post(jsonBody(body))
+        if (deviceName != null) request.header("X-Device-Name", deviceName)
+        return request.build()
+    }
+
     private fun post(path: String, body: JSONObject): Request =
         Request.Builder().url(url(path)).post(jsonBody(body)).build()
 
-    private fun post(client: OkHttpClient, path: String, body: JSONObject): JSONObject = call(client, post(path, body))
+    private fun call(client: OkHttpClient, request: Request): JSONObject = JSONObject(send(client, request))
 
-    private fun call(client: OkHttpClient, request: Request): JSONObject =
-        client.newCall(request).execute().use { response -> json(response) }
+    /** The body of a 2xx answer (empty for 204); an [ApiException] for any other status. */
+    private fun send(client: OkHttpClient, request: Request): String =
+        client.newCall(request).execute().use { response -> text(response) }
 
-    private fun json(response: Response): JSONObject {
+    private fun text(response: Response): String {
         val text = response.body()?.string() ?: ""
         if (!response.isSuccessful) throw ApiException(response.code(), text)
-        return JSONObject(text)
+        return text
     }
 }
