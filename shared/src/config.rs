@@ -449,18 +449,20 @@ impl Config {
             return Ok(());
         };
         #[cfg(feature = "secrets-manager")]
-        let text = crate::secrets::secret_string(&secret_id, endpoint.as_deref())
-            .await
-            .map_err(|why| ConfigError::Invalid { name: vars::LEGACY_JWT_SECRET_ID, why })?;
+        {
+            let text = crate::secrets::secret_string(&secret_id, endpoint.as_deref())
+                .await
+                .map_err(|why| ConfigError::Invalid { name: vars::LEGACY_JWT_SECRET_ID, why })?;
+            self.apply_legacy_secret(&text)
+        }
         #[cfg(not(feature = "secrets-manager"))]
-        let text: String = {
+        {
             let _ = (secret_id, endpoint);
-            return Err(ConfigError::Invalid {
+            Err(ConfigError::Invalid {
                 name: vars::LEGACY_JWT_SECRET_ID,
                 why: "this binary was built without the `secrets-manager` feature".into(),
-            });
-        };
-        self.apply_legacy_secret(&text)
+            })
+        }
     }
 
     pub fn is_local(&self) -> bool {
