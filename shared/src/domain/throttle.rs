@@ -118,6 +118,11 @@ impl Rule {
         (self.key_at(start), self.key_at(start - self.limit.window_secs()))
     }
 
+    /// The key of the window after the one containing `now`.
+    pub fn next_key(&self, now: i64) -> String {
+        self.key_at(self.limit.window_at(now).1)
+    }
+
     /// When a window's row may go: once it can no longer be anyone's previous window.
     pub fn expires_at(&self, now: i64) -> i64 {
         self.limit.window_at(now).1 + self.limit.window_secs()
@@ -141,6 +146,14 @@ pub fn refusal(rules: &[Rule], usages: &[Usage], now: i64) -> Option<u64> {
         .filter(|(rule, usage)| !rule.limit.admits(**usage, now))
         .map(|(rule, usage)| rule.limit.retry_after(*usage, now))
         .max()
+}
+
+/// Where an attempt timed `now` but served late is counted, given the counts of the window after
+/// `now`'s of each rule (paired in order): once one of those counts, attempts of the next window
+/// have read `now`'s window as their closed previous one, so the late attempt is counted from the
+/// start of the next window instead (the latest such start); `None` when none counts yet.
+pub fn served_late_at(rules: &[Rule], next_counts: &[u64], now: i64) -> Option<i64> {
+    rules.iter().zip(next_counts).filter(|(_, count)| **count > 0).map(|(rule, _)| rule.limit.window_at(now).1).max()
 }
 
 /// Every limit of the service.
@@ -280,6 +293,18 @@ mod tests {
         let usages = [Usage { previous: 0, current: 2 }, Usage { previous: 0, current: 1 }];
         assert_eq!(refusal(&rules, &usages, 125), Some(56));
         assert_eq!(refusal(&rules, &[Usage::default(), Usage::default()], 125), None);
+    }
+
+    #[test]
+    fn a_late_attempt_counts_in_the_window_that_already_counts() {
+        let rules = vec![
+            Rule { name: "a".into(), limit: Limit::new(10, 60) },
+            Rule { name: "b".into(), limit: Limit::new(5, 300) },
+        ];
+        assert_eq!(rules[0].next_key(179), "a@180");
+        assert_eq!(served_late_at(&rules, &[0, 0], 179), None);
+        assert_eq!(served_late_at(&rules, &[1, 0], 179), Some(180));
+        assert_eq!(served_late_at(&rules, &[1, 2], 179), Some(300));
     }
 
     #[test]

@@ -797,12 +797,27 @@ fn usage(conn: &Connection, rule: &Rule, now: i64) -> StoreResult<Usage> {
     Ok(Usage { previous: counter_value(conn, &previous)?, current: counter_value(conn, &current)? })
 }
 
+/// How many windows on a late attempt is moved at most (each move is one window; a request is
+/// not served minutes late).
+const LATE_WINDOWS: usize = 3;
+
 #[async_trait]
 impl ThrottleStore for SqliteStore {
     async fn reserve(&self, rules: &[Rule], _known: Option<&[Usage]>, now: i64) -> StoreResult<Admission> {
         let rules = rules.to_vec();
         // One write transaction reads and counts: of parallel attempts, each sees the ones before it.
+        // An attempt whose window the next one's attempts already count in was served late: it
+        // counts in the next window (the earlier ones read this one as their closed previous one).
         self.write(move |tx| {
+            let mut now = now;
+            for _ in 0..LATE_WINDOWS {
+                let next =
+                    rules.iter().map(|r| counter_value(tx, &r.next_key(now))).collect::<StoreResult<Vec<_>>>()?;
+                match throttle::served_late_at(&rules, &next, now) {
+                    Some(later) => now = later,
+                    None => break,
+                }
+            }
             let usages = rules.iter().map(|rule| usage(tx, rule, now)).collect::<StoreResult<Vec<_>>>()?;
             if let Some(retry_after) = throttle::refusal(&rules, &usages, now) {
                 return Ok(Admission::Refused { retry_after });

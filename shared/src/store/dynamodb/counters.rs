@@ -2,6 +2,9 @@
 
 use super::*;
 
+/// Reads and tries of one reservation before a contended attempt is refused.
+const RESERVE_ATTEMPTS: usize = 3;
+
 impl DynamoStore {
     /// The counts of the given throttle rows (consistent reads), by key; missing rows count 0.
     async fn counter_values(&self, keys: &[String], now: i64) -> StoreResult<HashMap<String, u64>> {
@@ -32,6 +35,35 @@ impl DynamoStore {
             .send()
             .await;
         condition_held(result)
+    }
+
+    /// Each rule's usage at `now` and the count of the window after `now`'s (consistent reads).
+    async fn usages(&self, rules: &[Rule], now: i64) -> StoreResult<(Vec<Usage>, Vec<u64>)> {
+        let keys: Vec<String> = rules
+            .iter()
+            .flat_map(|r| {
+                let (c, p) = r.keys(now);
+                [c, p, r.next_key(now)]
+            })
+            .collect();
+        let counts = self.counter_values(&keys, now).await?;
+        let count = |key: &String| counts.get(key).copied().unwrap_or(0);
+        let usages = keys.chunks(3).map(|k| Usage { current: count(&k[0]), previous: count(&k[1]) }).collect();
+        Ok((usages, keys.chunks(3).map(|k| count(&k[2])).collect()))
+    }
+
+    /// A transaction's check that the counter `key` is at most `seen` (a missing row counts 0).
+    fn count_at_most(&self, key: String, seen: u64) -> StoreResult<TransactWriteItem> {
+        let check = built(
+            ConditionCheck::builder()
+                .table_name(&self.tables.throttle)
+                .key(THROTTLE_KEY, s(&key))
+                .condition_expression("attribute_not_exists(#count) OR #count <= :seen")
+                .expression_attribute_names("#count", "count")
+                .expression_attribute_values(":seen", n(seen))
+                .build(),
+        )?;
+        Ok(TransactWriteItem::builder().condition_check(check).build())
     }
 
     /// One more in the current window of `rule`, if its count is below `ceiling`.
@@ -69,70 +101,70 @@ impl ThrottleStore for DynamoStore {
         if rules.is_empty() {
             return Ok(Admission::Admitted(Reservation::default()));
         }
-        // The previous windows are closed, so reading them first is safe; the current windows
-        // are counted by conditional updates that refuse at the ceiling those leave, all in one
-        // transaction: of parallel attempts, no more than the limit get through.
-        let usages: Vec<Usage> = match known {
-            Some(usages) if usages.len() == rules.len() => usages.to_vec(),
-            _ => {
-                let keys: Vec<String> = rules
+        // Read, decide, then count in one transaction whose conditions hold the decision's
+        // inputs: each current window stays below the ceiling the decision left, each previous
+        // window at most at the count it used (a request of that window may still be in flight),
+        // and each next window still without counts (else this attempt was served late, after
+        // attempts of the next window read this one as closed: it is counted there instead).
+        // A failed condition means a read, a new decision and another try; of parallel attempts,
+        // no more than the limit get through, also across a window boundary.
+        let mut now = now;
+        let mut known = known.filter(|usages| usages.len() == rules.len()).map(<[Usage]>::to_vec);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let usages = match known.take() {
+                Some(usages) => usages,
+                None => {
+                    let (usages, next) = self.usages(rules, now).await?;
+                    match throttle::served_late_at(rules, &next, now) {
+                        Some(later) => {
+                            now = later;
+                            self.usages(rules, now).await?.0
+                        }
+                        None => usages,
+                    }
+                }
+            };
+            if let Some(retry_after) = throttle::refusal(rules, &usages, now) {
+                return Ok(Admission::Refused { retry_after });
+            }
+            let ceilings: Vec<u64> =
+                rules.iter().zip(&usages).map(|(r, u)| r.limit.current_ceiling(u.previous, now)).collect();
+            let mut items = Vec::with_capacity(3 * rules.len());
+            for ((rule, usage), ceiling) in rules.iter().zip(&usages).zip(&ceilings) {
+                let (_, previous) = rule.keys(now);
+                items.push(TransactWriteItem::builder().update(self.reserve_update(rule, *ceiling, now)?).build());
+                items.push(self.count_at_most(previous, usage.previous)?);
+                items.push(self.count_at_most(rule.next_key(now), 0)?);
+            }
+            let keys: Vec<String> = rules.iter().map(|r| r.keys(now).0).collect();
+            let failed = match self.transact(items).await? {
+                Ok(()) => return Ok(Admission::Admitted(Reservation { keys })),
+                Err(codes) if codes.iter().any(|c| c == CONDITION_FAILED) => {
+                    // By rule: whether one of its three conditions failed.
+                    codes.chunks(3).map(|c| c.iter().any(|c| c == CONDITION_FAILED)).collect::<Vec<bool>>()
+                }
+                // No reasons given: assume every counter is full (refusing is the safe side).
+                Err(codes) if codes.is_empty() => vec![true; rules.len()],
+                Err(codes) => return Err(cancelled(&codes)),
+            };
+            if attempt == RESERVE_ATTEMPTS {
+                // Still contended: refuse as if the failed counters had reached their ceilings.
+                let at_ceiling: Vec<Usage> = usages
                     .iter()
-                    .flat_map(|r| {
-                        let (c, p) = r.keys(now);
-                        [c, p]
-                    })
-                    .collect();
-                let counts = self.counter_values(&keys, now).await?;
-                rules
-                    .iter()
-                    .map(|r| {
-                        let (current, previous) = r.keys(now);
-                        Usage {
-                            previous: counts.get(&previous).copied().unwrap_or(0),
-                            current: counts.get(&current).copied().unwrap_or(0),
+                    .zip(&ceilings)
+                    .enumerate()
+                    .map(|(i, (u, c))| {
+                        if failed.get(i).copied().unwrap_or(true) {
+                            Usage { previous: u.previous, current: *c }
+                        } else {
+                            *u
                         }
                     })
-                    .collect()
+                    .collect();
+                return Ok(Admission::Refused { retry_after: throttle::refusal(rules, &at_ceiling, now).unwrap_or(1) });
             }
-        };
-        if let Some(retry_after) = throttle::refusal(rules, &usages, now) {
-            return Ok(Admission::Refused { retry_after });
-        }
-        let ceilings: Vec<u64> =
-            rules.iter().zip(&usages).map(|(r, u)| r.limit.current_ceiling(u.previous, now)).collect();
-        let refused = |failed: &dyn Fn(usize) -> bool| {
-            // A refused condition means the count reached its ceiling meanwhile.
-            let at_ceiling: Vec<Usage> = usages
-                .iter()
-                .zip(&ceilings)
-                .enumerate()
-                .map(|(i, (u, c))| if failed(i) { Usage { previous: u.previous, current: *c } } else { *u })
-                .collect();
-            Admission::Refused { retry_after: throttle::refusal(rules, &at_ceiling, now).unwrap_or(1) }
-        };
-        let keys: Vec<String> = rules.iter().map(|r| r.keys(now).0).collect();
-        if let [rule] = rules {
-            let update = self.reserve_update(rule, ceilings[0], now)?;
-            return Ok(match self.update_alone(update).await? {
-                true => Admission::Admitted(Reservation { keys }),
-                false => refused(&|_| true),
-            });
-        }
-        let items = rules
-            .iter()
-            .zip(&ceilings)
-            .map(|(rule, ceiling)| {
-                Ok(TransactWriteItem::builder().update(self.reserve_update(rule, *ceiling, now)?).build())
-            })
-            .collect::<StoreResult<Vec<_>>>()?;
-        match self.transact(items).await? {
-            Ok(()) => Ok(Admission::Admitted(Reservation { keys })),
-            Err(codes) if codes.iter().any(|c| c == CONDITION_FAILED) => {
-                Ok(refused(&|i| codes.get(i).is_some_and(|c| c == CONDITION_FAILED)))
-            }
-            // No reasons given: assume every counter is full (refusing is the safe side).
-            Err(codes) if codes.is_empty() => Ok(refused(&|_| true)),
-            Err(codes) => Err(cancelled(&codes)),
         }
     }
 

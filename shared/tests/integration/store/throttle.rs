@@ -60,6 +60,33 @@ conformance!([sqlite, dynamodb] {
         assert_eq!(admitted, 5, "of 30 parallel attempts, exactly the limit get a place");
     }
 
+    async fn a_window_boundary_admits_no_more_than_the_limit(store: SharedStore) {
+        // Attempts timed just before and just after a window boundary, fired together: at the
+        // boundary the previous window weighs fully, so all of them together get the limit, as
+        // one at a time. A late attempt of the closed window must not count there after one of
+        // the next window has read it (several rounds: the race is one of ordering).
+        let (limit, boundary) = (10, NOW - NOW.rem_euclid(60) + 60);
+        for round in 0..6 {
+            let rules = vec![rule(&format!("login-fail:ip:192.0.2.{round}"), limit, 60)];
+            let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(4 * limit as usize));
+            let tasks: Vec<_> = (0..4 * limit as i64)
+                .map(|i| {
+                    let (store, rules, barrier) = (store.clone(), rules.clone(), barrier.clone());
+                    let now = boundary - 1 + i % 2;
+                    tokio::spawn(async move {
+                        barrier.wait().await;
+                        matches!(store.reserve(&rules, None, now).await.unwrap(), Admission::Admitted(_))
+                    })
+                })
+                .collect();
+            let mut admitted = 0;
+            for task in tasks {
+                admitted += u64::from(task.await.unwrap());
+            }
+            assert!(admitted <= limit, "round {round}: {admitted} admitted across the boundary, limit {limit}");
+        }
+    }
+
     async fn release_gives_the_places_back(store: SharedStore) {
         let rules = vec![rule("login-fail:account:alice", 1, 300), rule("login-fail:ip:unknown", 1, 60)];
         for _ in 0..3 {
