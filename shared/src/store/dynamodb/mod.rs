@@ -90,6 +90,31 @@ impl DynamoStore {
     }
 
     /// One `BatchGetItem` (retrying keys DynamoDB leaves unprocessed): table → items found.
+    /// The user and (when `other` names one) an item of another table by its key, read together
+    /// in one strongly consistent `BatchGetItem`: what every authenticated request reads.
+    async fn user_and_item(
+        &self,
+        user_id: u64,
+        other: Option<(&String, HashMap<String, AttributeValue>)>,
+    ) -> StoreResult<(Option<User>, Option<Item>)> {
+        let consistent = |key| built(KeysAndAttributes::builder().keys(key).consistent_read(true).build());
+        let mut request = HashMap::from([(self.tables.users.clone(), consistent(items::user_key(user_id))?)]);
+        if let Some((table, key)) = &other {
+            request.insert((*table).clone(), consistent(key.clone())?);
+        }
+        let (mut user, mut found) = (None, None);
+        for (table, items) in self.batch_get(request).await? {
+            for item in items {
+                if table == self.tables.users {
+                    user = Some(items::user_from_item(&item)?);
+                } else if other.as_ref().is_some_and(|(t, _)| **t == table) {
+                    found = Some(item);
+                }
+            }
+        }
+        Ok((user, found))
+    }
+
     async fn batch_get(
         &self,
         mut request: HashMap<String, KeysAndAttributes>,

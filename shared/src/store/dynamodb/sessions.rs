@@ -66,26 +66,9 @@ impl SessionStore for DynamoStore {
         session_id: &str,
         now: i64,
     ) -> StoreResult<(Option<User>, Option<Session>)> {
-        let mut request = HashMap::from([(
-            self.tables.users.clone(),
-            built(KeysAndAttributes::builder().keys(user_key(user_id)).consistent_read(true).build())?,
-        )]);
-        if !session_id.is_empty() {
-            request.insert(
-                self.tables.sessions.clone(),
-                built(KeysAndAttributes::builder().keys(session_key(session_id)).consistent_read(true).build())?,
-            );
-        }
-        let (mut user, mut session) = (None, None);
-        for (table, items) in self.batch_get(request).await? {
-            for item in items {
-                if table == self.tables.users {
-                    user = Some(user_from_item(&item)?);
-                } else if table == self.tables.sessions {
-                    session = Some(session_from_item(&item)?);
-                }
-            }
-        }
+        let other = (!session_id.is_empty()).then(|| (&self.tables.sessions, session_key(session_id)));
+        let (user, session) = self.user_and_item(user_id, other).await?;
+        let session = session.as_ref().map(session_from_item).transpose()?;
         let session = session.filter(|s| s.user_id == user_id && s.is_live(now));
         Ok((user, session))
     }
@@ -402,31 +385,9 @@ impl BlacklistStore for DynamoStore {
         jti: &str,
         now: i64,
     ) -> StoreResult<(Option<User>, Option<BlacklistEntry>)> {
-        let mut request = HashMap::from([(
-            self.tables.users.clone(),
-            built(KeysAndAttributes::builder().keys(user_key(user_id)).consistent_read(true).build())?,
-        )]);
-        if !jti.is_empty() {
-            request.insert(
-                self.tables.blacklist.clone(),
-                built(
-                    KeysAndAttributes::builder()
-                        .keys(HashMap::from([("jti".to_string(), s(jti))]))
-                        .consistent_read(true)
-                        .build(),
-                )?,
-            );
-        }
-        let (mut user, mut entry) = (None, None);
-        for (table, items) in self.batch_get(request).await? {
-            for item in items {
-                if table == self.tables.users {
-                    user = Some(user_from_item(&item)?);
-                } else if table == self.tables.blacklist {
-                    entry = Some(blacklist_from_item(&item)?);
-                }
-            }
-        }
+        let other = (!jti.is_empty()).then(|| (&self.tables.blacklist, HashMap::from([("jti".to_string(), s(jti))])));
+        let (user, entry) = self.user_and_item(user_id, other).await?;
+        let entry = entry.as_ref().map(blacklist_from_item).transpose()?;
         Ok((user, entry.filter(|e: &BlacklistEntry| e.expires_at > now)))
     }
 
