@@ -1,7 +1,7 @@
 //! What each function's `main` runs: configuration, state, then the Lambda runtime.
 
 use crate::config::{Config, MailBackend};
-use crate::http::{router, Endpoint};
+use crate::http::Endpoint;
 use crate::state::AppState;
 use crate::telemetry;
 
@@ -53,8 +53,14 @@ pub fn log_filter(rust_log: Option<&str>) -> tracing_subscriber::filter::Targets
         .unwrap_or_else(|| Targets::new().with_default(LevelFilter::INFO))
 }
 
-/// Serves one endpoint as a Lambda function.
-pub async fn serve(endpoint: Endpoint) -> Result<(), Error> {
+/// Serves one endpoint as a Lambda function. Always inlined into the function's `main`, where
+/// `endpoint` is a constant, so only that endpoint's handlers are linked (`routes::handlers`).
+#[inline(always)]
+pub fn serve(endpoint: Endpoint) -> impl std::future::Future<Output = Result<(), Error>> {
+    serve_methods(endpoint, crate::http::routes::handlers(endpoint))
+}
+
+async fn serve_methods(endpoint: Endpoint, methods: axum::routing::MethodRouter<AppState>) -> Result<(), Error> {
     init_tracing();
     if endpoint.needs().static_page {
         // HTML from the binary: no configuration, store or keys to read, no AWS call to make.
@@ -66,7 +72,7 @@ pub async fn serve(endpoint: Endpoint) -> Result<(), Error> {
     if let Some(missing) = missing_feature(endpoint, &config) {
         return Err(format!("{} cannot serve {}: {missing}", endpoint.function(), endpoint.path()).into());
     }
-    run(endpoint.function(), config, |state| router(&[endpoint], state)).await
+    run(endpoint.function(), config, |state| crate::http::routes::endpoint_router(endpoint, methods, state)).await
 }
 
 /// Serves the API's catch-all route (`$default`): the contract's JSON 404 and 405

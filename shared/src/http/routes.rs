@@ -13,7 +13,13 @@ use crate::http::{auth, handlers, logging, pages};
 use crate::state::AppState;
 
 /// The handlers of each endpoint, by method.
-fn handlers(endpoint: Endpoint) -> MethodRouter<AppState> {
+///
+/// Always inlined: a function's `main` calls `lambda::serve` with its endpoint as a constant, so
+/// this `match` folds away there and the Lambda links its own endpoint's handlers (and the domain
+/// code behind them) and no other's. A run-time choice linked every endpoint into every function
+/// (issue 17: 3.46 MB zipped for profile, over the 3 MB aim; `scripts/build-lambdas` prints them).
+#[inline(always)]
+pub(crate) fn handlers(endpoint: Endpoint) -> MethodRouter<AppState> {
     use handlers as h;
     match endpoint {
         Endpoint::Registration => post(h::registration),
@@ -62,7 +68,12 @@ fn by_path(endpoints: &[Endpoint]) -> Vec<(&'static str, Vec<Endpoint>)> {
 fn method_router(on_path: &[Endpoint]) -> MethodRouter<AppState> {
     let requires_auth = on_path.iter().any(|e| e.requires_auth());
     let handlers = on_path.iter().fold(MethodRouter::new(), |methods, e| methods.merge(handlers(*e)));
-    handlers.fallback(move |req: Request| async move { method_not_allowed(requires_auth, req) })
+    refusing_other_methods(handlers, requires_auth)
+}
+
+/// `methods`, and the 405 (or 401) of every other method.
+fn refusing_other_methods(methods: MethodRouter<AppState>, requires_auth: bool) -> MethodRouter<AppState> {
+    methods.fallback(move |req: Request| async move { method_not_allowed(requires_auth, req) })
 }
 
 /// 405 JSON; on a protected endpoint an anonymous caller hears 401 first, as in the old service.
@@ -87,6 +98,15 @@ pub fn router(endpoints: &[Endpoint], state: AppState) -> Router {
         }
     }
     with_layers(router, state).merge(page_router(&pages))
+}
+
+/// What one Lambda serves: its endpoint's paths with `methods`, the endpoint's handlers
+/// (`handlers(endpoint)`, which the caller resolves where `endpoint` is a constant). The same
+/// router as `router(&[endpoint], state)`, which tests and the local server use.
+pub(crate) fn endpoint_router(endpoint: Endpoint, methods: MethodRouter<AppState>, state: AppState) -> Router {
+    let methods = refusing_other_methods(methods, endpoint.requires_auth());
+    let router = endpoint.paths().into_iter().fold(Router::new(), |router, path| router.route(path, methods.clone()));
+    with_layers(router, state)
 }
 
 /// The routes of static pages (`http::pages`): no state, so no authentication layer; the request
