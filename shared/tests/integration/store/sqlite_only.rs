@@ -139,3 +139,72 @@ async fn parallel_writes_of_one_process_never_wait_for_the_lock() {
     let (_, found) = store.session_with_user(user.id, "s399", 0).await.unwrap();
     assert!(found.is_some());
 }
+
+/// The WAL goes back into the database file in the background after writes (the writer itself
+/// never checkpoints: `SqliteStore`'s unit test), so it does not grow without end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_background_checkpoint_follows_writes() {
+    use accounts::domain::model::{NewUser, Session};
+    use accounts::store::{SessionStore, UserStore};
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).unwrap();
+    let session = |id: String, user_id| Session {
+        id,
+        user_id,
+        refresh_jti: "j".into(),
+        expires_at: i64::MAX,
+        ..Session::default()
+    };
+    let user = store
+        .create_user(
+            NewUser { username: "c".into(), email: String::new(), password_hash: "x".into(), date_joined: 0 },
+            session("first".into(), 0),
+        )
+        .await
+        .unwrap();
+    let before = accounts::store::sqlite::background_checkpoints();
+    for i in 0..300 {
+        store.start_session(session(format!("s{i}"), user.id), i).await.unwrap();
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while accounts::store::sqlite::background_checkpoints() == before {
+        assert!(std::time::Instant::now() < deadline, "no checkpoint within 10 s of 300 commits");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// Writes that queue while one runs commit together (group commit), each in its own savepoint:
+/// a write that fails after writing undoes only itself. Here half of 40 parallel registrations
+/// fail at their second insert (the first session's id is taken) after the user row went in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failed_write_among_parallel_ones_leaves_nothing_and_the_others_stay() {
+    use accounts::domain::model::{NewUser, Session};
+    use accounts::store::UserStore;
+    let dir = tempfile::tempdir().unwrap();
+    let store = std::sync::Arc::new(SqliteStore::open(dir.path()).unwrap());
+    let session =
+        |id: &str| Session { id: id.into(), refresh_jti: "j".into(), expires_at: i64::MAX, ..Session::default() };
+    let user =
+        |name: String| NewUser { username: name, email: String::new(), password_hash: "x".into(), date_joined: 0 };
+    store.create_user(user("first".into()), session("taken")).await.unwrap();
+    let writes: Vec<_> = (0..40)
+        .map(|i| {
+            let store = store.clone();
+            let session_id = if i % 2 == 0 { "taken".to_string() } else { format!("s{i}") };
+            tokio::spawn(async move { store.create_user(user(format!("u{i}")), session(&session_id)).await })
+        })
+        .collect();
+    for (i, write) in writes.into_iter().enumerate() {
+        let result = write.await.unwrap();
+        assert_eq!(result.is_ok(), i % 2 == 1, "u{i}: {result:?}");
+    }
+    for i in 0..40 {
+        let found = store.find_user_by_username(&format!("u{i}")).await.unwrap();
+        assert_eq!(
+            found.is_some(),
+            i % 2 == 1,
+            "u{i} after its write {}",
+            if i % 2 == 1 { "succeeded" } else { "failed" }
+        );
+    }
+}
