@@ -588,9 +588,8 @@ impl Cloud {
             config.apply_legacy_secret(&text).unwrap();
         }
         let cold_start = recorder.take();
-        let mut state =
-            AppState::with_media(Arc::new(store), Arc::new(S3Media::new(recorded_s3, bucket.clone())), config);
-        state.mailer = Arc::new(SesMailer::with_client(ses));
+        let state = AppState::with_media(Arc::new(store), Arc::new(S3Media::new(recorded_s3, bucket.clone())), config)
+            .changed(|state| state.mailer = Arc::new(SesMailer::with_client(ses)));
 
         // The template's table resources, by the variable that names them (`USERS_TABLE: !Ref UsersTable`).
         let env = &t["Resources"]["LoginFunction"]["Properties"]["Environment"]["Variables"];

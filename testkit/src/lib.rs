@@ -106,7 +106,7 @@ impl TestApp {
 
     /// The same API with another media store (a test double around the configured one).
     pub fn with_media(mut self, media: accounts::media::SharedMedia) -> Self {
-        self.state.media = media;
+        self.state = self.state.changed(|state| state.media = media);
         self.router = accounts::http::app(self.state.clone());
         self
     }
