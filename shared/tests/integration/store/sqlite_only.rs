@@ -101,34 +101,13 @@ async fn a_schema_2_database_is_migrated_and_its_sessions_still_read() {
 /// (53 ms). Many parallel writes on a multi-threaded runtime never wait for the lock.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn parallel_writes_of_one_process_never_wait_for_the_lock() {
-    use accounts::domain::model::{NewUser, Session};
-    use accounts::store::{SessionStore, UserStore};
-    let dir = tempfile::tempdir().unwrap();
-    let store = std::sync::Arc::new(SqliteStore::open(dir.path()).unwrap());
-    let session = |id: String, user_id| Session {
-        id,
-        user_id,
-        refresh_jti: "j".into(),
-        created_at: 0,
-        expires_at: i64::MAX,
-        password_version: 0,
-        device: String::new(),
-        ip: String::new(),
-        last_used_at: 0,
-        previous_jti: None,
-    };
-    let user = store
-        .create_user(
-            NewUser { username: "w".into(), email: String::new(), password_hash: "x".into(), date_joined: 0 },
-            session("first".into(), 0),
-        )
-        .await
-        .unwrap();
+    use accounts::store::SessionStore;
+    let (_dir, store, user) = store_with_user("w").await;
     let before = accounts::store::sqlite::lock_waits();
     let writes: Vec<_> = (0..400)
         .map(|i| {
             let store = store.clone();
-            let session = session(format!("s{i}"), user.id);
+            let session = live_session(format!("s{i}"), user.id);
             tokio::spawn(async move { store.start_session(session, i).await })
         })
         .collect();
@@ -145,24 +124,8 @@ async fn parallel_writes_of_one_process_never_wait_for_the_lock() {
 /// 1.5 GB in the benchmark, and 70 MB here.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_wal_stays_small_under_sustained_writes() {
-    use accounts::domain::model::{NewUser, Session};
-    use accounts::store::{SessionStore, UserStore};
-    let dir = tempfile::tempdir().unwrap();
-    let store = std::sync::Arc::new(SqliteStore::open(dir.path()).unwrap());
-    let session = |id: String, user_id| Session {
-        id,
-        user_id,
-        refresh_jti: "j".into(),
-        expires_at: i64::MAX,
-        ..Session::default()
-    };
-    let user = store
-        .create_user(
-            NewUser { username: "c".into(), email: String::new(), password_hash: "x".into(), date_joined: 0 },
-            session("first".into(), 0),
-        )
-        .await
-        .unwrap();
+    use accounts::store::SessionStore;
+    let (dir, store, user) = store_with_user("c").await;
     let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let reader = {
         let (store, done) = (store.clone(), done.clone());
@@ -178,7 +141,7 @@ async fn the_wal_stays_small_under_sustained_writes() {
             let store = store.clone();
             tokio::spawn(async move {
                 for i in 0..1500 {
-                    store.start_session(session(format!("s{w}-{i}"), user.id), i).await.unwrap();
+                    store.start_session(live_session(format!("s{w}-{i}"), user.id), i).await.unwrap();
                 }
             })
         })
@@ -226,4 +189,32 @@ async fn a_failed_write_among_parallel_ones_leaves_nothing_and_the_others_stay()
             if i % 2 == 1 { "succeeded" } else { "failed" }
         );
     }
+}
+
+/// A session that never expires.
+fn live_session(id: String, user_id: u64) -> accounts::domain::model::Session {
+    accounts::domain::model::Session {
+        id,
+        user_id,
+        refresh_jti: "j".into(),
+        expires_at: i64::MAX,
+        ..Default::default()
+    }
+}
+
+/// A new store (its folder kept alive by the returned handle) with one user and their session "first".
+async fn store_with_user(
+    name: &str,
+) -> (tempfile::TempDir, std::sync::Arc<SqliteStore>, accounts::domain::model::User) {
+    use accounts::store::UserStore;
+    let dir = tempfile::tempdir().unwrap();
+    let store = std::sync::Arc::new(SqliteStore::open(dir.path()).unwrap());
+    let new_user = accounts::domain::model::NewUser {
+        username: name.into(),
+        email: String::new(),
+        password_hash: "x".into(),
+        date_joined: 0,
+    };
+    let user = store.create_user(new_user, live_session("first".into(), 0)).await.unwrap();
+    (dir, store, user)
 }
