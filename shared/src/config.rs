@@ -618,6 +618,7 @@ impl KeySet {
 /// The public JWK (with its kid) of an Ed25519 private key in PKCS#8 PEM.
 fn public_jwk(kid: &str, pem: &str) -> Result<jsonwebtoken::jwk::Jwk, String> {
     use jsonwebtoken::jwk::{Jwk, KeyAlgorithm, PublicKeyUse};
+    crate::jwt_crypto::install();
     let key = jsonwebtoken::EncodingKey::from_ed_pem(pem.as_bytes()).map_err(|e| e.to_string())?;
     let mut jwk = Jwk::from_encoding_key(&key, jsonwebtoken::Algorithm::EdDSA).map_err(|e| e.to_string())?;
     jwk.common.key_id = Some(kid.to_string());

@@ -5,6 +5,7 @@
 //! - [`media`]: avatar storage (local folder, S3) and image processing;
 //! - [`http`]: the axum handlers, the route table, request parsing and the one error mapping;
 //! - [`config`]: every environment variable;
+//! - [`jwt_crypto`]: the signature algorithms of the JWTs (HS256, EdDSA);
 //! - [`lambda`]: what each function's `main` calls;
 //! - [`telemetry`]: the business metrics (CloudWatch embedded metric format in the Lambdas).
 
@@ -14,6 +15,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod http;
+pub mod jwt_crypto;
 pub mod lambda;
 pub mod mail;
 pub mod media;

@@ -174,6 +174,7 @@ pub fn claims(token: &str) -> Value {
 
 /// Signs arbitrary claims with the test secret.
 pub fn forge(claims: &Value) -> String {
+    accounts::jwt_crypto::install();
     jsonwebtoken::encode(
         &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
         claims,
@@ -207,6 +208,7 @@ pub fn legacy_token_with(secret: &str, token_type: &str, user_id: u64, lifetime:
         jti: jti.clone(),
         user_id: user_id.to_string(),
     };
+    accounts::jwt_crypto::install();
     let token = jsonwebtoken::encode(
         &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
         &claims,

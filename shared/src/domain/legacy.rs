@@ -40,6 +40,7 @@ pub struct LegacyTokens {
 
 impl LegacyTokens {
     pub fn new(secret: &[u8], until: i64) -> Self {
+        crate::jwt_crypto::install();
         Self { key: DecodingKey::from_secret(secret), validation: tokens::validation(Algorithm::HS256), until }
     }
 
@@ -238,6 +239,17 @@ mod tests {
         jsonwebtoken::encode(&header, &claims, &EncodingKey::from_secret(secret)).unwrap()
     }
 
+    /// A genuine HS512 token, signed by hand: `jwt_crypto` signs only the algorithms we use.
+    fn sign_hs512(claims: serde_json::Value, secret: &[u8]) -> String {
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD as b64;
+        use base64::Engine;
+        use hmac::{KeyInit, Mac};
+        let message = format!("{}.{}", b64.encode(r#"{"typ":"JWT","alg":"HS512"}"#), b64.encode(claims.to_string()));
+        let mut mac = hmac::Hmac::<sha2::Sha512>::new_from_slice(secret).unwrap();
+        mac.update(message.as_bytes());
+        format!("{message}.{}", b64.encode(mac.finalize().into_bytes()))
+    }
+
     fn simplejwt(token_type: &str, user_id: serde_json::Value) -> serde_json::Value {
         json!({"token_type": token_type, "exp": 5_000, "iat": 1_000, "jti": "0123456789abcdef0123456789abcdef", "user_id": user_id})
     }
@@ -295,7 +307,7 @@ mod tests {
             decode(&s, &sign(simplejwt("access", json!("7")), OLD, kid), None, 1_001).err(),
             Some(TokenProblem::Invalid)
         );
-        let hs512 = sign(simplejwt("access", json!("7")), OLD, Header::new(Algorithm::HS512));
+        let hs512 = sign_hs512(simplejwt("access", json!("7")), OLD);
         assert_eq!(decode(&s, &hs512, None, 1_001).err(), Some(TokenProblem::Invalid));
         // After the deadline, and without the legacy secret: refused as before.
         let token = sign(simplejwt("access", json!("7")), OLD, Header::new(Algorithm::HS256));

@@ -175,6 +175,7 @@ pub(crate) fn validation(algorithm: Algorithm) -> Validation {
 impl TokenService {
     /// HS256 with `secret`, as the old service signs.
     pub fn new(secret: &[u8], access_lifetime: Duration, refresh_lifetime: Duration) -> Self {
+        crate::jwt_crypto::install();
         Self {
             algorithm: Algorithm::HS256,
             encoding: EncodingKey::from_secret(secret),
@@ -198,6 +199,7 @@ impl TokenService {
         let Signing::EdDsa { private_key_pem, key_id, previous_keys } = signing else {
             return Ok(Self::new(secret, access_lifetime, refresh_lifetime));
         };
+        crate::jwt_crypto::install();
         let bad = |what: &str, e: &dyn std::fmt::Display| SigningError(format!("{what}: {e}"));
         let encoding = EncodingKey::from_ed_pem(private_key_pem.as_bytes()).map_err(|e| bad("JWT_PRIVATE_KEY", &e))?;
         let mut current =

@@ -42,6 +42,7 @@ const GRANT_AUDIENCE: &str = "media-upload";
 
 impl UploadSigner {
     pub fn new(secret: &[u8]) -> Self {
+        crate::jwt_crypto::install();
         let mut key = b"accounts media-upload grant\0".to_vec();
         key.extend_from_slice(secret);
         Self { encoding: EncodingKey::from_secret(&key), decoding: DecodingKey::from_secret(&key) }
