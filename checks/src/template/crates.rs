@@ -27,6 +27,22 @@ fn function_crates_match_the_endpoints() {
     }
 }
 
+/// Every function crate links for Lambda through the one build script (functions/build.rs: no
+/// unwind tables); a crate without it would ship them, 0.28 MB more zipped.
+#[test]
+fn every_function_crate_uses_the_shared_build_script() {
+    let dir = root().join("functions");
+    assert!(dir.join("build.rs").is_file() && dir.join("no-unwind-tables.ld").is_file());
+    let functions = Endpoint::ALL.iter().map(|e| e.function()).chain([CATCH_ALL_FUNCTION]);
+    let missing: Vec<&str> = functions
+        .filter(|name| {
+            let manifest = read_toml(&dir.join(name).join("Cargo.toml"));
+            manifest["package"].get("build").and_then(toml::Value::as_str) != Some("../build.rs")
+        })
+        .collect();
+    assert!(missing.is_empty(), "without build = \"../build.rs\": {missing:?}");
+}
+
 fn package_name(manifest: &str) -> String {
     let manifest: toml::Table = manifest.parse().expect("a Cargo manifest");
     manifest["package"]["name"].as_str().unwrap_or_default().to_string()
