@@ -226,7 +226,7 @@ fn quick_ratio(a: &str, b: &str) -> f64 {
 /// (argon2id takes 19 MiB each); an unbounded queue let a flood of failed logins delay every
 /// other user's login by seconds. Throttling counters are checked before a request gets here.
 struct HashQueue {
-    running: tokio::sync::Semaphore,
+    running: std::sync::Arc<tokio::sync::Semaphore>,
     admitted: std::sync::atomic::AtomicUsize,
     capacity: usize,
 }
@@ -239,7 +239,7 @@ const HASHES_WAITING_PER_CPU: usize = 8;
 static HASHING: std::sync::LazyLock<HashQueue> = std::sync::LazyLock::new(|| {
     let cpus = cpus();
     HashQueue {
-        running: tokio::sync::Semaphore::new(cpus),
+        running: std::sync::Arc::new(tokio::sync::Semaphore::new(cpus)),
         admitted: std::sync::atomic::AtomicUsize::new(0),
         capacity: cpus * (1 + HASHES_WAITING_PER_CPU),
     }
@@ -267,16 +267,25 @@ impl HashQueue {
 
 /// Password hashing is CPU-bound: run it beside the async runtime, not on it, at most one per
 /// CPU at a time, and refuse it when too many are waiting already.
+///
+/// The hash holds its place and its permit until it has finished, not until its request is
+/// answered: a request cancelled mid-hash (a client that hangs up) leaves the hash running on
+/// its blocking thread, and releasing the permit then let a new hash start beside it. Clients
+/// that connect, send a login and hang up could run any number at once, 19 MiB each.
 pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> crate::domain::Result<T> {
-    let _ticket = HASHING.admit()?;
-    let _permit = HASHING
+    let ticket = HASHING.admit()?;
+    let permit = HASHING
         .running
-        .acquire()
+        .clone()
+        .acquire_owned()
         .await
         .map_err(|e| crate::error::Error::Internal(format!("hashing queue closed: {e}")))?;
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| crate::error::Error::Internal(format!("blocking task failed: {e}")))
+    tokio::task::spawn_blocking(move || {
+        let _held = (ticket, permit);
+        f()
+    })
+    .await
+    .map_err(|e| crate::error::Error::Internal(format!("blocking task failed: {e}")))
 }
 
 #[cfg(test)]
@@ -446,5 +455,41 @@ mod tests {
         let most = most.load(Ordering::SeqCst);
         assert!(most <= cpus, "{most} hashes ran at once on {cpus} CPUs");
         assert!(most >= 1);
+    }
+
+    /// Requests cancelled mid-hash, in waves as clients that send a login and hang up: the
+    /// cancelled hashes keep running, and new ones must wait for them (the bound is on hashes,
+    /// not on requests). Each wave's requests are dropped once their hashes have started.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn cancelled_requests_do_not_free_their_hash_slot_early() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::Arc;
+        use std::time::Duration;
+
+        let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let running = Arc::new(AtomicUsize::new(0));
+        let most = Arc::new(AtomicUsize::new(0));
+        for _wave in 0..4 {
+            let tasks: Vec<_> = (0..cpus)
+                .map(|_| {
+                    let (running, most) = (running.clone(), most.clone());
+                    tokio::spawn(blocking(move || {
+                        let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                        most.fetch_max(now, Ordering::SeqCst);
+                        std::thread::sleep(Duration::from_millis(60));
+                        running.fetch_sub(1, Ordering::SeqCst);
+                    }))
+                })
+                .collect();
+            tokio::time::sleep(Duration::from_millis(15)).await;
+            for task in tasks {
+                task.abort();
+            }
+        }
+        while running.load(Ordering::SeqCst) > 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let most = most.load(Ordering::SeqCst);
+        assert!(most <= cpus, "{most} hashes ran at once on {cpus} CPUs after cancelled requests");
     }
 }
