@@ -167,7 +167,8 @@ if cold["embedded"]:
     add("")
     add("Time from spawning the binary until its first `GET /runtime/invocation/next` (init: configuration, store "
         "client, router) and until its answer to that first event (a happy-path request), median of "
-        f"{cold['embedded']['functions'][0]['runs']} runs after one unmeasured run. `embedded`: SQLite in a temp "
+        f"{cold['embedded']['functions'][0]['runs']} runs after one unmeasured run, each function's runs alternating "
+        "with runs of the bare function, whose median beside it is what its ratio divides by. `embedded`: SQLite in a temp "
         "folder; `dynamodb`: the SDK client as in AWS, its calls going to moto on localhost (moto answers in "
         "milliseconds, so first answers there include the emulator's time).")
     add("")

@@ -55,6 +55,10 @@ pub fn log_filter(rust_log: Option<&str>) -> tracing_subscriber::filter::Targets
 
 /// Serves one endpoint as a Lambda function. Always inlined into the function's `main`, where
 /// `endpoint` is a constant, so only that endpoint's handlers are linked (`routes::handlers`).
+///
+/// Every `main` runs it on tokio's current-thread runtime: Lambda hands an instance one event
+/// at a time, so worker threads would only be started at each cold start and then sit idle
+/// (password hashes and image work still run on the blocking pool, `domain::password::blocking`).
 #[inline(always)]
 pub fn serve(endpoint: Endpoint) -> impl std::future::Future<Output = Result<(), Error>> {
     serve_methods(endpoint, crate::http::routes::handlers(endpoint))

@@ -24,6 +24,9 @@ fn function_crates_match_the_endpoints() {
         let main = std::fs::read_to_string(crate_dir.join("src/main.rs")).unwrap();
         let serves = format!("Endpoint::{endpoint:?})");
         assert!(main.contains(&serves), "functions/{}/src/main.rs does not serve {serves}", endpoint.function());
+        // One event at a time: no worker threads to start (accounts::lambda::serve says why).
+        let runtime = "#[tokio::main(flavor = \"current_thread\")]";
+        assert!(main.contains(runtime), "functions/{}/src/main.rs does not use {runtime}", endpoint.function());
     }
 }
 

@@ -1,6 +1,6 @@
 //! The `token-refresh` Lambda function: one endpoint of the account API (see `accounts::http::routes`).
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), accounts::lambda::Error> {
     accounts::lambda::serve(accounts::http::Endpoint::TokenRefresh).await
 }

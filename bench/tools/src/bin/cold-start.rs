@@ -2,7 +2,7 @@
 //! emulator the tests use too (`testkit::lambda`) and times, from the spawn, (1) its first `GET .../invocation/next` (init
 //! done: configuration, store client, router) and (2) its answer to that first event (a
 //! happy-path request of the endpoint). The yardstick is `hello-lambda`, a bare `lambda_http`
-//! function built with the same profile.
+//! function built with the same profile, run alternately with each function.
 //!
 //!     cold-start BIN_DIR RUNS embedded|dynamodb > cold_start.json
 //!
@@ -223,6 +223,31 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
+/// One row of the report: `samples` of a function against the `hello` runs alternating with them.
+fn summary(function: &str, binary_bytes: u64, runs: usize, samples: &[Sample], hello: &[Sample]) -> Value {
+    let init = median(samples.iter().map(|s| ms(s.init)).collect());
+    let answer = median(samples.iter().map(|s| ms(s.answer)).collect());
+    let hello_init = median(hello.iter().map(|s| ms(s.init)).collect());
+    let hello_answer = median(hello.iter().map(|s| ms(s.answer)).collect());
+    let statuses: HashMap<u64, usize> = samples.iter().fold(HashMap::new(), |mut m, s| {
+        *m.entry(s.status).or_default() += 1;
+        m
+    });
+    json!({
+        "function": function,
+        "runs": runs,
+        "binary_bytes": binary_bytes,
+        "init_ms_median": init,
+        "init_ms_min": samples.iter().map(|s| ms(s.init)).fold(f64::INFINITY, f64::min),
+        "answer_ms_median": answer,
+        "hello_init_ms_median": hello_init,
+        "init_ratio_to_hello": init / hello_init,
+        "answer_ratio_to_hello": answer / hello_answer,
+        "peak_rss_kib_max": samples.iter().map(|s| s.peak_rss_kib).max().unwrap_or(0),
+        "statuses": statuses.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
+    })
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -233,11 +258,17 @@ async fn main() -> anyhow::Result<()> {
 
     let mut api = RuntimeApi::start("bench-1").await;
 
-    let mut functions: Vec<(String, Option<Endpoint>)> = vec![(HELLO.into(), None)];
-    functions.extend(Endpoint::ALL.iter().map(|e| (e.function().to_string(), Some(*e))));
+    // Each function's runs alternate with runs of hello-lambda, and its ratio is to the hello
+    // runs beside it: a machine that speeds up or slows down during the run (other load, CPU
+    // frequency) moves both alike. Measured one after the other, hello's median alone moved by
+    // a third between runs, more than the difference the ratio is about.
+    let hello_binary = bin_dir.join(HELLO);
+    anyhow::ensure!(hello_binary.exists(), "{} is not built", hello_binary.display());
+    let hello_event = || event(&Method::GET, "/hello", None, None);
     let mut results = Vec::new();
-    let mut hello: Option<(f64, f64)> = None;
-    for (function, endpoint) in functions {
+    let mut all_hello: Vec<Sample> = Vec::new();
+    for endpoint in Endpoint::ALL {
+        let function = endpoint.function().to_string();
         let binary = bin_dir.join(&function);
         if !binary.exists() {
             // An endpoint added after the release build: say so rather than lose the whole run.
@@ -245,41 +276,31 @@ async fn main() -> anyhow::Result<()> {
             continue;
         }
         let size = std::fs::metadata(&binary)?.len();
-        let mut samples = Vec::new();
-        // One unmeasured run first: the binary in the page cache, as a warm host has it.
+        let (mut samples, mut hello) = (Vec::new(), Vec::new());
+        // One unmeasured run of each first: the binaries in the page cache, as a warm host has them.
         for run in 0..=runs {
-            let event = match endpoint {
-                Some(e) => fixture.event_for(e, run).await?,
-                None => event(&Method::GET, "/hello", None, None),
-            };
-            let sample = run_once(&binary, &function, &fixture.env, event, &mut api).await?;
+            let beside = run_once(&hello_binary, HELLO, &fixture.env, hello_event(), &mut api).await?;
+            let sample = run_once(&binary, &function, &fixture.env, fixture.event_for(*endpoint, run).await?, &mut api).await?;
             if run > 0 {
                 samples.push(sample);
+                hello.push(beside);
             }
         }
-        let statuses: HashMap<u64, usize> = samples.iter().fold(HashMap::new(), |mut m, s| {
-            *m.entry(s.status).or_default() += 1;
-            m
-        });
-        let init = median(samples.iter().map(|s| ms(s.init)).collect());
-        let answer = median(samples.iter().map(|s| ms(s.answer)).collect());
-        let (hello_init, hello_answer) = *hello.get_or_insert((init, answer));
-        let row = json!({
-            "function": function,
-            "runs": runs,
-            "binary_bytes": size,
-            "init_ms_median": init,
-            "init_ms_min": samples.iter().map(|s| ms(s.init)).fold(f64::INFINITY, f64::min),
-            "answer_ms_median": answer,
-            "init_ratio_to_hello": init / hello_init,
-            "answer_ratio_to_hello": answer / hello_answer,
-            "peak_rss_kib_max": samples.iter().map(|s| s.peak_rss_kib).max().unwrap_or(0),
-            "statuses": statuses.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
-        });
-        let rss = samples.iter().map(|s| s.peak_rss_kib).max().unwrap_or(0) as f64 / 1024.0;
-        eprintln!("cold start {mode:9} {function:14} init {init:7.2} ms  first answer {answer:7.2} ms  peak RSS {rss:6.1} MiB  statuses {statuses:?}");
+        let row = summary(&function, size, runs, &samples, &hello);
+        eprintln!(
+            "cold start {mode:9} {function:14} init {:7.2} ms ({:.2}x hello beside it)  first answer {:7.2} ms  peak RSS {:6.1} MiB  statuses {}",
+            row["init_ms_median"].as_f64().unwrap_or(0.0),
+            row["init_ratio_to_hello"].as_f64().unwrap_or(0.0),
+            row["answer_ms_median"].as_f64().unwrap_or(0.0),
+            row["peak_rss_kib_max"].as_f64().unwrap_or(0.0) / 1024.0,
+            row["statuses"],
+        );
         results.push(row);
+        all_hello.extend(hello);
     }
+    let hello_size = std::fs::metadata(&hello_binary)?.len();
+    // hello-lambda's own row: all its runs (beside every function).
+    results.insert(0, summary(HELLO, hello_size, runs, &all_hello, &all_hello));
     // The profile function's worst case: memory for the largest image the limits accept.
     let profile = bin_dir.join(Endpoint::Profile.function());
     if profile.exists() {
