@@ -77,10 +77,10 @@ async fn process(bytes: Bytes, bounds: AvatarBounds) -> Result<std::result::Resu
         Ok(cost) => cost,
         Err(problem) => return Ok(Err(problem)),
     };
-    let Some(_permit) = gate::images().enter(cost, gate::MAX_WAIT).await else {
-        return Err(Error::Unavailable(format!("image work: no turn within {:?}", gate::MAX_WAIT)));
-    };
-    blocking(move || picture::process(&bytes, bounds)).await
+    match gate::images().run(cost, gate::MAX_WAIT, move || picture::process(&bytes, bounds)).await {
+        Some(done) => done.map_err(|e| Error::Internal(format!("image task failed: {e}"))),
+        None => Err(Error::Unavailable(format!("image work: no turn within {:?}", gate::MAX_WAIT))),
+    }
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T> {

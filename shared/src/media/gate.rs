@@ -50,6 +50,26 @@ impl ImageGate {
         .ok()
         .flatten()
     }
+
+    /// Runs `f` (a job costing `cost`) on the blocking pool once it may run; `None` when no turn
+    /// came within `wait`. The job holds its place until `f` returns, not until its request is
+    /// answered: a request cancelled mid-job (a client that hangs up) leaves `f` running, and
+    /// letting the next job in then would let uploads that hang up decode any number at once.
+    pub async fn run<T: Send + 'static>(
+        &'static self,
+        cost: u64,
+        wait: Duration,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Option<Result<T, tokio::task::JoinError>> {
+        let permit = self.enter(cost, wait).await?;
+        Some(
+            tokio::task::spawn_blocking(move || {
+                let _held = permit;
+                f()
+            })
+            .await,
+        )
+    }
 }
 
 /// The gate of this process: one job per CPU within [`MEMORY_BUDGET`].
@@ -95,6 +115,35 @@ mod tests {
         }
         assert!(most.load(Ordering::SeqCst) <= 3, "{} jobs at once", most.load(Ordering::SeqCst));
         assert!(most_held.load(Ordering::SeqCst) <= 100 * MIB, "{} bytes at once", most_held.load(Ordering::SeqCst));
+    }
+
+    /// Waves of jobs whose requests are cancelled mid-job, as uploads that hang up: the cancelled
+    /// jobs keep running, and the next ones wait for them.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn cancelled_requests_keep_their_place_until_their_job_ends() {
+        static GATE: LazyLock<ImageGate> = LazyLock::new(|| ImageGate::new(2, 100 * MIB));
+        static RUNNING: AtomicUsize = AtomicUsize::new(0);
+        static MOST: AtomicUsize = AtomicUsize::new(0);
+        for _wave in 0..4 {
+            let tasks: Vec<_> = (0..2)
+                .map(|_| {
+                    tokio::spawn(GATE.run(10 * MIB, MAX_WAIT, || {
+                        MOST.fetch_max(RUNNING.fetch_add(1, Ordering::SeqCst) + 1, Ordering::SeqCst);
+                        std::thread::sleep(Duration::from_millis(60));
+                        RUNNING.fetch_sub(1, Ordering::SeqCst);
+                    }))
+                })
+                .collect();
+            tokio::time::sleep(Duration::from_millis(15)).await;
+            for task in tasks {
+                task.abort();
+            }
+        }
+        while RUNNING.load(Ordering::SeqCst) > 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let most = MOST.load(Ordering::SeqCst);
+        assert!(most <= 2, "{most} image jobs at once on a gate of 2 after cancelled requests");
     }
 
     #[tokio::test]
