@@ -280,7 +280,8 @@ async fn main() -> anyhow::Result<()> {
         // One unmeasured run of each first: the binaries in the page cache, as a warm host has them.
         for run in 0..=runs {
             let beside = run_once(&hello_binary, HELLO, &fixture.env, hello_event(), &mut api).await?;
-            let sample = run_once(&binary, &function, &fixture.env, fixture.event_for(*endpoint, run).await?, &mut api).await?;
+            let sample =
+                run_once(&binary, &function, &fixture.env, fixture.event_for(*endpoint, run).await?, &mut api).await?;
             if run > 0 {
                 samples.push(sample);
                 hello.push(beside);
