@@ -339,14 +339,10 @@ impl TokenService {
 
     /// Checks signature, expiry, `jti` and, when `expected` is given, `token_type` (in simplejwt's order).
     pub fn decode(&self, token: &str, expected: Option<TokenType>, now: i64) -> Result<Claims, TokenProblem> {
-        let header = jsonwebtoken::decode_header(token).map_err(|_| TokenProblem::Invalid)?;
-        if header.alg != self.algorithm {
-            return Err(TokenProblem::Invalid);
-        }
-        // An unknown kid is invalid; no kid at all: the current key (tokens issued before kids).
-        let key = self.verify_keys.get(&header.kid).ok_or(TokenProblem::Invalid)?;
-        let raw =
-            jsonwebtoken::decode::<RawClaims>(token, key, &self.validation).map_err(|_| TokenProblem::Invalid)?.claims;
+        let raw = match self.decode_current(token) {
+            Some(raw) => raw,
+            None => self.decode_by_kid(token)?,
+        };
         let checked = check_claims(&raw, expected, now)?;
         // Every token this service issues names its session; one without can't be tied to any.
         let sid = match raw.sid {
@@ -356,6 +352,27 @@ impl TokenService {
         let pwv = raw.pwv.as_ref().and_then(serde_json::Value::as_u64).unwrap_or(0);
         let CheckedClaims { token_type, exp, iat, jti, user_id } = checked;
         Ok(Claims { token_type, exp, iat, jti, user_id, sid, pwv })
+    }
+
+    /// The claims of a token signed with the current key and naming its `kid` (every token
+    /// issued since the last key change): one parse of the header, where `decode_by_kid` reads it
+    /// once to pick the key and once more to verify (issue 17: each authenticated request pays
+    /// it). `None` sends the token to `decode_by_kid`, which decides exactly as before.
+    fn decode_current(&self, token: &str) -> Option<RawClaims> {
+        let key = self.verify_keys.get(&self.header.kid)?;
+        let data = jsonwebtoken::decode::<RawClaims>(token, key, &self.validation).ok()?;
+        (data.header.alg == self.algorithm && data.header.kid == self.header.kid).then_some(data.claims)
+    }
+
+    /// The claims of a token verified with the key its `kid` names: an unknown kid is invalid;
+    /// no kid at all, the current key (tokens issued before kids).
+    fn decode_by_kid(&self, token: &str) -> Result<RawClaims, TokenProblem> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| TokenProblem::Invalid)?;
+        if header.alg != self.algorithm {
+            return Err(TokenProblem::Invalid);
+        }
+        let key = self.verify_keys.get(&header.kid).ok_or(TokenProblem::Invalid)?;
+        Ok(jsonwebtoken::decode::<RawClaims>(token, key, &self.validation).map_err(|_| TokenProblem::Invalid)?.claims)
     }
 
     /// The old service's tokens, when `LEGACY_JWT_SECRET` is configured (`domain::legacy`).
@@ -573,6 +590,16 @@ pub(crate) mod tests {
             &header,
             &rotated.issue_pair(3, "sess", 0, 1_000).access_claims,
             &EncodingKey::from_secret(OLD),
+        )
+        .unwrap();
+        assert_eq!(rotated.decode(&forged, None, 1_001), Err(TokenProblem::Invalid));
+        // Nor one naming the retired kid but signed with the current key: `decode_current`
+        // verifies with the current key first, and the kid the token names still decides.
+        header.kid = Some("2026-01".into());
+        let forged = jsonwebtoken::encode(
+            &header,
+            &rotated.issue_pair(3, "sess", 0, 1_000).access_claims,
+            &EncodingKey::from_secret(NEW),
         )
         .unwrap();
         assert_eq!(rotated.decode(&forged, None, 1_001), Err(TokenProblem::Invalid));

@@ -17,10 +17,10 @@ use crate::state::AppState;
 pub fn bearer_token(headers: &HeaderMap) -> Result<Option<String>, Error> {
     let Some(value) = headers.get(AUTHORIZATION) else { return Ok(None) };
     let text = String::from_utf8_lossy(value.as_bytes());
-    let parts: Vec<&str> = text.split_ascii_whitespace().collect();
-    match parts.as_slice() {
-        ["Bearer", token] => Ok(Some((*token).to_string())),
-        ["Bearer", ..] => Err(Error::BadAuthorizationHeader),
+    let mut parts = text.split_ascii_whitespace();
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some("Bearer"), Some(token), None) => Ok(Some(token.to_string())),
+        (Some("Bearer"), _, _) => Err(Error::BadAuthorizationHeader),
         _ => Ok(None),
     }
 }
