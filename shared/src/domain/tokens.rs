@@ -583,26 +583,18 @@ pub(crate) mod tests {
         assert_eq!(rotated.decode(&kidless, None, 1_001), Err(TokenProblem::Invalid));
         // Retired for good: the old kid is unknown.
         assert_eq!(hs(NEW, "2026-02", &[]).decode(&old_token, None, 1_001), Err(TokenProblem::Invalid));
+        // A token naming `kid` but signed with `secret`.
+        let claims = rotated.issue_pair(3, "sess", 0, 1_000).access_claims;
+        let forge = |kid: &str, secret: &[u8]| {
+            let mut header = Header::new(Algorithm::HS256);
+            header.kid = Some(kid.into());
+            jsonwebtoken::encode(&header, &claims, &EncodingKey::from_secret(secret)).unwrap()
+        };
         // A token naming one kid but signed with another key is invalid.
-        let mut header = Header::new(Algorithm::HS256);
-        header.kid = Some("2026-02".into());
-        let forged = jsonwebtoken::encode(
-            &header,
-            &rotated.issue_pair(3, "sess", 0, 1_000).access_claims,
-            &EncodingKey::from_secret(OLD),
-        )
-        .unwrap();
-        assert_eq!(rotated.decode(&forged, None, 1_001), Err(TokenProblem::Invalid));
+        assert_eq!(rotated.decode(&forge("2026-02", OLD), None, 1_001), Err(TokenProblem::Invalid));
         // Nor one naming the retired kid but signed with the current key: `decode_current`
         // verifies with the current key first, and the kid the token names still decides.
-        header.kid = Some("2026-01".into());
-        let forged = jsonwebtoken::encode(
-            &header,
-            &rotated.issue_pair(3, "sess", 0, 1_000).access_claims,
-            &EncodingKey::from_secret(NEW),
-        )
-        .unwrap();
-        assert_eq!(rotated.decode(&forged, None, 1_001), Err(TokenProblem::Invalid));
+        assert_eq!(rotated.decode(&forge("2026-01", NEW), None, 1_001), Err(TokenProblem::Invalid));
         // Without kids (plain JWT_SECRET) a token naming a kid is unknown.
         assert_eq!(
             service().decode(&hs(SECRET, "x", &[]).issue_pair(3, "s", 0, 1_000).access, None, 1_001),
