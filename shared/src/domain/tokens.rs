@@ -364,11 +364,16 @@ impl TokenService {
         (data.header.alg == self.algorithm && data.header.kid == self.header.kid).then_some(data.claims)
     }
 
-    /// The claims of a token verified with the key its `kid` names: an unknown kid is invalid;
-    /// no kid at all, the current key (tokens issued before kids).
+    /// The claims of a token verified with the key its `kid` names, after `decode_current`: an
+    /// unknown kid is invalid; no kid at all, the current key (tokens issued before kids).
     fn decode_by_kid(&self, token: &str) -> Result<RawClaims, TokenProblem> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| TokenProblem::Invalid)?;
         if header.alg != self.algorithm {
+            return Err(TokenProblem::Invalid);
+        }
+        // The current key's tokens come here only when `decode_current` refused them already:
+        // the same key would refuse them again (a second HMAC for every legacy token).
+        if header.kid == self.header.kid {
             return Err(TokenProblem::Invalid);
         }
         let key = self.verify_keys.get(&header.kid).ok_or(TokenProblem::Invalid)?;
