@@ -191,6 +191,46 @@ async fn a_failed_write_among_parallel_ones_leaves_nothing_and_the_others_stay()
     }
 }
 
+/// Reads see the commits of another connection (another process, an admin tool) at once: the
+/// store's read-lock anchor (`store::sqlite::ReadLockAnchor`) holds a read mark of the WAL, it
+/// never hands its snapshot to the readers. Here the other connection commits between reads
+/// while the store writes nothing, so the anchor stays on the commit before them all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_see_another_connections_commits_at_once() {
+    use accounts::store::{SessionStore, UserStore};
+    let (dir, store, user) = store_with_user("a").await;
+    let other = rusqlite::Connection::open(dir.path().join("accounts.sqlite3")).unwrap();
+    for i in 0..20 {
+        let nickname = format!("n{i}");
+        other
+            .execute("UPDATE users SET nickname = ?1 WHERE id = ?2", rusqlite::params![nickname, user.id as i64])
+            .unwrap();
+        assert_eq!(store.get_user(user.id).await.unwrap().unwrap().nickname, nickname);
+        other.execute("UPDATE sessions SET expires_at = ?1 WHERE id = 'first'", [i]).unwrap();
+        let (_, session) = store.session_with_user(user.id, "first", 100).await.unwrap();
+        assert!(session.is_none(), "the session the other connection ended is still read");
+        other.execute("UPDATE sessions SET expires_at = ?1 WHERE id = 'first'", [i64::MAX]).unwrap();
+        assert!(store.session_with_user(user.id, "first", 100).await.unwrap().1.is_some());
+    }
+}
+
+/// While its process writes nothing, the anchor keeps a read mark of the WAL (the readers'
+/// locks then cost no `fcntl`), and it moves to the newest commit within `ANCHOR_REFRESH`
+/// (250 ms): a checkpoint that waits for every reader of the WAL, as backup tools run it,
+/// completes then.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_read_lock_anchor_holds_a_read_mark_and_lets_a_waiting_checkpoint_finish() {
+    let (dir, _store, _user) = store_with_user("t").await;
+    let other = rusqlite::Connection::open(dir.path().join("accounts.sqlite3")).unwrap();
+    let truncate = || other.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get::<_, i64>(0)).unwrap();
+    other.busy_timeout(std::time::Duration::ZERO).unwrap();
+    assert_eq!(truncate(), 1, "busy: a reader (the anchor) holds a read mark of the WAL");
+    other.busy_timeout(std::time::Duration::from_secs(2)).unwrap();
+    let started = std::time::Instant::now();
+    assert_eq!(truncate(), 0, "the checkpoint still waits for a reader after {:?}", started.elapsed());
+    assert_eq!(std::fs::metadata(dir.path().join("accounts.sqlite3-wal")).unwrap().len(), 0);
+}
+
 /// A session that never expires.
 fn live_session(id: String, user_id: u64) -> accounts::domain::model::Session {
     accounts::domain::model::Session {
