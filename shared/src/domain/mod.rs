@@ -17,6 +17,7 @@ pub mod sessions;
 pub mod throttle;
 pub mod tokens;
 pub mod user;
+pub(crate) mod verified_tokens;
 
 pub type Result<T> = std::result::Result<T, crate::error::Error>;
 

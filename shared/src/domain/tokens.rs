@@ -11,6 +11,8 @@ use jsonwebtoken::jwk::{Jwk, JwkSet, KeyAlgorithm, PublicKeyUse, ThumbprintHash}
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Deserializer, Serialize};
 
+use crate::domain::verified_tokens::VerifiedTokens;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TokenType {
@@ -131,6 +133,8 @@ pub struct TokenService {
     pub refresh_lifetime: Duration,
     /// The old service's tokens, accepted until a deadline (`domain::legacy`); none by default.
     legacy: Option<crate::domain::legacy::LegacyTokens>,
+    /// Tokens verified before, so each is parsed and its signature checked once.
+    verified: VerifiedTokens,
 }
 
 /// What is read from a token before the checks: every claim may be missing or odd.
@@ -186,6 +190,7 @@ impl TokenService {
             access_lifetime,
             refresh_lifetime,
             legacy: None,
+            verified: VerifiedTokens::new(),
         }
     }
 
@@ -236,6 +241,7 @@ impl TokenService {
             access_lifetime,
             refresh_lifetime,
             legacy: None,
+            verified: VerifiedTokens::new(),
         })
     }
 
@@ -254,6 +260,8 @@ impl TokenService {
         }
         self.encoding = EncodingKey::from_secret(current);
         self.verify_keys = HashMap::from([(None, DecodingKey::from_secret(current))]);
+        // What the old keys verified is no longer known to be valid.
+        self.verified = VerifiedTokens::new();
         if let Some(kid) = key_id {
             self.header.kid = Some(kid.to_string());
             self.verify_keys.insert(Some(kid.to_string()), DecodingKey::from_secret(current));
@@ -339,11 +347,15 @@ impl TokenService {
 
     /// Checks signature, expiry, `jti` and, when `expected` is given, `token_type` (in simplejwt's order).
     pub fn decode(&self, token: &str, expected: Option<TokenType>, now: i64) -> Result<Claims, TokenProblem> {
+        if let Some(known) = self.verified.get(token) {
+            return known.check(expected, now);
+        }
         let raw = match self.decode_current(token) {
             Some(raw) => raw,
             None => self.decode_by_kid(token)?,
         };
         let checked = check_claims(&raw, expected, now)?;
+        let not_before = not_before(&raw);
         // Every token this service issues names its session; one without can't be tied to any.
         let sid = match raw.sid {
             Some(serde_json::Value::String(s)) if !s.is_empty() => s,
@@ -351,7 +363,9 @@ impl TokenService {
         };
         let pwv = raw.pwv.as_ref().and_then(serde_json::Value::as_u64).unwrap_or(0);
         let CheckedClaims { token_type, exp, iat, jti, user_id } = checked;
-        Ok(Claims { token_type, exp, iat, jti, user_id, sid, pwv })
+        let claims = Claims { token_type, exp, iat, jti, user_id, sid, pwv };
+        self.verified.insert(token, &claims, not_before);
+        Ok(claims)
     }
 
     /// The claims of a token signed with the current key and naming its `kid` (every token
@@ -392,6 +406,15 @@ impl TokenService {
     }
 }
 
+/// Issued in the future (beyond a minute of clock skew), or `nbf` ahead.
+pub(crate) fn not_yet_valid(iat: i64, not_before: Option<i64>, now: i64) -> bool {
+    iat > now + CLOCK_SKEW || not_before.is_some_and(|nbf| nbf > now + CLOCK_SKEW)
+}
+
+fn not_before(raw: &RawClaims) -> Option<i64> {
+    raw.nbf.as_ref().and_then(serde_json::Value::as_i64)
+}
+
 /// simplejwt's claims of a token whose signature verified, checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct CheckedClaims {
@@ -429,10 +452,7 @@ pub(crate) fn check_claims(
         return Err(TokenProblem::WrongType);
     }
     let iat = raw.iat.as_ref().and_then(serde_json::Value::as_i64).unwrap_or(0);
-    // Not yet valid: issued in the future (beyond a minute of clock skew), or `nbf` ahead.
-    if iat > now + CLOCK_SKEW
-        || raw.nbf.as_ref().and_then(serde_json::Value::as_i64).is_some_and(|nbf| nbf > now + CLOCK_SKEW)
-    {
+    if not_yet_valid(iat, not_before(raw), now) {
         return Err(TokenProblem::Invalid);
     }
     let user_id = raw.user_id.clone().ok_or(TokenProblem::Invalid)?;
@@ -660,5 +680,80 @@ pub(crate) mod tests {
         let mut claims = serde_json::to_value(&pair.access_claims).unwrap();
         claims["nbf"] = serde_json::json!(5_000);
         assert_eq!(s.decode(&forge(claims, SECRET), None, 1_001), Err(TokenProblem::Invalid));
+    }
+
+    /// A token verified once answers every later check as a first check would: expiry, the
+    /// expected type, `iat` and `nbf` against the clock of each use (`domain::verified_tokens`).
+    #[test]
+    fn a_verified_token_answers_as_a_first_check_would() {
+        let pair = service().issue_pair(7, "sess", 0, 1_000);
+        let mut claims = serde_json::to_value(&pair.access_claims).unwrap();
+        claims["nbf"] = serde_json::json!(1_050);
+        let not_before = forge(claims, SECRET);
+        for token in [&pair.access, &pair.refresh, &not_before] {
+            let warm = service();
+            assert!(warm.decode(token, None, 1_001).is_ok());
+            assert!(warm.verified.get(token).is_some(), "a verified token is kept");
+            for expected in [None, Some(TokenType::Access), Some(TokenType::Refresh)] {
+                // 935 and 985: before `iat` and before `nbf`, beyond the clock skew.
+                for now in [935, 985, 1_001, 1_899, 1_900, 700_000] {
+                    let first = service().decode(token, expected, now);
+                    assert_eq!(warm.decode(token, expected, now), first, "{expected:?} at {now}");
+                }
+            }
+        }
+        let refused = service();
+        assert_eq!(
+            refused.decode(&forge(serde_json::json!({"exp": 5_000}), SECRET), None, 1_001),
+            Err(TokenProblem::NoId)
+        );
+        assert!(refused.verified.slots_in_use() == 0, "a refused token is not kept");
+    }
+
+    /// The attack on a cache of verified tokens, fired in parallel: tokens that share all but
+    /// their signature with a verified one, or its signature with other claims, while the
+    /// genuine tokens are verified (and kept) by other threads.
+    #[test]
+    fn tokens_like_verified_ones_stay_invalid_under_parallel_use() {
+        let s = std::sync::Arc::new(service());
+        let genuine: Vec<String> = (0..64).map(|i| s.issue_pair(i, &format!("s{i}"), 0, 1_000).access).collect();
+        let forged: Vec<String> = genuine
+            .iter()
+            .enumerate()
+            .flat_map(|(i, token)| {
+                let (head, signature) = token.rsplit_once('.').unwrap();
+                let other = genuine[(i + 1) % genuine.len()].rsplit_once('.').unwrap().1;
+                let mut flipped = signature.to_string();
+                let last = if flipped.ends_with('A') { "B" } else { "A" };
+                flipped.replace_range(flipped.len() - 1.., last);
+                let mut claims = payload(token);
+                claims["user_id"] = "999".into();
+                let payload = b64.encode(claims.to_string().as_bytes());
+                let header = head.split('.').next().unwrap();
+                [
+                    format!("{head}.{other}"),
+                    format!("{head}.{flipped}"),
+                    format!("{header}.{payload}.{signature}"),
+                    format!("{token}x"),
+                ]
+            })
+            .collect();
+        let threads: Vec<_> = (0..8)
+            .map(|t| {
+                let (s, genuine, forged) = (s.clone(), genuine.clone(), forged.clone());
+                std::thread::spawn(move || {
+                    for round in 0..200 {
+                        let i = (t * 7 + round) % genuine.len();
+                        assert!(s.decode(&genuine[i], Some(TokenType::Access), 1_001).is_ok());
+                        for token in &forged[i * 4..i * 4 + 4] {
+                            assert_eq!(s.decode(token, Some(TokenType::Access), 1_001), Err(TokenProblem::Invalid));
+                        }
+                    }
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().unwrap();
+        }
     }
 }
