@@ -116,8 +116,7 @@ impl SqliteStore {
         let mut writer = connect(path)?;
         migrate(&mut writer)?;
         let readers = Mutex::new(vec![connect(path)?]);
-        let anchor = ReadLockAnchor(connect(path)?);
-        Ok(Self { path: path.to_path_buf(), readers, writer: Writer::start(writer, anchor)? })
+        Ok(Self { path: path.to_path_buf(), readers, writer: Writer::start(writer)? })
     }
 
     pub fn path(&self) -> &Path {
@@ -171,30 +170,15 @@ struct Writer {
 }
 
 impl Writer {
-    fn start(mut conn: Connection, mut anchor: ReadLockAnchor) -> StoreResult<Self> {
+    fn start(mut conn: Connection) -> StoreResult<Self> {
         let (queue, queued) = std::sync::mpsc::channel::<Write>();
         std::thread::Builder::new()
             .name("sqlite-writer".into())
             .spawn(move || {
-                anchor.hold();
-                loop {
-                    let first = match queued.recv_timeout(ANCHOR_REFRESH) {
-                        Ok(first) => first,
-                        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-                            // Another process may have committed: move to its newest commit.
-                            anchor.release();
-                            anchor.hold();
-                            continue;
-                        }
-                        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
-                    };
+                while let Ok(first) = queued.recv() {
                     let mut writes = vec![first];
                     writes.extend(queued.try_iter().take(WRITES_PER_COMMIT - 1));
-                    // Let go while writing: the commit's checkpoint may then copy every frame
-                    // back and the next write restart the WAL.
-                    anchor.release();
-                    commit_together(&mut conn, writes, &mut anchor);
-                    anchor.hold();
+                    commit_together(&mut conn, writes);
                 }
             })
             .map_err(|e| StoreError::Backend(format!("cannot start the store's writer: {e}")))?;
@@ -202,50 +186,9 @@ impl Writer {
     }
 }
 
-/// How long the anchor keeps one snapshot while this process writes nothing. Only other
-/// processes' commits age it, and an anchor behind their newest commit holds back their
-/// checkpoint's restart of the WAL (it grows meanwhile), never anybody's reads or writes.
-const ANCHOR_REFRESH: Duration = Duration::from_millis(250);
-
-/// A connection that keeps a read transaction open on the newest commit, on the writer thread.
-///
-/// Why: each read transaction locks a read mark of the WAL index (SQLite's `-shm` file), and
-/// SQLite calls `fcntl` for that only when no connection of this process holds the same mark
-/// already; it does so under a process-wide mutex, which the runtime's workers then wait for.
-/// Readers take the mark of the newest commit, the one the anchor holds: their locks become a
-/// counter in memory (issue 17: 1.7 `fcntl` and 1.75 `futex` calls per authenticated request
-/// before). Every reader still opens its own transaction, so it sees every commit of every
-/// process as before. The anchor lets go while this process writes (see `Writer::start`).
-struct ReadLockAnchor(Connection);
-
-impl ReadLockAnchor {
-    /// Starts a read transaction on the newest commit, unless one is open. A failure leaves no
-    /// anchor: reads work as they did without one.
-    fn hold(&mut self) {
-        if !self.0.is_autocommit() {
-            return;
-        }
-        let held = self.0.execute_batch("BEGIN").and_then(|()| self.0.query_row("PRAGMA user_version", [], |_| Ok(())));
-        if let Err(e) = held {
-            tracing::debug!(error = %e, "no read-lock anchor");
-            self.release();
-        }
-    }
-
-    fn release(&mut self) {
-        if !self.0.is_autocommit() {
-            if let Err(e) = self.0.execute_batch("ROLLBACK") {
-                tracing::debug!(error = %e, "read-lock anchor not released");
-            }
-        }
-    }
-}
-
 /// Runs `writes` in one transaction, each inside its own savepoint so that a failed write undoes
 /// only itself, then commits and answers each (a failed commit fails them all: nothing stayed).
-/// The anchor takes the new commit before the writes are answered: a caller that wrote has
-/// readers back on the anchored read mark.
-fn commit_together(conn: &mut Connection, writes: Vec<Write>, anchor: &mut ReadLockAnchor) {
+fn commit_together(conn: &mut Connection, writes: Vec<Write>) {
     let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(tx) => tx,
         Err(e) => {
@@ -276,7 +219,6 @@ fn commit_together(conn: &mut Connection, writes: Vec<Write>, anchor: &mut ReadL
         finishes.push(finish);
     }
     let committed = tx.commit().map_err(db_error);
-    anchor.hold();
     for finish in finishes {
         finish(committed.as_ref().map(|_| ()).map_err(clone_error));
     }
