@@ -261,7 +261,7 @@ impl TokenService {
         self.encoding = EncodingKey::from_secret(current);
         self.verify_keys = HashMap::from([(None, DecodingKey::from_secret(current))]);
         // What the old keys verified is no longer known to be valid.
-        self.verified = VerifiedTokens::new();
+        self.verified.clear();
         if let Some(kid) = key_id {
             self.header.kid = Some(kid.to_string());
             self.verify_keys.insert(Some(kid.to_string()), DecodingKey::from_secret(current));
@@ -708,6 +708,16 @@ pub(crate) mod tests {
             Err(TokenProblem::NoId)
         );
         assert!(refused.verified.slots_in_use() == 0, "a refused token is not kept");
+    }
+
+    /// New keys forget what the old ones verified.
+    #[test]
+    fn new_keys_forget_the_tokens_the_old_ones_verified() {
+        let s = service();
+        let token = s.issue_pair(7, "sess", 0, 1_000).access;
+        assert!(s.decode(&token, None, 1_001).is_ok());
+        let rekeyed = s.with_hs256_keys(b"another-secret-another-secret-xx", None, []);
+        assert_eq!(rekeyed.decode(&token, None, 1_001), Err(TokenProblem::Invalid));
     }
 
     /// The attack on a cache of verified tokens, fired in parallel: tokens that share all but

@@ -64,6 +64,14 @@ impl VerifiedTokens {
         self.slots[index].lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Forgets every entry (when the keys change), keeping the slots: the builder that sets the
+    /// keys runs at every cold start, where a second allocation would be wasted.
+    pub(crate) fn clear(&mut self) {
+        for slot in self.slots.iter_mut() {
+            *slot.get_mut().unwrap_or_else(PoisonError::into_inner) = None;
+        }
+    }
+
     /// The entry of exactly this token, if it was verified before.
     pub(crate) fn get(&self, token: &str) -> Option<Verified> {
         let slot = self.slot(token);
