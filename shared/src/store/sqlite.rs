@@ -14,12 +14,14 @@
 //! runs no write of this process adds frames, so it completes and the next write restarts the
 //! WAL; the writes that queue meanwhile commit together after it. (A checkpointer thread of its
 //! own never caught up with sustained writes: the WAL reached 1.5 GB in the benchmark.)
-//! Statements are prepared once per connection (`prepare_cached`).
+//! Statements are prepared once per connection (`prepare_cached`). The writer thread also keeps
+//! one read transaction open while nobody writes (`ReadLockAnchor`), so that the readers' WAL
+//! locks stay inside the process.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension, Params, Row, TransactionBehavior};
@@ -116,7 +118,8 @@ impl SqliteStore {
         let mut writer = connect(path)?;
         migrate(&mut writer)?;
         let readers = Mutex::new(vec![connect(path)?]);
-        Ok(Self { path: path.to_path_buf(), readers, writer: Writer::start(writer)? })
+        let anchor = ReadLockAnchor::new(connect(path)?, &writer);
+        Ok(Self { path: path.to_path_buf(), readers, writer: Writer::start(writer, anchor)? })
     }
 
     pub fn path(&self) -> &Path {
@@ -170,15 +173,27 @@ struct Writer {
 }
 
 impl Writer {
-    fn start(mut conn: Connection) -> StoreResult<Self> {
+    fn start(mut conn: Connection, mut anchor: ReadLockAnchor) -> StoreResult<Self> {
         let (queue, queued) = std::sync::mpsc::channel::<Write>();
         std::thread::Builder::new()
             .name("sqlite-writer".into())
             .spawn(move || {
-                while let Ok(first) = queued.recv() {
+                anchor.hold(&conn);
+                loop {
+                    let first = match queued.recv_timeout(ANCHOR_POLL) {
+                        Ok(first) => first,
+                        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                            anchor.move_to_newest(&conn);
+                            continue;
+                        }
+                        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+                    };
                     let mut writes = vec![first];
                     writes.extend(queued.try_iter().take(WRITES_PER_COMMIT - 1));
-                    commit_together(&mut conn, writes);
+                    // Away while writing: the commit's checkpoint may then copy every frame back
+                    // and the next write restart the WAL.
+                    anchor.release();
+                    commit_together(&mut conn, writes, &mut anchor);
                 }
             })
             .map_err(|e| StoreError::Backend(format!("cannot start the store's writer: {e}")))?;
@@ -186,9 +201,100 @@ impl Writer {
     }
 }
 
+/// How often the writer thread, while it has nothing to write, looks for other processes'
+/// commits and moves the anchor to the newest commit (which lets a checkpoint that waits for
+/// readers finish: the anchor then reads from the file, not from the WAL).
+const ANCHOR_POLL: Duration = Duration::from_millis(50);
+
+/// How long the anchor stays away after another connection committed. While another process
+/// writes (the token minter of bench/run, tools/import-users, tools/accounts-admin), its
+/// checkpoints must be able to restart the WAL, which no reader of it may hold at that moment.
+const ANCHOR_BACK_OFF: Duration = Duration::from_secs(1);
+
+/// A connection that keeps a read transaction open on the newest commit, on the writer thread.
+///
+/// Why: each read transaction locks a read mark of the WAL index (SQLite's `-shm` file), and
+/// SQLite calls `fcntl` for that only when no connection of this process holds the same mark
+/// already; it does so under a process-wide mutex, which the runtime's workers then wait for.
+/// Readers take the mark of the newest commit, the one the anchor holds: their locks become a
+/// counter in memory (issue 17: 1.7 `fcntl` and 1.75 `futex` calls per authenticated request
+/// without it). Every reader still opens its own transaction, so it sees every commit of every
+/// process as before.
+///
+/// An anchor that never lets go keeps every other process from restarting the WAL, which then
+/// grows with each of their commits (bench/run's token minter left 3 GB). So it lets go while
+/// this process writes, and stays away for `ANCHOR_BACK_OFF` after it sees another connection's
+/// commit: the writer connection's `PRAGMA data_version` changes only then. It looks at most
+/// every `ANCHOR_POLL`; a burst of another process therefore finds the WAL held for at most
+/// that long. Tests: shared/tests/integration/store/sqlite_only.rs.
+struct ReadLockAnchor {
+    conn: Connection,
+    /// The writer connection's `data_version` when last looked at, and when that was.
+    others_version: Option<i64>,
+    looked_at: Instant,
+    away_until: Option<Instant>,
+}
+
+impl ReadLockAnchor {
+    fn new(conn: Connection, writer: &Connection) -> Self {
+        let others_version = data_version(writer);
+        Self { conn, others_version, looked_at: Instant::now(), away_until: None }
+    }
+
+    /// Starts a read transaction on the newest commit, unless one is open or another connection
+    /// committed lately. `writer` must be outside a transaction. A failure leaves no anchor:
+    /// reads work as they do without one.
+    fn hold(&mut self, writer: &Connection) {
+        let now = Instant::now();
+        if now.duration_since(self.looked_at) >= ANCHOR_POLL || self.others_version.is_none() {
+            self.looked_at = now;
+            let version = data_version(writer);
+            if version.is_none() || version != self.others_version {
+                self.others_version = version;
+                self.away_until = Some(now + ANCHOR_BACK_OFF);
+            }
+        }
+        if self.away_until.is_some_and(|until| now < until) {
+            self.release();
+            return;
+        }
+        self.away_until = None;
+        if !self.conn.is_autocommit() {
+            return;
+        }
+        let held =
+            self.conn.execute_batch("BEGIN").and_then(|()| self.conn.query_row("PRAGMA user_version", [], |_| Ok(())));
+        if let Err(e) = held {
+            tracing::debug!(error = %e, "no read-lock anchor");
+            self.release();
+        }
+    }
+
+    /// Lets go and holds again, on the newest commit, unless another connection committed.
+    fn move_to_newest(&mut self, writer: &Connection) {
+        self.release();
+        self.hold(writer);
+    }
+
+    fn release(&mut self) {
+        if !self.conn.is_autocommit() {
+            if let Err(e) = self.conn.execute_batch("ROLLBACK") {
+                tracing::debug!(error = %e, "read-lock anchor not released");
+            }
+        }
+    }
+}
+
+/// Changes only when another connection commits (SQLite's `PRAGMA data_version`).
+fn data_version(conn: &Connection) -> Option<i64> {
+    conn.query_row("PRAGMA data_version", [], |r| r.get(0)).ok()
+}
+
 /// Runs `writes` in one transaction, each inside its own savepoint so that a failed write undoes
 /// only itself, then commits and answers each (a failed commit fails them all: nothing stayed).
-fn commit_together(conn: &mut Connection, writes: Vec<Write>) {
+/// The anchor takes the new commit before the writes are answered: a caller that wrote finds
+/// the readers back on the anchored read mark.
+fn commit_together(conn: &mut Connection, writes: Vec<Write>, anchor: &mut ReadLockAnchor) {
     let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(tx) => tx,
         Err(e) => {
@@ -219,6 +325,7 @@ fn commit_together(conn: &mut Connection, writes: Vec<Write>) {
         finishes.push(finish);
     }
     let committed = tx.commit().map_err(db_error);
+    anchor.hold(conn);
     for finish in finishes {
         finish(committed.as_ref().map(|_| ()).map_err(clone_error));
     }
