@@ -146,6 +146,9 @@ add(f"| peak during profile, verify, refresh | {memory['new_peak_rss_before_hash
     f"| {memory['old_peak_rss_before_hashing_kib'] / memory['new_peak_rss_before_hashing_kib']:.1f}× | |")
 add(f"| peak during all runs (login, registration included) | **{memory['new_peak_rss_kib'] / 1024:.1f} MiB** | {memory['old_peak_rss_kib'] / 1024:.1f} MiB "
     f"({memory['old_processes']} processes, sum of each one's peak) | **{mem_ratio:.1f}×** | {limits.memory_verdict(memory)[1]} |")
+if "new_wal_bytes_after" in memory:
+    add(f"| the embedded store's WAL file after all runs (the token minter wrote beside the server) "
+        f"| {memory['new_wal_bytes_after'] / 1048576:.1f} MiB | | | |")
 add("")
 
 add("### Password hashing (one hash, this machine)")
