@@ -4,14 +4,13 @@
 //! processes the uploaded file and points the profile at it (the answer is the profile).
 
 use axum::extract::State;
-use axum::http::HeaderMap;
 use axum::Json;
 
 use crate::domain::avatars;
 use crate::domain::sessions::Authenticated;
 use crate::error::Error;
 use crate::http::body::Payload;
-use crate::http::handlers::{profile, request_origin};
+use crate::http::handlers::{profile, Origin};
 use crate::http::media::UPLOAD_TTL;
 use crate::http::wire;
 use crate::state::AppState;
@@ -21,11 +20,11 @@ use crate::state::AppState;
 pub(crate) async fn avatar_upload(
     State(state): State<AppState>,
     me: Authenticated,
-    headers: HeaderMap,
+    origin: Origin,
     payload: Payload,
 ) -> Result<Json<wire::DirectUpload>, Error> {
     let bounds = (&state.config.media).into();
-    let origin = request_origin(&headers);
+    let origin = origin.url();
     let upload =
         avatars::start_direct_upload(&*state.media, bounds, &me.user, &payload.data, UPLOAD_TTL, &origin).await?;
     Ok(Json(wire::DirectUpload {
@@ -42,10 +41,10 @@ pub(crate) async fn avatar_upload(
 pub(crate) async fn avatar_confirm(
     State(state): State<AppState>,
     me: Authenticated,
-    headers: HeaderMap,
+    origin: Origin,
     payload: Payload,
 ) -> Result<Json<wire::Profile>, Error> {
     let bounds = (&state.config.media).into();
     let user = avatars::confirm_direct_upload(&*state.store, &*state.media, bounds, &me.user, &payload.data).await?;
-    Ok(Json(profile(&state, &user, &headers)))
+    Ok(Json(profile(&state, user, &origin)))
 }

@@ -1,7 +1,9 @@
 //! The handlers: parse, call the domain, answer the contract's bodies (`wire.rs`).
 
+use axum::extract::FromRequestParts;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::Json;
 use chrono::{TimeZone, Utc};
 use serde_json::Value;
@@ -22,23 +24,43 @@ type JsonResult<T> = Result<Json<T>, Error>;
 
 /// The profile; `avatar` an absolute URL (under `MEDIA_BASE_URL`, else under the request's
 /// origin) or null.
-pub(crate) fn profile(state: &AppState, user: &User, headers: &HeaderMap) -> wire::Profile {
+pub(crate) fn profile(state: &AppState, user: User, origin: &Origin) -> wire::Profile {
     let base_url = state.config.media.base_url.as_deref();
     wire::Profile {
+        avatar: user.avatar.as_ref().map(|key| crate::media::media_url(base_url, &origin.url(), key)),
         id: user.id,
-        username: user.username.clone(),
-        email: user.email.clone(),
-        nickname: user.nickname.clone(),
-        signature: user.signature.clone(),
-        avatar: user.avatar.as_ref().map(|key| crate::media::media_url(base_url, &request_origin(headers), key)),
+        username: user.username,
+        email: user.email,
+        nickname: user.nickname,
+        signature: user.signature,
     }
 }
 
-/// `scheme://host` of the request, as Django's `build_absolute_uri` derives it.
-pub(crate) fn request_origin(headers: &HeaderMap) -> String {
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
-    let scheme = headers.get("x-forwarded-proto").and_then(|h| h.to_str().ok()).unwrap_or("http");
-    format!("{scheme}://{host}")
+/// The request's `X-Forwarded-Proto` and `Host`, from which Django's `build_absolute_uri`
+/// derives absolute URLs. Only these two are kept: a `HeaderMap` extractor copies every header
+/// of every request (issue 17).
+pub(crate) struct Origin {
+    scheme: Option<HeaderValue>,
+    host: Option<HeaderValue>,
+}
+
+impl Origin {
+    /// `scheme://host`.
+    pub(crate) fn url(&self) -> String {
+        fn text(value: &Option<HeaderValue>) -> Option<&str> {
+            value.as_ref().and_then(|v| v.to_str().ok())
+        }
+        format!("{}://{}", text(&self.scheme).unwrap_or("http"), text(&self.host).unwrap_or("localhost"))
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Origin {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let header = |name| parts.headers.get(name).cloned();
+        Ok(Self { scheme: header("x-forwarded-proto"), host: header(header::HOST.as_str()) })
+    }
 }
 
 fn login_body(user: &User, pair: TokenPair) -> wire::Login {
@@ -139,16 +161,16 @@ pub(crate) async fn user_details_patch(
 pub(crate) async fn profile_get(
     State(state): State<AppState>,
     me: Authenticated,
-    headers: HeaderMap,
+    origin: Origin,
 ) -> JsonResult<wire::Profile> {
-    Ok(Json(profile(&state, &me.user, &headers)))
+    Ok(Json(profile(&state, me.user, &origin)))
 }
 
 /// PUT and PATCH alike: every profile field is optional.
 pub(crate) async fn profile_update(
     State(state): State<AppState>,
     me: Authenticated,
-    headers: HeaderMap,
+    origin: Origin,
     mut payload: Payload,
 ) -> JsonResult<wire::Profile> {
     let avatar = requests::profile::AVATAR.name;
@@ -161,5 +183,5 @@ pub(crate) async fn profile_update(
     let user =
         crate::domain::avatars::update_profile(&*state.store, &*state.media, bounds, &me.user, &payload.data, file)
             .await?;
-    Ok(Json(profile(&state, &user, &headers)))
+    Ok(Json(profile(&state, user, &origin)))
 }

@@ -323,6 +323,17 @@ async fn bearer_header_rules() {
     let invalid = |message: &str| json!({"detail": "Given token not valid for any token type", "code": "token_not_valid", "messages": [{"token_class": "AccessToken", "token_type": "access", "message": message}]});
     let r = app.send(get(Some("Bearer garbage".into()))).await;
     assert_eq!((r.status, r.body), (StatusCode::UNAUTHORIZED, invalid("Token is invalid")));
+    // Bytes that are not UTF-8 (HTTP allows them in a header): read lossily, an invalid token.
+    let latin1 = |bytes: &[u8]| {
+        let value = axum::http::HeaderValue::from_bytes(bytes).unwrap();
+        Request::get("/api/accounts/profile/").header("authorization", value).body(Body::empty()).unwrap()
+    };
+    let r = app.send(latin1(b"Bearer ab\xe9cd")).await;
+    assert_eq!((r.status, r.body), (StatusCode::UNAUTHORIZED, invalid("Token is invalid")));
+    let r = app.send(latin1(b"Bearer \xe9 x")).await;
+    assert_eq!(r.body["code"], "bad_authorization_header");
+    let r = app.send(latin1(format!("B\u{e9}arer {access}").as_bytes())).await;
+    assert_eq!((r.status, &r.body), (StatusCode::UNAUTHORIZED, &no_credentials));
     let r = app.send(get(Some(format!("Bearer {refresh}")))).await;
     assert_eq!(r.body, invalid("Token has wrong type"));
     let mut expired = claims(&access);
