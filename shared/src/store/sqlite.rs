@@ -118,8 +118,7 @@ impl SqliteStore {
         let mut writer = connect(path)?;
         migrate(&mut writer)?;
         let readers = Mutex::new(vec![connect(path)?]);
-        let anchor = ReadLockAnchor::new(connect(path)?, &writer);
-        Ok(Self { path: path.to_path_buf(), readers, writer: Writer::start(writer, anchor)? })
+        Ok(Self { path: path.to_path_buf(), readers, writer: Writer::start(writer, path.to_path_buf())? })
     }
 
     pub fn path(&self) -> &Path {
@@ -173,11 +172,13 @@ struct Writer {
 }
 
 impl Writer {
-    fn start(mut conn: Connection, mut anchor: ReadLockAnchor) -> StoreResult<Self> {
+    fn start(mut conn: Connection, path: PathBuf) -> StoreResult<Self> {
         let (queue, queued) = std::sync::mpsc::channel::<Write>();
         std::thread::Builder::new()
             .name("sqlite-writer".into())
             .spawn(move || {
+                // Opened here, off the caller's path (a Lambda's cold start opens the store).
+                let mut anchor = ReadLockAnchor::open(&path, &conn);
                 anchor.hold(&conn);
                 loop {
                     let first = match queued.recv_timeout(ANCHOR_POLL) {
@@ -228,7 +229,8 @@ const ANCHOR_BACK_OFF: Duration = Duration::from_secs(1);
 /// every `ANCHOR_POLL`; a burst of another process therefore finds the WAL held for at most
 /// that long. Tests: shared/tests/integration/store/sqlite_only.rs.
 struct ReadLockAnchor {
-    conn: Connection,
+    /// `None` if it could not be opened: reads work as they do without an anchor.
+    conn: Option<Connection>,
     /// The writer connection's `data_version` when last looked at, and when that was.
     others_version: Option<i64>,
     looked_at: Instant,
@@ -236,9 +238,9 @@ struct ReadLockAnchor {
 }
 
 impl ReadLockAnchor {
-    fn new(conn: Connection, writer: &Connection) -> Self {
-        let others_version = data_version(writer);
-        Self { conn, others_version, looked_at: Instant::now(), away_until: None }
+    fn open(path: &Path, writer: &Connection) -> Self {
+        let conn = connect(path).map_err(|e| tracing::debug!(error = %e, "no read-lock anchor")).ok();
+        Self { conn, others_version: data_version(writer), looked_at: Instant::now(), away_until: None }
     }
 
     /// Starts a read transaction on the newest commit, unless one is open or another connection
@@ -259,11 +261,11 @@ impl ReadLockAnchor {
             return;
         }
         self.away_until = None;
-        if !self.conn.is_autocommit() {
+        let Some(conn) = &self.conn else { return };
+        if !conn.is_autocommit() {
             return;
         }
-        let held =
-            self.conn.execute_batch("BEGIN").and_then(|()| self.conn.query_row("PRAGMA user_version", [], |_| Ok(())));
+        let held = conn.execute_batch("BEGIN").and_then(|()| conn.query_row("PRAGMA user_version", [], |_| Ok(())));
         if let Err(e) = held {
             tracing::debug!(error = %e, "no read-lock anchor");
             self.release();
@@ -277,8 +279,9 @@ impl ReadLockAnchor {
     }
 
     fn release(&mut self) {
-        if !self.conn.is_autocommit() {
-            if let Err(e) = self.conn.execute_batch("ROLLBACK") {
+        let Some(conn) = &self.conn else { return };
+        if !conn.is_autocommit() {
+            if let Err(e) = conn.execute_batch("ROLLBACK") {
                 tracing::debug!(error = %e, "read-lock anchor not released");
             }
         }
