@@ -24,7 +24,7 @@ pub fn init_tracing() {
 }
 
 /// The JSON log format, writing to `writer`. Every line carries the fields of its innermost span
-/// under `span`: inside a request that is the `request` span of `http::logging::request_span`
+/// under `span`: inside a request that is the `request` span of `http::logging::RequestSpanLayer`
 /// (API Gateway's and Lambda's request ids), so each line joins the API's access log. The list
 /// of all spans is left out: the runtime's own span only repeats the Lambda request id.
 pub fn json_layer<S, W>(writer: W) -> impl tracing_subscriber::Layer<S>

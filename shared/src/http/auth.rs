@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 
 use crate::domain::sessions::{self, Authenticated};
 use crate::error::Error;
+use crate::http::logging::RequestLine;
 use crate::state::AppState;
 
 /// The token of an `Authorization: Bearer <token>` header; `None` when there is no header or
@@ -33,8 +34,18 @@ pub fn bearer_token(headers: &HeaderMap) -> Result<Option<Cow<'_, str>>, Error> 
     }
 }
 
-/// Middleware: resolves the Bearer token (if any) into an [`Authenticated`] request extension.
-pub async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+/// Middleware of every API route: resolves the Bearer token (if any) into an [`Authenticated`]
+/// request extension, inside the request's log line, so refused credentials are logged too.
+/// One layer for both: each `from_fn` layer boxes and clones the route inside it and boxes its
+/// future on every request (issue 17, bench/README.md: the reads).
+pub async fn authenticate(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let line = RequestLine::of(&req);
+    let response = authenticated(&state, req, next).await;
+    line.log(&response);
+    response
+}
+
+async fn authenticated(state: &AppState, mut req: Request, next: Next) -> Response {
     let caller = match bearer_token(req.headers()) {
         Ok(None) => None,
         Ok(Some(token)) => match sessions::authenticate(&*state.store, &state.tokens, &token).await {

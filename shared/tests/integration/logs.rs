@@ -46,6 +46,9 @@ async fn request_lines_carry_no_secrets() {
     app.post("/api/auth/refresh/", json!({"refresh": refresh})).await;
     app.call("GET", "/api/accounts/profile/", None, Some(&access)).await;
     app.post("/api/auth/password/reset/", json!({"email": email})).await;
+    // Refused credentials are logged too: the line is taken around authentication.
+    let refused = app.call("GET", "/api/accounts/profile/", None, Some("not.a.token")).await;
+    assert_eq!(refused.status, 401);
 
     let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
     for secret in [STRONG, "wrong-password-123", &access, &refresh, email] {
@@ -56,13 +59,18 @@ async fn request_lines_carry_no_secrets() {
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .filter(|l| l["fields"]["message"] == "request")
         .collect();
-    assert_eq!(requests.len(), 5, "{text}");
+    assert_eq!(requests.len(), 6, "{text}");
     let first = &requests[0]["fields"];
     assert_eq!(
         (first["method"].as_str(), first["route"].as_str(), first["status"].as_u64()),
         (Some("POST"), Some("/api/auth/registration/"), Some(201))
     );
     assert!(first["latency_ms"].as_f64().is_some());
+    let last = &requests[5]["fields"];
+    assert_eq!(
+        (last["method"].as_str(), last["route"].as_str(), last["status"].as_u64()),
+        (Some("GET"), Some("/api/accounts/profile/"), Some(401))
+    );
 }
 
 /// Through the Lambda path (the sample API Gateway event parsed by `lambda_http`, with the
