@@ -193,10 +193,9 @@ pub async fn verify(store: &dyn Store, tokens: &TokenService, data: &Data) -> Re
     if claims.token_type == TokenType::Refresh && store.blacklisted(&claims.jti, now).await?.is_some() {
         return Err(Error::VerifyBlacklisted);
     }
-    let (user, session) = store.session_with_user(claims.user_id(), &claims.sid, now).await?;
-    match (user, session) {
-        (Some(user), Some(session)) if session.is_valid_for(&user, now) => Ok(()),
-        _ => Err(Error::TokenRejected(TokenProblem::Invalid)),
+    match store.session_is_valid(claims.user_id(), &claims.sid, now).await? {
+        true => Ok(()),
+        false => Err(Error::TokenRejected(TokenProblem::Invalid)),
     }
 }
 

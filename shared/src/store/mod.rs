@@ -98,6 +98,14 @@ pub trait SessionStore: Send + Sync {
         now: i64,
     ) -> StoreResult<(Option<User>, Option<Session>)>;
 
+    /// Whether the session is live, the user's, and of the user's current password
+    /// ([`Session::is_valid_for`]): what a token verification asks, without the records. A
+    /// store may answer it with a narrower read (the embedded store does: issue 17).
+    async fn session_is_valid(&self, user_id: u64, session_id: &str, now: i64) -> StoreResult<bool> {
+        let (user, session) = self.session_with_user(user_id, session_id, now).await?;
+        Ok(matches!((user, session), (Some(user), Some(session)) if session.is_valid_for(&user, now)))
+    }
+
     /// Spends `old_jti` and makes `new_jti` the session's current refresh token, exactly once:
     /// of several rotations of the same token only one returns `Rotated`. Only while the user
     /// is active and the session's and the user's password versions are the rotation's. The

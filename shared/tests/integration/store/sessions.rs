@@ -90,6 +90,20 @@ conformance!([sqlite, dynamodb] {
         assert_eq!((u, s), (None, None));
     }
 
+    async fn session_is_valid_only_for_the_users_live_session(store: SharedStore) {
+        let (alice, first) = register(&store, "alice", "").await;
+        let (bob, _) = register(&store, "bob", "").await;
+        assert!(store.session_is_valid(alice.id, &first.id, NOW).await.unwrap());
+        assert!(store.session_is_valid(alice.id, &first.id, first.expires_at - 1).await.unwrap());
+        assert!(!store.session_is_valid(alice.id, &first.id, first.expires_at).await.unwrap(), "over at expires_at");
+        assert!(!store.session_is_valid(bob.id, &first.id, NOW).await.unwrap(), "another user's session");
+        assert!(!store.session_is_valid(424_242, &first.id, NOW).await.unwrap(), "no such user");
+        assert!(!store.session_is_valid(alice.id, "no-such-session", NOW).await.unwrap());
+        assert!(!store.session_is_valid(alice.id, "", NOW).await.unwrap());
+        assert!(store.end_session(&first.id).await.unwrap());
+        assert!(!store.session_is_valid(alice.id, &first.id, NOW).await.unwrap(), "an ended session");
+    }
+
     async fn rotate_refresh_happy_path(store: SharedStore) {
         let (user, first) = register(&store, "alice", "").await;
         let r = rotation(&first, "alice-r1", "alice-r2", NOW + 60);

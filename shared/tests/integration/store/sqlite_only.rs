@@ -212,6 +212,21 @@ async fn reads_see_another_connections_commits_at_once() {
     }
 }
 
+/// A session of an older password is not valid, even before the password change has deleted it
+/// (a change from another process, say `tools/accounts-admin`, that only raised the version): the
+/// narrow read of a token verification compares the versions as `Session::is_valid_for` does.
+#[tokio::test]
+async fn a_session_of_an_older_password_is_not_valid() {
+    use accounts::store::SessionStore;
+    let (dir, store, user) = store_with_user("a").await;
+    assert!(store.session_is_valid(user.id, "first", 100).await.unwrap());
+    let other = rusqlite::Connection::open(dir.path().join("accounts.sqlite3")).unwrap();
+    other.execute("UPDATE users SET password_version = password_version + 1 WHERE id = ?1", [user.id as i64]).unwrap();
+    assert!(!store.session_is_valid(user.id, "first", 100).await.unwrap());
+    let (user, session) = store.session_with_user(user.id, "first", 100).await.unwrap();
+    assert!(!session.unwrap().is_valid_for(&user.unwrap(), 100), "the records agree");
+}
+
 /// Another process's writes (`tools/import-users`, the benchmark's token minter) restart the WAL
 /// while the server is open and idle. The store's read-lock anchor (`store::sqlite`'s
 /// `ReadLockAnchor`) lets go when it sees them; an anchor that held on left a 3 GB WAL after the
