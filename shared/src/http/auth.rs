@@ -2,18 +2,22 @@
 //! one is sent (a bad one is a 401 even where no login is needed, as in the old service).
 
 use std::borrow::Cow;
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
-use axum::extract::{FromRequestParts, Request, State};
+use axum::extract::{FromRequestParts, Request};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use axum::http::HeaderMap;
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::domain::sessions::{self, Authenticated};
 use crate::error::Error;
 use crate::http::logging::RequestLine;
 use crate::state::AppState;
+use tower::{Layer, Service, ServiceExt};
 
 /// The token of an `Authorization: Bearer <token>` header; `None` when there is no header or
 /// another scheme (treated as no credentials, like simplejwt does). Borrowed from the header
@@ -34,18 +38,61 @@ pub fn bearer_token(headers: &HeaderMap) -> Result<Option<Cow<'_, str>>, Error> 
     }
 }
 
-/// Middleware of every API route: resolves the Bearer token (if any) into an [`Authenticated`]
+/// The layer of every API route: resolves the Bearer token (if any) into an [`Authenticated`]
 /// request extension, inside the request's log line, so refused credentials are logged too.
-/// One layer for both: each `from_fn` layer boxes and clones the route inside it and boxes its
-/// future on every request (issue 17, bench/README.md: the reads).
-pub async fn authenticate(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let line = RequestLine::of(&req);
-    let response = authenticated(&state, req, next).await;
-    line.log(&response);
-    response
+///
+/// One tower layer for both, rather than two `middleware::from_fn`s: each `from_fn` boxes and
+/// clones the route inside it and boxes its future again on every request (issue 17,
+/// bench/README.md: the reads).
+#[derive(Clone)]
+pub(crate) struct AuthenticationLayer(pub(crate) AppState);
+
+impl<S> Layer<S> for AuthenticationLayer {
+    type Service = Authentication<S>;
+
+    fn layer(&self, inner: S) -> Authentication<S> {
+        Authentication { inner, state: self.0.clone() }
+    }
 }
 
-async fn authenticated(state: &AppState, mut req: Request, next: Next) -> Response {
+/// The service of [`AuthenticationLayer`].
+#[derive(Clone)]
+pub(crate) struct Authentication<S> {
+    inner: S,
+    state: AppState,
+}
+
+impl<S> Service<Request> for Authentication<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        // The service that was polled ready answers; a clone stays for the next request.
+        let clone = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, clone);
+        let state = self.state.clone();
+        Box::pin(async move {
+            let line = RequestLine::of(&req);
+            let response = authenticated(&state, req, inner).await;
+            line.log(&response);
+            Ok(response)
+        })
+    }
+}
+
+async fn authenticated<S>(state: &AppState, mut req: Request, inner: S) -> Response
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+{
     let caller = match bearer_token(req.headers()) {
         Ok(None) => None,
         Ok(Some(token)) => match sessions::authenticate(&*state.store, &state.tokens, &token).await {
@@ -57,7 +104,10 @@ async fn authenticated(state: &AppState, mut req: Request, next: Next) -> Respon
     if let Some(caller) = caller {
         req.extensions_mut().insert(caller);
     }
-    next.run(req).await
+    match inner.oneshot(req).await {
+        Ok(response) => response,
+        Err(never) => match never {},
+    }
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Authenticated {

@@ -130,10 +130,10 @@ pub fn page_router(pages: &[Endpoint]) -> Router {
 /// the body limit and the request span.
 /// As few layers as can be: axum boxes a route again at every `layer` call and clones each box
 /// on every request, and each `from_fn` layer boxes and clones again (issue 17: 66 of a profile
-/// GET's allocations with four calls and three `from_fn`s).
+/// GET's allocations with four calls and three `from_fn`s; tower layers instead need none).
 fn with_layers(router: Router<AppState>, state: AppState) -> Router {
     // The request log is taken around authentication, so refused credentials are logged too.
-    let per_route = middleware::from_fn_with_state(state.clone(), auth::authenticate);
+    let per_route = auth::AuthenticationLayer(state.clone());
     let outer = tower::ServiceBuilder::new()
         // Outermost: whatever answers (a route, the fallback, a refused body) logs in the span.
         .layer(logging::RequestSpanLayer)
