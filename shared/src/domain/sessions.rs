@@ -193,10 +193,10 @@ pub async fn verify(store: &dyn Store, tokens: &TokenService, data: &Data) -> Re
     if claims.token_type == TokenType::Refresh && store.blacklisted(&claims.jti, now).await?.is_some() {
         return Err(Error::VerifyBlacklisted);
     }
-    match store.session_is_valid(claims.user_id(), &claims.sid, now).await? {
-        true => Ok(()),
-        false => Err(Error::TokenRejected(TokenProblem::Invalid)),
+    if !store.session_is_valid(claims.user_id(), &claims.sid, now).await? {
+        return Err(Error::TokenRejected(TokenProblem::Invalid));
     }
+    Ok(())
 }
 
 /// `POST /api/auth/logout/`: blacklists the refresh token and ends its session. A token spent

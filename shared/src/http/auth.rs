@@ -17,7 +17,7 @@ use crate::domain::sessions::{self, Authenticated};
 use crate::error::Error;
 use crate::http::logging::RequestLine;
 use crate::state::AppState;
-use tower::{Layer, Service, ServiceExt};
+use tower::{Layer, Service};
 
 /// The token of an `Authorization: Bearer <token>` header; `None` when there is no header or
 /// another scheme (treated as no credentials, like simplejwt does). Borrowed from the header
@@ -89,7 +89,8 @@ where
     }
 }
 
-async fn authenticated<S>(state: &AppState, mut req: Request, inner: S) -> Response
+/// `inner`'s answer (it was polled ready) with the caller in the request, or the refusal.
+async fn authenticated<S>(state: &AppState, mut req: Request, mut inner: S) -> Response
 where
     S: Service<Request, Response = Response, Error = Infallible>,
 {
@@ -104,10 +105,8 @@ where
     if let Some(caller) = caller {
         req.extensions_mut().insert(caller);
     }
-    match inner.oneshot(req).await {
-        Ok(response) => response,
-        Err(never) => match never {},
-    }
+    let Ok(response) = inner.call(req).await;
+    response
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Authenticated {

@@ -23,7 +23,7 @@ use tracing::Instrument;
 /// A tower layer rather than `middleware::from_fn`, which boxes and clones the service inside
 /// it and boxes its future on every request (issue 17, bench/README.md: the reads).
 #[derive(Debug, Clone, Copy)]
-pub struct RequestSpanLayer;
+pub(crate) struct RequestSpanLayer;
 
 impl<S> Layer<S> for RequestSpanLayer {
     type Service = RequestSpan<S>;
@@ -35,7 +35,7 @@ impl<S> Layer<S> for RequestSpanLayer {
 
 /// The service of [`RequestSpanLayer`].
 #[derive(Debug, Clone)]
-pub struct RequestSpan<S>(S);
+pub(crate) struct RequestSpan<S>(S);
 
 impl<S: Service<Request>> Service<Request> for RequestSpan<S> {
     type Response = S::Response;
@@ -72,8 +72,8 @@ fn request_span(req: &Request) -> tracing::Span {
     span
 }
 
-/// Middleware: the request's log line (the API's routes log in `auth::authenticate`, which
-/// takes the line around authentication; this is for the static pages).
+/// Middleware: the request's log line, for the static pages (the API's routes take theirs in
+/// `auth::AuthenticationLayer`, around authentication).
 pub async fn log_request(req: Request, next: Next) -> Response {
     let line = RequestLine::of(&req);
     let response = next.run(req).await;
