@@ -208,6 +208,8 @@ conformance!([sqlite, dynamodb] {
                     assert_eq!(rotated.status, StatusCode::UNAUTHORIZED, "a session of the old password still refreshes");
                     let verified = app.post("/api/auth/token/verify/", json!({"token": refresh})).await;
                     assert_eq!(verified.status, StatusCode::UNAUTHORIZED);
+                    let verified = app.post("/api/auth/token/verify/", json!({"token": access})).await;
+                    assert_eq!(verified.status, StatusCode::UNAUTHORIZED, "an access token of the old password verifies");
                 }
                 StatusCode::BAD_REQUEST | StatusCode::SERVICE_UNAVAILABLE => {}
                 other => panic!("{other}: {}", r.body),
@@ -269,6 +271,57 @@ conformance!([sqlite, dynamodb] {
         }
         assert_eq!(app.call("GET", "/api/accounts/profile/", None, Some(&thief_access)).await.status, StatusCode::UNAUTHORIZED);
         assert_eq!(app.post("/api/auth/refresh/", json!({"refresh": thief_refresh})).await.status, StatusCode::UNAUTHORIZED);
+    }
+
+    /// Verifications of a session's access token fired all around its logout: every one that
+    /// starts after the logout has answered is refused (the session is read at each one; a
+    /// verified token kept in memory only saves its signature check).
+    async fn verifications_racing_a_logout_are_refused_once_it_answered(backend: Backend) {
+        use std::sync::OnceLock;
+        use std::time::{Duration, Instant};
+        let app = app(backend, &[]).await;
+        let (access, refresh, _) = app.register("leaver").await;
+        let logged_out: Arc<OnceLock<Instant>> = Arc::default();
+        // 8 clients verify over and over, until each has sent 3 verifications after the logout
+        // answered (a time bound for an emulator that never answers it).
+        let clients: Vec<_> = (0..8)
+            .map(|_| {
+                let (app, access, logged_out) = (app.clone(), access.clone(), logged_out.clone());
+                tokio::spawn(async move {
+                    let (mut replies, deadline) = (Vec::new(), Instant::now() + Duration::from_secs(30));
+                    let mut sent_after = 0;
+                    while sent_after < 3 && Instant::now() < deadline {
+                        let sent = Instant::now();
+                        let r = app.post("/api/auth/token/verify/", json!({"token": access})).await;
+                        let after = logged_out.get().is_some_and(|at| sent >= *at);
+                        sent_after += usize::from(after);
+                        replies.push((after, r));
+                        // As a network client waits for its socket: the embedded store answers
+                        // without ever waiting, and a loop that never yields holds its worker.
+                        tokio::task::yield_now().await;
+                    }
+                    replies
+                })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let logout = app.post("/api/auth/logout/", json!({"refresh": refresh})).await;
+        logged_out.set(Instant::now()).unwrap();
+        assert_eq!(logout.status, StatusCode::OK, "{}", logout.body);
+        let (mut before, mut after) = (0, 0);
+        for client in clients {
+            for (sent_after, r) in client.await.unwrap() {
+                if sent_after {
+                    after += 1;
+                    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "a verification after the logout passed");
+                } else if r.status == StatusCode::OK {
+                    before += 1;
+                } else {
+                    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.body);
+                }
+            }
+        }
+        assert!(before > 0 && after >= 24, "the race was run: {before} passed before, {after} sent after");
     }
 
     /// "paypal" and "pаypal" (Cyrillic а) registered at the same time: one user.
